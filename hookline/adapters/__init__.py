@@ -1,0 +1,1 @@
+"""AWS and network implementations of the ports."""

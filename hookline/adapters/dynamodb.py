@@ -1,0 +1,235 @@
+"""Table over DynamoDB (boto3 resource API). Clients are created lazily and cached."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from hookline.adapters import cursor as cursors
+from hookline.config import Settings
+from hookline.errors import ConditionFailed
+from hookline.ports import Item, Page, Query
+
+#: Index name -> (hash attribute, range attribute), as declared in template.yaml.
+INDEXES: dict[str, tuple[str, str]] = {"by_webhook": ("gsi1pk", "gsi1sk")}
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=64)
+
+
+@lru_cache(maxsize=1)
+def resource() -> Any:
+    return boto3.resource("dynamodb", config=_CONFIG)
+
+
+def to_python(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; give the domain ints and floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: to_python(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_python(v) for v in value]
+    if isinstance(value, set):
+        return {to_python(v) for v in value}
+    return value
+
+
+def to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def _condition(expect: Mapping[str, Any]) -> ConditionBase:
+    parts = [
+        Attr(name).not_exists() if value is None else Attr(name).eq(to_dynamo(value))
+        for name, value in expect.items()
+    ]
+    condition = parts[0]
+    for part in parts[1:]:
+        condition = condition & part
+    return condition
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class DynamoTable:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._table = resource().Table(name)
+
+    def get(self, pk: str, sk: str) -> Item | None:
+        response = self._table.get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=True)
+        item = response.get("Item")
+        return to_python(item) if item is not None else None
+
+    def put(self, item: Item, *, if_absent: bool = False) -> None:
+        kwargs: dict[str, Any] = {"Item": to_dynamo(item)}
+        if if_absent:
+            kwargs["ConditionExpression"] = Attr("pk").not_exists()
+        try:
+            self._table.put_item(**kwargs)
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise ConditionFailed(f"{item['pk']}/{item['sk']} exists") from exc
+            raise
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        set: Mapping[str, Any] | None = None,
+        remove: Sequence[str] = (),
+        add: Mapping[str, int] | None = None,
+        if_exists: bool = True,
+        expect: Mapping[str, Any] | None = None,
+    ) -> Item:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        clauses: list[str] = []
+        sets = []
+        for i, (name, value) in enumerate((set or {}).items()):
+            names[f"#s{i}"] = name
+            values[f":s{i}"] = to_dynamo(value)
+            sets.append(f"#s{i} = :s{i}")
+        if sets:
+            clauses.append("SET " + ", ".join(sets))
+        if remove:
+            for i, name in enumerate(remove):
+                names[f"#r{i}"] = name
+            clauses.append("REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove))))
+        if add:
+            adds = []
+            for i, (name, delta) in enumerate(add.items()):
+                names[f"#a{i}"] = name
+                values[f":a{i}"] = delta
+                adds.append(f"#a{i} :a{i}")
+            clauses.append("ADD " + ", ".join(adds))
+        kwargs: dict[str, Any] = {
+            "Key": {"pk": pk, "sk": sk},
+            "UpdateExpression": " ".join(clauses),
+            "ReturnValues": "ALL_NEW",
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        condition: ConditionBase | None = Attr("pk").exists() if if_exists else None
+        if expect:
+            condition = _condition(expect) if condition is None else condition & _condition(expect)
+        if condition is not None:
+            kwargs["ConditionExpression"] = condition
+        try:
+            response = self._table.update_item(**kwargs)
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise ConditionFailed(f"{pk}/{sk} condition failed") from exc
+            raise
+        return to_python(response["Attributes"])
+
+    def delete(self, pk: str, sk: str, *, expect: Mapping[str, Any] | None = None) -> None:
+        kwargs: dict[str, Any] = {"Key": {"pk": pk, "sk": sk}}
+        if expect:
+            kwargs["ConditionExpression"] = _condition(expect)
+        try:
+            self._table.delete_item(**kwargs)
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise ConditionFailed(f"{pk}/{sk} condition failed") from exc
+            raise
+
+    def query(self, query: Query) -> Page:
+        hash_attr, range_attr = INDEXES[query.index] if query.index else ("pk", "sk")
+        condition = Key(hash_attr).eq(query.partition)
+        if query.prefix is not None:
+            condition = condition & Key(range_attr).begins_with(query.prefix)
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": not query.descending,
+        }
+        if query.index:
+            kwargs["IndexName"] = query.index
+        else:
+            kwargs["ConsistentRead"] = True
+        filters = []
+        if query.after is not None:
+            filters.append(Attr(range_attr).gt(query.after))
+        if query.before is not None:
+            filters.append(Attr(range_attr).lt(query.before))
+        filters.extend(Attr(k).eq(to_dynamo(v)) for k, v in query.where.items())
+        if filters:
+            combined = filters[0]
+            for f in filters[1:]:
+                combined = combined & f
+            kwargs["FilterExpression"] = combined
+        if query.cursor:
+            kwargs["ExclusiveStartKey"] = cursors.decode(
+                query.cursor, partition_attr=hash_attr, partition=query.partition
+            )
+        selected: list[Item] = []
+        more = False
+        while True:
+            if query.limit is not None:
+                # Ask for one more than needed so we know whether another page exists.
+                kwargs["Limit"] = max(query.limit + 1 - len(selected), 1) if not filters else 100
+            response = self._table.query(**kwargs)
+            for raw in response.get("Items", []):
+                if query.limit is not None and len(selected) >= query.limit:
+                    more = True
+                    break
+                selected.append(to_python(raw))
+            if more or "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        next_cursor = None
+        if more and selected:
+            last = selected[-1]
+            key = {
+                "pk": last["pk"],
+                "sk": last["sk"],
+                hash_attr: last[hash_attr],
+                range_attr: last[range_attr],
+            }
+            next_cursor = cursors.encode(key)
+        return Page(selected, next_cursor)
+
+    def batch_get(self, keys: Sequence[tuple[str, str]]) -> list[Item]:
+        items: list[Item] = []
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):
+            request: dict[str, Any] = {
+                self.name: {
+                    "Keys": [{"pk": pk, "sk": sk} for pk, sk in unique[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                response = resource().batch_get_item(RequestItems=request)
+                items.extend(to_python(i) for i in response["Responses"].get(self.name, []))
+                request = response.get("UnprocessedKeys") or {}
+        return items
+
+
+class DynamoTables:
+    """The tables by role, named from Settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.communities = DynamoTable(settings.communities_table)
+        self.webhooks = DynamoTable(settings.webhooks_table)
+        self.events = DynamoTable(settings.events_table)
+        self.deliveries = DynamoTable(settings.deliveries_table)
+        self.directory = DynamoTable(settings.directory_table)

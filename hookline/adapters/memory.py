@@ -1,0 +1,151 @@
+"""In-memory Table: the storage port without DynamoDB, for unit tests and engine benchmarks."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hookline.adapters import cursor as cursors
+from hookline.errors import ConditionFailed
+from hookline.ports import Item, Page, Query
+
+
+def _matches(item: Item, expect: Mapping[str, Any]) -> bool:
+    return all(item.get(name) == value for name, value in expect.items())
+
+
+class MemoryTable:
+    """Thread-safe dict-of-dicts with DynamoDB-like semantics for the subset Hookline uses."""
+
+    def __init__(self, name: str = "memory", indexes: Mapping[str, tuple[str, str]] | None = None):
+        self.name = name
+        self.indexes = dict(indexes or {})
+        self._rows: dict[str, dict[str, Item]] = {}
+        self._lock = threading.RLock()
+
+    def get(self, pk: str, sk: str) -> Item | None:
+        with self._lock:
+            item = self._rows.get(pk, {}).get(sk)
+            return copy.deepcopy(item) if item is not None else None
+
+    def put(self, item: Item, *, if_absent: bool = False) -> None:
+        with self._lock:
+            partition = self._rows.setdefault(item["pk"], {})
+            if if_absent and item["sk"] in partition:
+                raise ConditionFailed(f"{item['pk']}/{item['sk']} exists")
+            partition[item["sk"]] = copy.deepcopy(item)
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        set: Mapping[str, Any] | None = None,
+        remove: Sequence[str] = (),
+        add: Mapping[str, int] | None = None,
+        if_exists: bool = True,
+        expect: Mapping[str, Any] | None = None,
+    ) -> Item:
+        with self._lock:
+            current = self._rows.get(pk, {}).get(sk)
+            if current is None:
+                if if_exists or expect:
+                    raise ConditionFailed(f"{pk}/{sk} missing")
+                current = {"pk": pk, "sk": sk}
+            if expect and not _matches(current, expect):
+                raise ConditionFailed(f"{pk}/{sk} condition failed")
+            updated = copy.deepcopy(current)
+            updated.update(copy.deepcopy(dict(set or {})))
+            for name in remove:
+                updated.pop(name, None)
+            for name, delta in (add or {}).items():
+                updated[name] = updated.get(name, 0) + delta
+            self._rows.setdefault(pk, {})[sk] = updated
+            return copy.deepcopy(updated)
+
+    def delete(self, pk: str, sk: str, *, expect: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            partition = self._rows.get(pk, {})
+            current = partition.get(sk)
+            if expect and (current is None or not _matches(current, expect)):
+                raise ConditionFailed(f"{pk}/{sk} condition failed")
+            partition.pop(sk, None)
+
+    def query(self, query: Query) -> Page:
+        hash_attr, range_attr = self.indexes[query.index] if query.index else ("pk", "sk")
+        with self._lock:
+            if query.index:
+                rows = [
+                    item
+                    for partition in self._rows.values()
+                    for item in partition.values()
+                    if item.get(hash_attr) == query.partition and range_attr in item
+                ]
+            else:
+                rows = list(self._rows.get(query.partition, {}).values())
+            rows = [copy.deepcopy(item) for item in rows]
+        rows.sort(
+            key=lambda item: (item[range_attr], item["pk"], item["sk"]), reverse=query.descending
+        )
+        start = None
+        if query.cursor:
+            start = cursors.decode(
+                query.cursor, partition_attr=hash_attr, partition=query.partition
+            )
+        selected: list[Item] = []
+        more = False
+        for item in rows:
+            position = (item[range_attr], item["pk"], item["sk"])
+            if start is not None:
+                start_position = (start[range_attr], start["pk"], start["sk"])
+                passed = (
+                    position < start_position if query.descending else position > start_position
+                )
+                if not passed:
+                    continue
+            value = item[range_attr]
+            if query.prefix is not None and not value.startswith(query.prefix):
+                continue
+            if query.after is not None and not value > query.after:
+                continue
+            if query.before is not None and not value < query.before:
+                continue
+            if not _matches(item, query.where):
+                continue
+            if query.limit is not None and len(selected) >= query.limit:
+                more = True
+                break
+            selected.append(item)
+        next_cursor = None
+        if more and selected:
+            last = selected[-1]
+            key = {
+                "pk": last["pk"],
+                "sk": last["sk"],
+                hash_attr: last[hash_attr],
+                range_attr: last[range_attr],
+            }
+            next_cursor = cursors.encode(key)
+        return Page(selected, next_cursor)
+
+    def batch_get(self, keys: Sequence[tuple[str, str]]) -> list[Item]:
+        return [item for pk, sk in keys if (item := self.get(pk, sk)) is not None]
+
+    def scan_all(self) -> list[Item]:
+        """Every item (tests and benchmarks only)."""
+        with self._lock:
+            return [copy.deepcopy(i) for p in self._rows.values() for i in p.values()]
+
+
+@dataclass
+class MemoryTables:
+    communities: MemoryTable = field(default_factory=lambda: MemoryTable("communities"))
+    webhooks: MemoryTable = field(default_factory=lambda: MemoryTable("webhooks"))
+    events: MemoryTable = field(default_factory=lambda: MemoryTable("events"))
+    deliveries: MemoryTable = field(
+        default_factory=lambda: MemoryTable("deliveries", {"by_webhook": ("gsi1pk", "gsi1sk")})
+    )
+    directory: MemoryTable = field(default_factory=lambda: MemoryTable("directory"))

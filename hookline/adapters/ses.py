@@ -1,0 +1,44 @@
+"""Mailer over Amazon SES, or an outbox folder when one is configured (the local stack)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+
+@lru_cache(maxsize=1)
+def _client() -> Any:
+    return boto3.client("ses")
+
+
+class SesMailer:
+    def __init__(self, sender: str, *, outbox_dir: str = "") -> None:
+        self.sender = sender
+        self.outbox_dir = outbox_dir
+
+    def send(self, *, to: str, subject: str, text: str) -> None:
+        if self.outbox_dir:
+            folder = Path(self.outbox_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            message = {
+                "from": self.sender,
+                "to": to,
+                "subject": subject,
+                "text": text,
+                "sent_at": time.time(),
+            }
+            path = folder / f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.json"
+            path.write_text(json.dumps(message, indent=2))
+            print(f"[mail] to {to}: {subject} ({path})", flush=True)
+            return
+        _client().send_email(
+            Source=self.sender,
+            Destination={"ToAddresses": [to]},
+            Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": text}}},
+        )

@@ -1,0 +1,104 @@
+"""The API's resolver and its exception handlers: every error leaves in the one error shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+
+from hookline.errors import (
+    HooklineError,
+    InvalidParam,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from hookline.observability import logger
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def error_response(error: HooklineError) -> Response:
+    return Response(
+        status_code=error.status,
+        content_type="application/json",
+        body=json.dumps(error.to_body()),
+    )
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_error(errors: list[dict[str, Any]]) -> InvalidParam:
+    """Turn pydantic/powertools validation errors into one invalid_param naming the field(s)."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return InvalidParam("Request body is not valid JSON.", field="body")
+    fields = []
+    messages = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        field = _field_name(loc)
+        if error.get("type") == "missing":
+            messages.append(f"{field} is required")
+        elif error.get("type") == "extra_forbidden":
+            messages.append(f"{field} is not a known field")
+        else:
+            messages.append(f"{field}: {error.get('msg', 'invalid value')}")
+        fields.append(field)
+    unique = list(dict.fromkeys(fields))
+    return InvalidParam(
+        "Invalid " + ", ".join(unique) + ": " + "; ".join(messages) + ".",
+        field=unique[0] if len(unique) == 1 else ",".join(unique),
+    )
+
+
+def build_resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(HooklineError)
+    def _domain_error(error: HooklineError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response:
+        return error_response(validation_error(list(error.errors())))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(error: RequestUnsupportedContentType) -> Response:
+        return error_response(UnsupportedMediaType("Send the request body as application/json."))
+
+    @app.not_found
+    def _not_found(error: NotFoundError) -> Response:
+        path = app.current_event.path
+        method = app.current_event.http_method.upper()
+        if _path_exists(app, path, method):
+            return error_response(MethodNotAllowed(f"{method} is not allowed on {path}."))
+        return error_response(NotFound(f"No route for {method} {path}."))
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        logger.exception("unhandled error")
+        body = {"code": "internal_error", "message": "Internal error.", "data": {"status": 500}}
+        return Response(status_code=500, content_type="application/json", body=json.dumps(body))
+
+    return app
+
+
+def _path_exists(app: APIGatewayRestResolver, path: str, method: str) -> bool:
+    """Is there a route for this path under another method (so the answer is 405, not 404)?"""
+    routes = [*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])]
+    return any(route.rule.match(path) and route.method != method for route in routes)
+
+
+def check_body_size(body: str | None) -> None:
+    if body is not None and len(body.encode()) > MAX_BODY_BYTES:
+        raise PayloadTooLarge("Request body is larger than 256 KB.")

@@ -1,0 +1,1 @@
+"""Business rules: no boto3, no Lambda event shapes."""

@@ -1,0 +1,265 @@
+"""Records <-> table items. The only module that knows the key layout (docs/architecture.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from hookline.domain.models import ApiKey, Attempt, Community, Delivery, Event, Webhook
+from hookline.errors import ConditionFailed, NotFound
+from hookline.ports import Item, Page, Query, Table
+
+_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")
+
+
+def _record_fields(item: Item) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in _KEYS}
+
+
+def community_pk(community_id: str) -> str:
+    return f"C#{community_id}"
+
+
+class CommunityRepository:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def create(self, community: Community) -> None:
+        self.table.put(
+            {"pk": community_pk(community.id), "sk": "META", **community.model_dump()},
+            if_absent=True,
+        )
+
+    def get(self, community_id: str) -> Community:
+        item = self.table.get(community_pk(community_id), "META")
+        if item is None:
+            raise NotFound("Community not found.")
+        return Community.model_validate(_record_fields(item))
+
+    def update(self, community_id: str, changes: dict[str, Any]) -> Community:
+        try:
+            item = self.table.update(community_pk(community_id), "META", set=changes)
+        except ConditionFailed as exc:
+            raise NotFound("Community not found.") from exc
+        return Community.model_validate(_record_fields(item))
+
+    def add_key(self, key: ApiKey) -> None:
+        record = key.model_dump()
+        self.table.put({"pk": community_pk(key.community_id), "sk": f"KEY#{key.id}", **record})
+        self.table.put({"pk": f"KEYHASH#{key.key_hash}", "sk": "KEY", **record}, if_absent=True)
+
+    def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        item = self.table.get(f"KEYHASH#{key_hash}", "KEY")
+        return ApiKey.model_validate(_record_fields(item)) if item else None
+
+    def get_key(self, community_id: str, key_id: str) -> ApiKey:
+        item = self.table.get(community_pk(community_id), f"KEY#{key_id}")
+        if item is None:
+            raise NotFound("API key not found.")
+        return ApiKey.model_validate(_record_fields(item))
+
+    def list_keys(self, community_id: str) -> list[ApiKey]:
+        page = self.table.query(Query(community_pk(community_id), prefix="KEY#"))
+        return [ApiKey.model_validate(_record_fields(i)) for i in page.items]
+
+    def revoke_key(self, key: ApiKey, revoked_at: str) -> ApiKey:
+        self.table.delete(f"KEYHASH#{key.key_hash}", "KEY")
+        item = self.table.update(
+            community_pk(key.community_id), f"KEY#{key.id}", set={"revoked_at": revoked_at}
+        )
+        return ApiKey.model_validate(_record_fields(item))
+
+
+class WebhookRepository:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def put(self, webhook: Webhook, *, new: bool = False) -> None:
+        item = {"pk": community_pk(webhook.community_id), "sk": f"W#{webhook.id}"}
+        self.table.put({**item, **webhook.model_dump()}, if_absent=new)
+
+    def get(self, community_id: str, webhook_id: str) -> Webhook:
+        item = self.table.get(community_pk(community_id), f"W#{webhook_id}")
+        if item is None:
+            raise NotFound("Webhook not found.")
+        return Webhook.model_validate(_record_fields(item))
+
+    def find(self, community_id: str, webhook_id: str) -> Webhook | None:
+        item = self.table.get(community_pk(community_id), f"W#{webhook_id}")
+        return Webhook.model_validate(_record_fields(item)) if item else None
+
+    def page(
+        self, community_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[Webhook], str | None]:
+        result = self.table.query(
+            Query(community_pk(community_id), prefix="W#", limit=limit, cursor=cursor)
+        )
+        return [Webhook.model_validate(_record_fields(i)) for i in result.items], result.cursor
+
+    def all(self, community_id: str) -> list[Webhook]:
+        webhooks: list[Webhook] = []
+        cursor: str | None = None
+        while True:
+            batch, cursor = self.page(community_id, limit=500, cursor=cursor)
+            webhooks.extend(batch)
+            if cursor is None:
+                return webhooks
+
+    def update(
+        self,
+        community_id: str,
+        webhook_id: str,
+        changes: dict[str, Any],
+        *,
+        remove: tuple[str, ...] = (),
+        add: dict[str, int] | None = None,
+    ) -> Webhook:
+        try:
+            item = self.table.update(
+                community_pk(community_id), f"W#{webhook_id}", set=changes, remove=remove, add=add
+            )
+        except ConditionFailed as exc:
+            raise NotFound("Webhook not found.") from exc
+        return Webhook.model_validate(_record_fields(item))
+
+    def delete(self, community_id: str, webhook_id: str) -> None:
+        self.get(community_id, webhook_id)
+        self.table.delete(community_pk(community_id), f"W#{webhook_id}")
+
+
+class EventRepository:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def add(self, event: Event, *, expires_at: int) -> bool:
+        """Store a new event; False when an event with this id already exists (idempotent)."""
+        item = {"pk": community_pk(event.community_id), "sk": f"E#{event.id}", **event.model_dump()}
+        item["expires_at"] = expires_at
+        try:
+            self.table.put(item, if_absent=True)
+        except ConditionFailed:
+            return False
+        return True
+
+    def get(self, community_id: str, event_id: str) -> Event:
+        item = self.table.get(community_pk(community_id), f"E#{event_id}")
+        if item is None:
+            raise NotFound("Event not found.")
+        return Event.model_validate(_record_fields(item))
+
+
+def event_from_item(item: Item) -> Event:
+    """An event from a stream image or table item."""
+    return Event.model_validate(_record_fields(item))
+
+
+class DeliveryRepository:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def create(self, delivery: Delivery, *, expires_at: int) -> bool:
+        """Store a new delivery; False when it already exists (a redelivered stream record)."""
+        item = {
+            "pk": f"D#{delivery.id}",
+            "sk": "META",
+            "gsi1pk": f"WD#{delivery.webhook_id}",
+            "gsi1sk": f"{delivery.created_at}#{delivery.id}",
+            "expires_at": expires_at,
+            **delivery.model_dump(),
+        }
+        try:
+            self.table.put(item, if_absent=True)
+        except ConditionFailed:
+            return False
+        return True
+
+    def find(self, delivery_id: str) -> Delivery | None:
+        item = self.table.get(f"D#{delivery_id}", "META")
+        return Delivery.model_validate(_record_fields(item)) if item else None
+
+    def get(self, community_id: str, delivery_id: str) -> Delivery:
+        delivery = self.find(delivery_id)
+        if delivery is None or delivery.community_id != community_id:
+            raise NotFound("Delivery not found.")
+        return delivery
+
+    def update(
+        self,
+        delivery_id: str,
+        changes: dict[str, Any],
+        *,
+        expect: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+    ) -> Delivery:
+        item = self.table.update(
+            f"D#{delivery_id}", "META", set=changes, expect=expect, remove=remove
+        )
+        return Delivery.model_validate(_record_fields(item))
+
+    def add_attempt(self, attempt: Attempt, *, expires_at: int) -> None:
+        self.table.put(
+            {
+                "pk": f"D#{attempt.delivery_id}",
+                "sk": f"A#{attempt.attempt:04d}",
+                "gsi1pk": f"WA#{attempt.webhook_id}",
+                "gsi1sk": f"{attempt.created_at}#{attempt.id}",
+                "expires_at": expires_at,
+                **attempt.model_dump(),
+            }
+        )
+
+    def attempts(self, delivery_id: str) -> list[Attempt]:
+        page = self.table.query(Query(f"D#{delivery_id}", prefix="A#"))
+        return [Attempt.model_validate(_record_fields(i)) for i in page.items]
+
+    def log(
+        self,
+        webhook_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> tuple[list[Attempt], str | None]:
+        """Attempts of one webhook, newest first."""
+        page: Page = self.table.query(
+            Query(
+                f"WA#{webhook_id}",
+                index="by_webhook",
+                descending=True,
+                limit=limit,
+                cursor=cursor,
+                where=where or {},
+            )
+        )
+        return [Attempt.model_validate(_record_fields(i)) for i in page.items], page.cursor
+
+    def deliveries_of(
+        self,
+        webhook_id: str,
+        *,
+        since: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Delivery]:
+        """Deliveries of one webhook, oldest first, optionally since a time and in a state."""
+        cursor: str | None = None
+        seen = 0
+        while True:
+            page = self.table.query(
+                Query(
+                    f"WD#{webhook_id}",
+                    index="by_webhook",
+                    after=since,
+                    limit=200,
+                    cursor=cursor,
+                    where={"state": state} if state else {},
+                )
+            )
+            for item in page.items:
+                yield Delivery.model_validate(_record_fields(item))
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            cursor = page.cursor
+            if cursor is None:
+                return

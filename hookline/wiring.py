@@ -1,0 +1,66 @@
+"""The composition root: which adapter backs each port. Lambda uses the AWS adapters; the local
+stack, tests and benchmarks swap in their own with configure()."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hookline.config import Settings, settings
+from hookline.ports import Mailer, RetryScheduler, Tables
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    tables: Tables
+    scheduler: RetryScheduler
+    mailer: Mailer
+
+
+_lock = threading.Lock()
+_current: Services | None = None
+_overrides: dict[str, Any] = {}
+
+
+def _build() -> Services:
+    from hookline.adapters.dynamodb import DynamoTables
+    from hookline.adapters.ses import SesMailer
+    from hookline.adapters.stepfunctions import StepFunctionsScheduler
+
+    config = settings()
+    built = Services(
+        settings=config,
+        tables=DynamoTables(config),
+        scheduler=StepFunctionsScheduler(config.retry_state_machine_arn),
+        mailer=SesMailer(config.mail_sender, outbox_dir=config.mail_outbox_dir),
+    )
+    return replace(built, **_overrides) if _overrides else built
+
+
+def services() -> Services:
+    """The process-wide services, built on first use (never at import time)."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = _build()
+    return _current
+
+
+def configure(**overrides: Any) -> None:
+    """Replace some services (settings=, tables=, scheduler=, mailer=) for this process."""
+    global _current
+    with _lock:
+        _overrides.update(overrides)
+        _current = None
+
+
+def reset() -> None:
+    """Forget overrides and cached services (tests)."""
+    global _current
+    with _lock:
+        _overrides.clear()
+        _current = None
+    settings.cache_clear()
