@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hookline.domain.attempts import AttemptOutcome
 
 Item = dict[str, Any]
 
@@ -90,6 +93,20 @@ class RetryScheduler(Protocol):
     ) -> None:
         """Start the retry cycle (idempotent per delivery and attempt). Raises on failure."""
         ...
+
+
+class Sender(Protocol):
+    """Makes one HTTP delivery attempt (hookline.adapters.http_attempt.post). Never raises."""
+
+    def __call__(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,
+        allow_private: bool,
+    ) -> AttemptOutcome: ...
 
 
 class Mailer(Protocol):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hookline.config import Settings, settings
-from hookline.ports import Mailer, RetryScheduler, Tables
+from hookline.ports import Mailer, RetryScheduler, Sender, Tables
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Services:
     tables: Tables
     scheduler: RetryScheduler
     mailer: Mailer
+    sender: Sender
 
 
 _lock = threading.Lock()
@@ -25,6 +26,7 @@ _overrides: dict[str, Any] = {}
 
 
 def _build() -> Services:
+    from hookline.adapters import http_attempt
     from hookline.adapters.dynamodb import DynamoTables
     from hookline.adapters.ses import SesMailer
     from hookline.adapters.stepfunctions import StepFunctionsScheduler
@@ -35,6 +37,7 @@ def _build() -> Services:
         tables=DynamoTables(config),
         scheduler=StepFunctionsScheduler(config.retry_state_machine_arn),
         mailer=SesMailer(config.mail_sender, outbox_dir=config.mail_outbox_dir),
+        sender=http_attempt.post,
     )
     return replace(built, **_overrides) if _overrides else built
 
@@ -50,7 +53,7 @@ def services() -> Services:
 
 
 def configure(**overrides: Any) -> None:
-    """Replace some services (settings=, tables=, scheduler=, mailer=) for this process."""
+    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=) in this process."""
     global _current
     with _lock:
         _overrides.update(overrides)

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ class Reply:
     trickle_headers: bool = False  # trickle the status line and headers as well as the body
 
 
-ReplySpec = Union[Reply, tuple[Any, ...]]
-Script = Union[ReplySpec, Sequence[ReplySpec], Callable[[Recorded], ReplySpec]]
+ReplySpec = Reply | tuple[Any, ...]
+Script = ReplySpec | Sequence[ReplySpec] | Callable[[Recorded], ReplySpec]
 
 
 def _as_reply(spec: ReplySpec) -> Reply:
@@ -112,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:

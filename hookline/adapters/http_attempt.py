@@ -20,6 +20,7 @@ The caller passes complete headers; this adds only Host and Content-Length.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import heapq
 import http.client
@@ -121,12 +122,10 @@ def _cut(conn: HTTPConnection) -> None:
     sock = conn.sock
     if sock is None:
         return
-    try:
-        # The plain socket's shutdown, also for an SSLSocket: it wakes a blocked reader or writer
-        # without touching TLS state that the owning thread is using.
+    # The plain socket's shutdown, also for an SSLSocket: it wakes a blocked reader or writer
+    # without touching TLS state that the owning thread is using.
+    with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class _Watchdog:
@@ -372,6 +371,12 @@ def _parse(url: str, allow_private: bool) -> _Target:
     return _Target(scheme, host, port, target, host_header, literal)
 
 
+def _show(address: IPAddress) -> str:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"  # Python 3.11 would print ::ffff:7f00:1
+    return str(address)
+
+
 def _check(target: _Target, addresses: list[IPAddress]) -> None:
     for address in addresses:
         reason = is_forbidden_address(address)
@@ -379,7 +384,7 @@ def _check(target: _Target, addresses: list[IPAddress]) -> None:
             continue
         if target.literal is not None:
             raise _Refused(f"refused: {target.host} is not a public address ({reason})")
-        raise _Refused(f"refused: {target.host} resolves to {address} ({reason})")
+        raise _Refused(f"refused: {target.host} resolves to {_show(address)} ({reason})")
 
 
 def _request_headers(headers: Mapping[str, str], host_header: str) -> dict[str, str]:
@@ -458,21 +463,19 @@ def _is_stale_reuse(exc: BaseException, deadline: _Deadline) -> bool:
     return isinstance(inner, ConnectionResetError | BrokenPipeError)
 
 
-def _read_capped(response: BaseHTTPResponse) -> tuple[bytes, bool]:
-    """Up to BODY_READ_LIMIT bytes of the body and whether the whole body was read."""
+def _read_capped(response: BaseHTTPResponse) -> bytes:
+    """Up to BODY_READ_LIMIT bytes of the body; what arrived so far if the read fails."""
     chunks: list[bytes] = []
     total = 0
-    try:
+    # Cut by the deadline or the receiver: keep the status and what we have.
+    with contextlib.suppress(Exception):
         while total < BODY_READ_LIMIT:
             data = response.read1(BODY_READ_LIMIT - total)
             if not data:
-                return b"".join(chunks), True
+                break
             chunks.append(data)
             total += len(data)
-    except Exception:
-        return b"".join(chunks), False
-    complete = getattr(response, "length_remaining", None) == 0
-    return b"".join(chunks), complete
+    return b"".join(chunks)
 
 
 def _outcome(response: BaseHTTPResponse, body: bytes, elapsed_ms: int) -> AttemptOutcome:
@@ -546,7 +549,7 @@ def _attempt_once(
                 preload_content=False,
                 decode_content=True,
             )
-            data, complete = _read_capped(response)
+            data = _read_capped(response)
             elapsed = _ms(started)
             outcome = _outcome(response, data, elapsed)
         except ClosedPoolError:
@@ -584,7 +587,7 @@ def _fully_read(response: BaseHTTPResponse) -> bool:
 
 
 def _ms(started: float) -> int:
-    return int(round((time.monotonic() - started) * 1000))
+    return round((time.monotonic() - started) * 1000)
 
 
 def post(

@@ -105,7 +105,7 @@ def authenticate(repo: CommunityRepository, presented: str, operator_key: str) -
 
 
 def ensure_key_active(repo: CommunityRepository, principal: Principal) -> None:
-    """Re-check an admin key on every request: revocation is immediate despite authorizer caching."""
+    """Re-check an admin key per request: revocation is immediate despite authorizer caching."""
     if principal.role == "operator":
         return
     try:

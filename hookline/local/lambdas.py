@@ -51,7 +51,11 @@ class FunctionError(Exception):
 
     def payload(self) -> dict[str, Any]:
         """The error payload Lambda returns for an unhandled exception."""
-        return {"errorMessage": self.message, "errorType": self.error_type, "stackTrace": self.trace}
+        return {
+            "errorMessage": self.message,
+            "errorType": self.error_type,
+            "stackTrace": self.trace,
+        }
 
 
 def repo_root() -> Path:

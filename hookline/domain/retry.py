@@ -1,0 +1,493 @@
+"""Retries: the wait schedule, Retry-After, the retry step, giving up and auto-disable.
+
+The retry workflow (statemachine/retry.asl.json, or the local stack's timer) owns the attempt
+counter and the waits; this module makes each retry attempt and says what comes next. Attempt
+numbers are absolute (1 is the dispatcher's first attempt), and the workflow's `schedule` lists
+the wait before attempts 2..max_attempts, so the wait after attempt n is schedule[n - 1].
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from hookline import catalog, clock, ids
+from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
+from hookline.domain.models import Attempt, Delivery, Webhook
+from hookline.domain.publishing import publish
+from hookline.errors import ConditionFailed, NotFound
+from hookline.observability import logger
+
+if TYPE_CHECKING:
+    from hookline.domain.delivery import DeliveryContext
+
+#: Retry-After may lengthen a wait up to this, never further.
+MAX_WAIT_SECONDS = 24 * 60 * 60
+#: How much of a crash's error text an attempt record keeps.
+_CRASH_TEXT_LIMIT = 300
+
+Outcome = Literal["delivered", "retry", "failed", "cancelled"]
+_FINAL_STATES = ("delivered", "failed", "cancelled")
+_OUTCOME_OF_STATE: dict[str, Outcome] = {
+    "delivered": "delivered",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the retry workflow does after an attempt (the AttemptFunction's answer)."""
+
+    outcome: Outcome
+    next_wait_seconds: int = 0
+    attempt: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "next_wait_seconds": self.next_wait_seconds,
+            "attempt": self.attempt,
+        }
+
+
+def waits_for(
+    retry_count: int, schedule: Sequence[int], retry_after: int | None = None
+) -> list[int]:
+    """The waits (seconds) before each of `retry_count` retries.
+
+    A retry_count above the schedule's length repeats its last delay. A Retry-After (from a 429
+    or 503) lengthens the first wait, capped at MAX_WAIT_SECONDS; it never shortens it.
+    """
+    if retry_count <= 0:
+        return []
+    base = [int(s) for s in schedule] or [0]
+    waits = [base[min(i, len(base) - 1)] for i in range(retry_count)]
+    waits[0] = _lengthen(waits[0], retry_after)
+    return waits
+
+
+def _lengthen(wait: int, retry_after: int | None) -> int:
+    if retry_after is None or retry_after <= wait:
+        return wait
+    return max(wait, min(int(retry_after), MAX_WAIT_SECONDS))
+
+
+def _metric(name: str, ctx: DeliveryContext, event_type: str | None = None) -> None:
+    with single_metric(
+        name=name, unit=MetricUnit.Count, value=1, namespace="Hookline"
+    ) as metric:
+        metric.add_dimension("stage", ctx.settings.stage)
+        if event_type is not None:
+            metric.add_dimension("event_group", catalog.group_of(event_type))
+
+
+def _expires_at(ctx: DeliveryContext) -> int:
+    return clock.epoch_seconds(clock.now() + timedelta(days=ctx.settings.delivery_retention_days))
+
+
+def start_retries(
+    ctx: DeliveryContext, delivery: Delivery, webhook: Webhook, outcome: AttemptOutcome
+) -> None:
+    """After a failed attempt (the dispatcher's first, or a resend): start a retry cycle.
+
+    Sets the delivery `retrying` with `next_attempt_at` and asks the scheduler for
+    `webhook.retry_count` more attempts. No retries allowed (retry_count 0) fails the delivery
+    at once; a 410 answer fails it and disables the webhook at once. If the scheduler raises,
+    the delivery is left `failed` with the reason (so recovery finds it) and the error is
+    re-raised, so the dispatcher reports a batch item failure and the stream retries.
+    """
+    attempt_no = max(delivery.attempts, 1)
+    if outcome.gone:
+        give_up(ctx, delivery.id, _gone_reason(), gone=True)
+        return
+    waits = waits_for(webhook.retry_count, ctx.settings.retry_schedule, outcome.retry_after_seconds)
+    if not waits:
+        give_up(ctx, delivery.id, "Retries are off for this webhook (retry_count 0).")
+        return
+    next_at = clock.iso(clock.now() + timedelta(seconds=waits[0]))
+    try:
+        ctx.deliveries.update(
+            delivery.id,
+            {"state": "retrying", "next_attempt_at": next_at, "updated_at": clock.now_iso()},
+            remove=("reason",),
+        )
+        ctx.scheduler.schedule(
+            delivery_id=delivery.id,
+            community_id=delivery.community_id,
+            webhook_id=delivery.webhook_id,
+            attempt=attempt_no,
+            waits=waits,
+        )
+    except Exception as exc:
+        logger.warning(
+            "could not start retries",
+            extra={"delivery_id": delivery.id, "error": type(exc).__name__},
+        )
+        _mark(
+            ctx,
+            delivery.id,
+            {"state": "failed", "reason": f"Retries could not be scheduled: {type(exc).__name__}."},
+        )
+        raise
+    _metric("RetryScheduled", ctx, delivery.event)
+
+
+def _gone_reason() -> str:
+    return "The endpoint answered 410 Gone: it wants no more deliveries."
+
+
+def _mark(ctx: DeliveryContext, delivery_id: str, changes: dict[str, Any]) -> Delivery | None:
+    try:
+        return ctx.deliveries.update(
+            delivery_id,
+            {**changes, "updated_at": clock.now_iso()},
+            remove=("next_attempt_at",),
+        )
+    except ConditionFailed:
+        return None
+
+
+def _next_wait(schedule: Sequence[int], attempt_no: int, retry_after: int | None) -> int:
+    """The wait after attempt `attempt_no` (schedule[n - 1]; past its end, its last entry)."""
+    base = int(schedule[min(attempt_no - 1, len(schedule) - 1)]) if schedule else 0
+    return _lengthen(max(base, 0), retry_after)
+
+
+def _max_attempts(schedule: Sequence[int], max_attempts: int | None) -> int:
+    return max_attempts if max_attempts is not None else 1 + len(schedule)
+
+
+def cancel(ctx: DeliveryContext, delivery: Delivery, reason: str) -> Decision:
+    """End a delivery whose retries can no longer go anywhere (webhook deleted, deactivated...)."""
+    try:
+        ctx.deliveries.update(
+            delivery.id,
+            {"state": "cancelled", "reason": reason, "updated_at": clock.now_iso()},
+            expect={"state": delivery.state},
+            remove=("next_attempt_at",),
+        )
+    except ConditionFailed:
+        current = ctx.deliveries.find(delivery.id)
+        state = current.state if current else "cancelled"
+        return Decision(_OUTCOME_OF_STATE.get(state, "cancelled"), 0, delivery.attempts)
+    logger.info("delivery cancelled", extra={"delivery_id": delivery.id, "reason": reason})
+    return Decision("cancelled", 0, delivery.attempts)
+
+
+def _recorded(ctx: DeliveryContext, delivery_id: str, attempt_no: int) -> Attempt | None:
+    for attempt in ctx.deliveries.attempts(delivery_id):
+        if attempt.attempt == attempt_no:
+            return attempt
+    return None
+
+
+def _replay(
+    ctx: DeliveryContext,
+    delivery: Delivery,
+    recorded: Attempt,
+    schedule: Sequence[int],
+    max_attempts: int,
+) -> Decision:
+    """The decision for an attempt that was already made (a repeated invocation)."""
+    n = recorded.attempt
+    if recorded.success:
+        return Decision("delivered", 0, n)
+    if recorded.status_code == 410 or n >= max_attempts:
+        return Decision("failed", 0, n)
+    wait = _next_wait(schedule, n, None)
+    if delivery.next_attempt_at and delivery.attempts == n:
+        remaining = (clock.parse_iso(delivery.next_attempt_at) - clock.now()).total_seconds()
+        wait = max(0, math.ceil(remaining))
+    return Decision("retry", wait, n)
+
+
+def _after_failure(
+    ctx: DeliveryContext,
+    delivery: Delivery,
+    attempt_no: int,
+    schedule: Sequence[int],
+    max_attempts: int,
+    retry_after: int | None,
+) -> Decision:
+    if attempt_no >= max_attempts:
+        # The workflow marks the delivery failed (give_up) when it sees this.
+        return Decision("failed", 0, attempt_no)
+    wait = _next_wait(schedule, attempt_no, retry_after)
+    next_at = clock.iso(clock.now() + timedelta(seconds=wait))
+    _set_retrying(ctx, delivery.id, next_at)
+    return Decision("retry", wait, attempt_no)
+
+
+def _set_retrying(ctx: DeliveryContext, delivery_id: str, next_at: str) -> None:
+    for state in ("pending", "retrying"):
+        try:
+            ctx.deliveries.update(
+                delivery_id,
+                {"state": "retrying", "next_attempt_at": next_at, "updated_at": clock.now_iso()},
+                expect={"state": state},
+            )
+            return
+        except ConditionFailed:
+            continue
+
+
+def run_attempt(
+    ctx: DeliveryContext,
+    delivery_id: str,
+    attempt_no: int,
+    waits: Sequence[int],
+    *,
+    max_attempts: int | None = None,
+) -> Decision:
+    """One retry attempt (number `attempt_no`) and what the workflow does next.
+
+    `waits` is the workflow's schedule (the wait before attempts 2..max_attempts; max_attempts
+    defaults to 1 + len(waits)). A webhook deleted or deactivated meanwhile cancels the delivery;
+    a delivery already delivered stays delivered; an attempt already made is not made again.
+    Otherwise the attempt is sent with the webhook's current secrets and the answer decides:
+    delivered, retry after the scheduled wait (longer for a Retry-After), or failed (no attempts
+    left, or a 410 which also disables the webhook).
+    """
+    limit = _max_attempts(waits, max_attempts)
+    delivery = ctx.deliveries.find(delivery_id)
+    if delivery is None:
+        return Decision("cancelled", 0, attempt_no)
+    if delivery.state in _FINAL_STATES:
+        return Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
+    recorded = _recorded(ctx, delivery_id, attempt_no)
+    if recorded is not None:
+        return _replay(ctx, delivery, recorded, waits, limit)
+
+    webhook = ctx.webhooks.find(delivery.community_id, delivery.webhook_id)
+    if webhook is None:
+        return cancel(ctx, delivery, "The webhook was deleted while retries were pending.")
+    if not webhook.is_active:
+        why = f" ({webhook.disabled_reason})" if webhook.disabled_reason else ""
+        return cancel(ctx, delivery, f"The webhook was deactivated while retries were pending{why}.")
+    try:
+        event = ctx.events.get(delivery.community_id, delivery.event_id)
+    except NotFound:
+        return cancel(ctx, delivery, "The event expired before it could be delivered.")
+
+    from hookline.domain.delivery import attempt_delivery
+
+    _, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no)
+    if outcome.success:
+        note_success(ctx, webhook)
+        return Decision("delivered", 0, attempt_no)
+    if outcome.gone:
+        give_up(ctx, delivery_id, _gone_reason(), gone=True)
+        return Decision("failed", 0, attempt_no)
+    return _after_failure(ctx, delivery, attempt_no, waits, limit, outcome.retry_after_seconds)
+
+
+def record_crash(
+    ctx: DeliveryContext,
+    delivery_id: str,
+    attempt_no: int,
+    waits: Sequence[int],
+    error: Any = None,
+    *,
+    max_attempts: int | None = None,
+) -> Decision:
+    """The invocation making attempt `attempt_no` crashed: it counts as a failed attempt.
+
+    Records an Attempt with error "attempt crashed: ..." (unless that attempt was recorded before
+    the crash) and decides like any failed attempt.
+    """
+    limit = _max_attempts(waits, max_attempts)
+    delivery = ctx.deliveries.find(delivery_id)
+    if delivery is None:
+        return Decision("cancelled", 0, attempt_no)
+    if delivery.state in _FINAL_STATES:
+        return Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
+    recorded = _recorded(ctx, delivery_id, attempt_no)
+    if recorded is not None:
+        return _replay(ctx, delivery, recorded, waits, limit)
+
+    text = f"attempt crashed: {_crash_text(error)}"[:RESPONSE_BODY_LIMIT]
+    now = clock.now_iso()
+    ctx.deliveries.add_attempt(
+        Attempt(
+            id=ids.new_id("att"),
+            delivery_id=delivery.id,
+            community_id=delivery.community_id,
+            webhook_id=delivery.webhook_id,
+            event_id=delivery.event_id,
+            event=delivery.event,
+            attempt=attempt_no,
+            error=text,
+            success=False,
+            created_at=now,
+        ),
+        expires_at=_expires_at(ctx),
+    )
+    delivery = ctx.deliveries.update(
+        delivery.id,
+        {"attempts": max(delivery.attempts, attempt_no), "last_error": text, "updated_at": now},
+    )
+    logger.warning("attempt crashed", extra={"delivery_id": delivery_id, "attempt": attempt_no})
+    return _after_failure(ctx, delivery, attempt_no, waits, limit, None)
+
+
+def _crash_text(error: Any) -> str:
+    """A short description of a Step Functions error object ({"Error", "Cause"}) or exception."""
+    if isinstance(error, dict):
+        name = str(error.get("Error") or "error")
+        cause = error.get("Cause")
+        if isinstance(cause, str) and cause:
+            detail = cause
+            try:
+                parsed = json.loads(cause)
+                if isinstance(parsed, dict):
+                    detail = str(parsed.get("errorMessage") or parsed.get("errorType") or cause)
+            except ValueError:
+                pass
+            return f"{name}: {detail}"[:_CRASH_TEXT_LIMIT]
+        return name[:_CRASH_TEXT_LIMIT]
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"[:_CRASH_TEXT_LIMIT]
+    return str(error or "unknown error")[:_CRASH_TEXT_LIMIT]
+
+
+def give_up(
+    ctx: DeliveryContext, delivery_id: str, reason: str | None = None, *, gone: bool = False
+) -> Delivery | None:
+    """Fail a delivery for good. Idempotent: a delivery already final is left as it is.
+
+    Sets `failed` with the final error, drops `next_attempt_at`, emits `delivery.failed` (never
+    for deliveries of operational events), bumps the webhook's permanent-failure count and
+    applies auto-disable; `gone` (a 410) disables the webhook at once.
+    """
+    delivery = ctx.deliveries.find(delivery_id)
+    if delivery is None or delivery.state in _FINAL_STATES:
+        return delivery
+    reason = reason or f"Gave up after {delivery.attempts} attempts."
+    final_error = delivery.last_error or reason
+    operational = delivery.operational or delivery.event in catalog.OPERATIONAL_EVENTS
+    if not operational:
+        _emit_delivery_failed(ctx, delivery, final_error)
+    try:
+        failed = ctx.deliveries.update(
+            delivery.id,
+            {
+                "state": "failed",
+                "last_error": final_error,
+                "reason": reason,
+                "updated_at": clock.now_iso(),
+            },
+            expect={"state": delivery.state},
+            remove=("next_attempt_at",),
+        )
+    except ConditionFailed:
+        return ctx.deliveries.find(delivery_id)
+    logger.info("delivery failed for good", extra={"delivery_id": delivery.id, "reason": reason})
+    _metric("DeliveryPermanentlyFailed", ctx, delivery.event)
+    _count_permanent_failure(ctx, delivery, gone=gone)
+    return failed
+
+
+def _emit_delivery_failed(ctx: DeliveryContext, delivery: Delivery, error: str) -> None:
+    community = ctx.communities.get(delivery.community_id)
+    publish(
+        ctx.events,
+        community,
+        "delivery.failed",
+        {
+            "delivery_id": delivery.id,
+            "webhook_id": delivery.webhook_id,
+            "event_id": delivery.event_id,
+            "event": delivery.event,
+            "attempts": delivery.attempts,
+            "last_status_code": delivery.last_status_code,
+            "error": error,
+        },
+        # One event per failed delivery even if give_up runs twice.
+        event_id=f"evt_failed_{delivery.id}",
+        retention_days=ctx.settings.event_retention_days,
+        operational=True,
+    )
+
+
+def _count_permanent_failure(ctx: DeliveryContext, delivery: Delivery, *, gone: bool) -> None:
+    webhook = ctx.webhooks.find(delivery.community_id, delivery.webhook_id)
+    if webhook is None:
+        return
+    now = clock.now()
+    changes: dict[str, Any] = {}
+    if not webhook.failing_since:
+        changes["failing_since"] = clock.iso(now)
+    webhook = ctx.webhooks.update(
+        webhook.community_id, webhook.id, changes, add={"permanent_failures": 1}
+    )
+    if not webhook.is_active:
+        return
+    if gone:
+        disable_webhook(ctx, webhook, _gone_reason())
+        return
+    settings = ctx.settings
+    since = clock.parse_iso(webhook.failing_since) if webhook.failing_since else now
+    if webhook.permanent_failures >= settings.auto_disable_min_failures and now - since > timedelta(
+        hours=settings.auto_disable_after_hours
+    ):
+        disable_webhook(
+            ctx,
+            webhook,
+            f"Disabled automatically: every delivery failed for good for more than "
+            f"{settings.auto_disable_after_hours} hours ({webhook.permanent_failures} "
+            "failed deliveries).",
+        )
+
+
+def disable_webhook(ctx: DeliveryContext, webhook: Webhook, reason: str) -> Webhook:
+    """Set a webhook inactive with a reason and emit `webhook.disabled` (once per disabling)."""
+    try:
+        disabled = ctx.webhooks.update(
+            webhook.community_id,
+            webhook.id,
+            {"status": "inactive", "disabled_reason": reason, "updated_at": clock.now_iso()},
+        )
+    except NotFound:
+        return webhook
+    logger.info("webhook disabled", extra={"webhook_id": webhook.id, "reason": reason})
+    _metric("WebhookAutoDisabled", ctx)
+    community = ctx.communities.get(webhook.community_id)
+    publish(
+        ctx.events,
+        community,
+        "webhook.disabled",
+        {
+            "webhook_id": webhook.id,
+            "name": webhook.name,
+            "url": webhook.url,
+            "reason": reason,
+            "failed_deliveries": disabled.permanent_failures,
+            "failing_since": disabled.failing_since,
+        },
+        retention_days=ctx.settings.event_retention_days,
+        operational=True,
+    )
+    return disabled
+
+
+def note_success(ctx: DeliveryContext, webhook: Webhook) -> None:
+    """A delivery to this webhook succeeded: its endpoint is alive, so the auto-disable clock
+    restarts. Writes only when there is failure bookkeeping to clear."""
+    if not webhook.failing_since and not webhook.permanent_failures:
+        return
+    try:
+        ctx.webhooks.update(
+            webhook.community_id,
+            webhook.id,
+            {"permanent_failures": 0},
+            remove=("failing_since",),
+        )
+    except NotFound:
+        return

@@ -1,0 +1,224 @@
+"""What the local stack reads from template.yaml besides the tables: API routes, the authorizer,
+binary media types, function sizes and the stream event source.
+
+Every value falls back to the template's documented default when the template (or a property)
+is absent, so the stack still starts while the template is being edited.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hookline.local.lambdas import FUNCTIONS, FunctionConfig, repo_root
+
+DEFAULT_AUTHORIZER_CACHE_TTL = 30
+DEFAULT_BINARY_MEDIA_TYPES = ("multipart/form-data", "application/octet-stream")
+#: Lambda's event-filter pattern for the dispatcher when the template declares none.
+DEFAULT_STREAM_FILTERS: tuple[dict[str, Any], ...] = ({"eventName": ["INSERT"]},)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API Gateway method: HTTP method (or ANY) on a resource template."""
+
+    method: str
+    resource: str
+    function: str
+    authorized: bool
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """The dispatcher's DynamoDB event source mapping."""
+
+    batch_size: int = 100
+    max_retries: int = 3
+    bisect_on_error: bool = True
+    report_item_failures: bool = True
+    batching_window_seconds: float = 0.0
+    filters: tuple[dict[str, Any], ...] = DEFAULT_STREAM_FILTERS
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    routes: tuple[Route, ...]
+    stage: str = "dev"
+    binary_media_types: tuple[str, ...] = DEFAULT_BINARY_MEDIA_TYPES
+    identity_headers: tuple[str, ...] = ("Authorization",)
+    authorizer_cache_ttl: int = DEFAULT_AUTHORIZER_CACHE_TTL
+    functions: dict[str, FunctionConfig] = field(default_factory=dict)
+    stream: StreamSource = field(default_factory=StreamSource)
+
+
+DEFAULT_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/v1/hooks/{token}", "inbound", authorized=False),
+    Route("ANY", "/v1/{proxy+}", "api", authorized=True),
+)
+
+
+def template_path() -> Path:
+    return repo_root() / "template.yaml"
+
+
+def load_template(path: Path | None = None) -> dict[str, Any] | None:
+    """The parsed template (CloudFormation tags as {"Ref": ...} dicts), or None when absent."""
+    path = path or template_path()
+    if not path.is_file():
+        return None
+    from cfnlint.decode.cfn_yaml import load
+
+    document = load(str(path))
+    # Plain dicts/lists: cfn-lint's node classes carry positions we do not need.
+    loaded: dict[str, Any] = json.loads(json.dumps(document))
+    return loaded
+
+
+class _Resolver:
+    """Resolves the few intrinsics a static reading can: Ref to a parameter's default."""
+
+    def __init__(self, template: dict[str, Any]) -> None:
+        self.parameters: dict[str, Any] = template.get("Parameters") or {}
+
+    def value(self, node: Any, default: Any = None) -> Any:
+        if isinstance(node, dict) and set(node) == {"Ref"}:
+            param = self.parameters.get(node["Ref"]) or {}
+            return param.get("Default", default)
+        if isinstance(node, dict) and any(key.startswith("Fn::") for key in node):
+            return default
+        return default if node is None else node
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _functions(template: dict[str, Any], ref: _Resolver) -> dict[str, FunctionConfig]:
+    resources = template.get("Resources") or {}
+    globals_fn = (template.get("Globals") or {}).get("Function") or {}
+    configs = {}
+    for name, logical_id in FUNCTIONS.items():
+        props = (resources.get(logical_id) or {}).get("Properties") or {}
+        memory = ref.value(props.get("MemorySize"), ref.value(globals_fn.get("MemorySize"), 256))
+        timeout = ref.value(props.get("Timeout"), ref.value(globals_fn.get("Timeout"), 30))
+        configs[name] = FunctionConfig(
+            name=name,
+            function_name=f"hookline-local-{logical_id}",
+            memory_mb=_int(memory, 256),
+            timeout_seconds=float(_int(timeout, 30)),
+        )
+    return configs
+
+
+def _routes(template: dict[str, Any], api: dict[str, Any]) -> tuple[Route, ...]:
+    resources = template.get("Resources") or {}
+    default_authorizer = ((api.get("Auth") or {}).get("DefaultAuthorizer")) or None
+    routes: list[Route] = []
+    for name, logical_id in FUNCTIONS.items():
+        events = ((resources.get(logical_id) or {}).get("Properties") or {}).get("Events") or {}
+        for event in events.values():
+            if not isinstance(event, dict) or event.get("Type") != "Api":
+                continue
+            props = event.get("Properties") or {}
+            path, method = props.get("Path"), props.get("Method")
+            if not isinstance(path, str) or not isinstance(method, str):
+                continue
+            authorizer = (props.get("Auth") or {}).get("Authorizer", default_authorizer)
+            authorized = bool(authorizer) and authorizer != "NONE"
+            routes.append(Route(method.upper(), path, name, authorized))
+    return tuple(routes) or DEFAULT_ROUTES
+
+
+def _stream(template: dict[str, Any], ref: _Resolver) -> StreamSource:
+    resources = template.get("Resources") or {}
+    events = ((resources.get("DispatchFunction") or {}).get("Properties") or {}).get("Events") or {}
+    for event in events.values():
+        if not isinstance(event, dict) or event.get("Type") != "DynamoDB":
+            continue
+        props = event.get("Properties") or {}
+        filters: list[dict[str, Any]] = []
+        for item in (props.get("FilterCriteria") or {}).get("Filters") or []:
+            pattern = ref.value(item.get("Pattern"))
+            if isinstance(pattern, str):
+                filters.append(json.loads(pattern))
+            elif isinstance(pattern, dict):
+                filters.append(pattern)
+        window = ref.value(props.get("MaximumBatchingWindowInSeconds"), 0)
+        return StreamSource(
+            batch_size=_int(ref.value(props.get("BatchSize"), 100), 100),
+            max_retries=_int(ref.value(props.get("MaximumRetryAttempts"), 3), 3),
+            bisect_on_error=bool(ref.value(props.get("BisectBatchOnFunctionError"), True)),
+            report_item_failures="ReportBatchItemFailures"
+            in (props.get("FunctionResponseTypes") or []),
+            batching_window_seconds=float(_int(window, 0)),
+            # No FilterCriteria means every record (Lambda's behaviour), not INSERT only.
+            filters=tuple(filters) if "FilterCriteria" in props else (),
+        )
+    return StreamSource()
+
+
+def _parameter_default(name: str) -> Any:
+    """hookline.adapters.template.parameter_default when that module offers it."""
+    try:
+        from hookline.adapters import template as template_adapter
+    except ImportError:
+        return None
+    reader = getattr(template_adapter, "parameter_default", None)
+    if reader is None:
+        return None
+    try:
+        return reader(name)
+    except (KeyError, LookupError, ValueError):
+        return None
+
+
+def load_blueprint(path: Path | None = None) -> Blueprint:
+    template = load_template(path)
+    if template is None:
+        ttl = _int(_parameter_default("AuthorizerCacheTtlSeconds"), DEFAULT_AUTHORIZER_CACHE_TTL)
+        return Blueprint(routes=DEFAULT_ROUTES, authorizer_cache_ttl=ttl)
+    ref = _Resolver(template)
+    resources = template.get("Resources") or {}
+    api = next(
+        (
+            r.get("Properties") or {}
+            for r in resources.values()
+            if isinstance(r, dict) and r.get("Type") == "AWS::Serverless::Api"
+        ),
+        {},
+    )
+    auth = api.get("Auth") or {}
+    authorizers = auth.get("Authorizers") or {}
+    authorizer = authorizers.get(auth.get("DefaultAuthorizer")) or next(
+        iter(authorizers.values()), {}
+    )
+    identity = authorizer.get("Identity") or {}
+    ttl = ref.value(
+        identity.get("ReauthorizeEvery"), _parameter_default("AuthorizerCacheTtlSeconds")
+    )
+    if ttl is None:
+        ttl = (
+            (template.get("Parameters") or {})
+            .get("AuthorizerCacheTtlSeconds", {})
+            .get("Default", DEFAULT_AUTHORIZER_CACHE_TTL)
+        )
+    headers = identity.get("Headers") or ["Authorization"]
+    binary = ref.value(api.get("BinaryMediaTypes"), None)
+    stage = ref.value(api.get("StageName"), "dev")
+    return Blueprint(
+        routes=_routes(template, api),
+        stage=str(stage or "dev"),
+        # SAM writes "~1" for "/" in binary media types (JSON-pointer escaping).
+        binary_media_types=tuple(str(t).replace("~1", "/") for t in binary)
+        if isinstance(binary, list)
+        else DEFAULT_BINARY_MEDIA_TYPES,
+        identity_headers=tuple(str(h) for h in headers),
+        authorizer_cache_ttl=_int(ttl, DEFAULT_AUTHORIZER_CACHE_TTL),
+        functions=_functions(template, ref),
+        stream=_stream(template, ref),
+    )

@@ -1,0 +1,88 @@
+"""Shared fixtures. AWS credentials are fake and set before any handler module is imported."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_REGION", "us-east-1")
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_SESSION_TOKEN"] = "testing"
+os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Hookline")
+os.environ.setdefault("POWERTOOLS_DEV", "false")
+
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+from hookline import wiring  # noqa: E402
+from hookline.adapters.memory import MemoryTables  # noqa: E402
+from hookline.config import Settings  # noqa: E402
+
+OPERATOR_KEY = "hk_operator_test_key_0123456789abcdef"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+@dataclass
+class RecordingScheduler:
+    """A RetryScheduler that records what it was asked to start."""
+
+    started: list[dict[str, Any]] = field(default_factory=list)
+    fail: bool = False
+
+    def schedule(self, **kwargs: Any) -> None:
+        if self.fail:
+            raise RuntimeError("scheduler unavailable")
+        self.started.append(kwargs)
+
+
+@dataclass
+class RecordingMailer:
+    sent: list[dict[str, str]] = field(default_factory=list)
+
+    def send(self, *, to: str, subject: str, text: str) -> None:
+        self.sent.append({"to": to, "subject": subject, "text": text})
+
+
+@pytest.fixture(autouse=True)
+def _reset_wiring() -> Iterator[None]:
+    wiring.reset()
+    yield
+    wiring.reset()
+
+
+@pytest.fixture
+def memory_services() -> wiring.Services:
+    """Services over in-memory tables, a recording scheduler and mailer, the real HTTP sender,
+    and loopback targets allowed (receivers in tests listen on 127.0.0.1)."""
+    from hookline.adapters import http_attempt
+
+    wiring.configure(
+        settings=Settings(operator_key=OPERATOR_KEY, allow_private_targets=True,
+                          delivery_timeout_seconds=2.0),
+        tables=MemoryTables(),
+        scheduler=RecordingScheduler(),
+        mailer=RecordingMailer(),
+        sender=http_attempt.post,
+    )
+    return wiring.services()
