@@ -72,11 +72,16 @@ class Table(Protocol):
 class Tables(Protocol):
     """The tables Hookline uses, by role."""
 
-    communities: Table
-    webhooks: Table
-    events: Table
-    deliveries: Table
-    directory: Table
+    @property
+    def communities(self) -> Table: ...
+    @property
+    def webhooks(self) -> Table: ...
+    @property
+    def events(self) -> Table: ...
+    @property
+    def deliveries(self) -> Table: ...
+    @property
+    def directory(self) -> Table: ...
 
 
 class RetryScheduler(Protocol):

@@ -23,7 +23,8 @@ Usage::
 The server is a ThreadingHTTPServer speaking HTTP/1.1 keep-alive, with TCP_NODELAY on every
 accepted socket and a listen backlog of 128 (without them keep-alive requests stall on delayed
 ACKs). ``delay_seconds`` waits before answering; ``Reply.trickle`` sends the answer one byte at a
-time (headers too with ``trickle_headers=True``). Delays end early when the receiver closes.
+time (headers too with ``trickle_headers=True``); ``Reply(drop=True)`` resets the connection
+without answering. Delays end early when the receiver closes.
 Pass ``ssl_context`` (a server-side SSLContext) to serve https; ``url`` then starts with https.
 """
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -69,6 +71,7 @@ class Reply:
     delay: float = 0.0
     trickle: float = 0.0  # seconds between bytes of the answer; 0 sends it at once
     trickle_headers: bool = False  # trickle the status line and headers as well as the body
+    drop: bool = False  # reset the connection instead of answering (a crashed receiver)
 
 
 ReplySpec = Reply | tuple[Any, ...]
@@ -138,6 +141,11 @@ class _Handler(BaseHTTPRequestHandler):
         reply = receiver._record(recorded)
         if reply.delay and receiver._stopping.wait(reply.delay):
             self.close_connection = True
+            return
+        if reply.drop:
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
             return
         payload = reply.body.encode() if isinstance(reply.body, str) else reply.body
         head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]

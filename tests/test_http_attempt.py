@@ -16,11 +16,7 @@ import pytest
 
 from hookline.adapters import http_attempt
 from hookline.adapters.http_attempt import post, retry_after_seconds
-
-try:
-    from tests.receivers import Receiver, Reply
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from receivers import Receiver, Reply  # type: ignore[no-redef]
+from tests.receivers import Receiver, Reply
 
 HEADERS = {
     "Content-Type": "application/json",
@@ -98,6 +94,26 @@ def test_concurrent_attempts_share_the_pool() -> None:
         assert all(o.success for o in outcomes), {o.error for o in outcomes}
         assert len(rx.requests) == 200
         assert rx.connections <= 64
+
+
+def test_a_reused_connection_reset_by_the_receiver_is_retried_on_a_fresh_one() -> None:
+    with Receiver([(200,), Reply(drop=True), (200, {}, b"second")]) as rx:
+        first, second = _send(rx.url_for("/a")), _send(rx.url_for("/b"))
+        assert rx.connections == 2
+        assert [r.path for r in rx.requests] == ["/a", "/b", "/b"]
+    assert first.success
+    assert second.success and second.response_body == "second"
+
+
+def test_a_fresh_connection_reset_by_the_receiver_is_a_failure() -> None:
+    with Receiver(Reply(drop=True)) as rx:
+        outcome = _send(rx.url_for("/"))
+        assert len(rx.requests) == 1
+    assert not outcome.success and outcome.status_code is None
+    assert outcome.error in {
+        "connection reset by the receiver",
+        "connection closed by the receiver without a response",
+    }
 
 
 def test_non_json_and_empty_bodies_are_fine() -> None:

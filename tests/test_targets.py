@@ -24,7 +24,7 @@ PRIVATE_HOSTS = [
     ("printer.local", "local name"),
     ("metadata.google.internal", "local name"),
     ("[::1]", "loopback"),
-    ("0.0.0.0", "unspecified"),
+    ("0.0.0.0", "unspecified"),  # noqa: S104
     ("[::]", "unspecified"),
     ("10.0.0.5", "private"),
     ("10.255.255.255", "private"),
@@ -147,7 +147,7 @@ def test_url_length_limit_is_inclusive() -> None:
         ("127.1", "127.0.0.1"),
         ("127.0.1", "127.0.0.1"),
         ("10.1.65535", "10.1.255.255"),
-        ("0", "0.0.0.0"),
+        ("0", "0.0.0.0"),  # noqa: S104
         ("1.2.3.4.", "1.2.3.4"),
         ("[::1]", "::1"),
         ("::ffff:127.0.0.1", "::ffff:7f00:1"),
@@ -173,7 +173,7 @@ def test_parse_host_ip_reads_what_resolvers_read(text: str, expected: str | None
     [
         ("127.0.0.1", "loopback address"),
         ("::1", "loopback address"),
-        ("0.0.0.0", "unspecified address"),
+        ("0.0.0.0", "unspecified address"),  # noqa: S104
         ("::", "unspecified address"),
         ("10.0.0.5", "private address"),
         ("172.16.0.1", "private address"),

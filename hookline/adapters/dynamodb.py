@@ -52,7 +52,7 @@ def to_dynamo(value: Any) -> Any:
 
 
 def _condition(expect: Mapping[str, Any]) -> ConditionBase:
-    parts = [
+    parts: list[ConditionBase] = [
         Attr(name).not_exists() if value is None else Attr(name).eq(to_dynamo(value))
         for name, value in expect.items()
     ]
@@ -154,7 +154,7 @@ class DynamoTable:
 
     def query(self, query: Query) -> Page:
         hash_attr, range_attr = INDEXES[query.index] if query.index else ("pk", "sk")
-        condition = Key(hash_attr).eq(query.partition)
+        condition: ConditionBase = Key(hash_attr).eq(query.partition)
         if query.prefix is not None:
             condition = condition & Key(range_attr).begins_with(query.prefix)
         kwargs: dict[str, Any] = {
@@ -165,14 +165,14 @@ class DynamoTable:
             kwargs["IndexName"] = query.index
         else:
             kwargs["ConsistentRead"] = True
-        filters = []
+        filters: list[ConditionBase] = []
         if query.after is not None:
             filters.append(Attr(range_attr).gt(query.after))
         if query.before is not None:
             filters.append(Attr(range_attr).lt(query.before))
         filters.extend(Attr(k).eq(to_dynamo(v)) for k, v in query.where.items())
         if filters:
-            combined = filters[0]
+            combined: ConditionBase = filters[0]
             for f in filters[1:]:
                 combined = combined & f
             kwargs["FilterExpression"] = combined

@@ -73,7 +73,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class _Refused(Exception):
-    """The attempt must not be made; the message is the outcome's error."""
+    """No request can or may be sent; the message is the outcome's error."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,8 +185,8 @@ class _WatchedHTTPConnection(HTTPConnection):
         if deadline is not None:
             deadline.watch(self)
             deadline.reused = self.sock is not None and self._hl_requests > 0
+        super().request(*args, **kwargs)  # connects first when needed, resetting the count
         self._hl_requests += 1
-        super().request(*args, **kwargs)
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
@@ -206,8 +206,8 @@ class _WatchedHTTPSConnection(HTTPSConnection):
         if deadline is not None:
             deadline.watch(self)
             deadline.reused = self.sock is not None and self._hl_requests > 0
+        super().request(*args, **kwargs)  # connects first when needed, resetting the count
         self._hl_requests += 1
-        super().request(*args, **kwargs)
 
 
 class _HTTPPool(HTTPConnectionPool):
@@ -573,7 +573,8 @@ def _attempt_once(
             _local.deadline = None
             deadline.finish()
             if response is not None:
-                if not (deadline.expired or _fully_read(response)):
+                # A connection that was cut, or still holds unread body, must not be reused.
+                if deadline.expired or not _fully_read(response):
                     response.close()
                 response.release_conn()
         return outcome

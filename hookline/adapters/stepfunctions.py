@@ -11,6 +11,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from hookline.domain.retry import workflow_input
+
 
 @lru_cache(maxsize=1)
 def _client() -> Any:
@@ -39,13 +41,13 @@ class StepFunctionsScheduler:
     ) -> None:
         if not self.state_machine_arn:
             raise RuntimeError("RETRY_STATE_MACHINE_ARN is not configured")
-        payload = {
-            "delivery_id": delivery_id,
-            "community_id": community_id,
-            "webhook_id": webhook_id,
-            "attempt": attempt,
-            "schedule": list(waits),
-        }
+        payload = workflow_input(
+            delivery_id=delivery_id,
+            community_id=community_id,
+            webhook_id=webhook_id,
+            attempt=attempt,
+            waits=waits,
+        )
         client = _client()
         try:
             client.start_execution(

@@ -92,10 +92,9 @@ def _fields(data: Mapping[str, Any], actor: Mapping[str, Any], site_url: str) ->
     return _Fields(
         actor=_first((actor, user, data), *names, limit=_NAME_LIMIT),
         title=_first((data,), "title", "topic_title", "post_title", "subject", "name"),
-        space=_first(
-            (data, space), "space_name", "space_title", "space_slug", "title", "name", "slug"
-        ),
-        course=_first((data, course), "course_title", "course_name", "title", "name"),
+        space=_first((data,), "space_name", "space_title", "space_slug")
+        or _first((space,), "name", "title", "slug"),
+        course=_first((data,), "course_title", "course_name") or _first((course,), "title", "name"),
         lesson=_first((data,), "lesson_title", "lesson_name"),
         target=_first(
             (data,),
@@ -152,6 +151,10 @@ def _on(preposition: str, text: str) -> str:
     return f'{preposition} "{text}"' if text else ""
 
 
+def _space(f: _Fields) -> str:
+    return f"space {f.space}" if f.space else "a space"
+
+
 def _named(kind: str, text: str, fallback: str) -> str:
     return f'{kind} "{text}"' if text else fallback
 
@@ -195,8 +198,8 @@ _TEMPLATES: dict[str, _Template] = {
     "space.created": lambda f: _join("Space", _q(f.space or f.title), "created", _by(f.actor)),
     "space.updated": lambda f: _join("Space", _q(f.space or f.title), "updated", _by(f.actor)),
     "space.deleted": lambda f: _join("Space", _q(f.space or f.title), "deleted", _by(f.actor)),
-    "space.member_joined": lambda f: _join(_who(f), "joined", _named("space", f.space, "a space")),
-    "space.member_left": lambda f: _join(_who(f), "left", _named("space", f.space, "a space")),
+    "space.member_joined": lambda f: _join(_who(f), "joined", _space(f)),
+    "space.member_left": lambda f: _join(_who(f), "left", _space(f)),
     "course.enrolled": lambda f: _join(
         _who(f), "enrolled in", _named("course", f.course, "a course")
     ),

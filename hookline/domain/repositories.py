@@ -233,6 +233,22 @@ class DeliveryRepository:
         )
         return [Attempt.model_validate(_record_fields(i)) for i in page.items], page.cursor
 
+    def page_of(
+        self, webhook_id: str, *, limit: int, cursor: str | None, state: str | None = None
+    ) -> tuple[list[Delivery], str | None]:
+        """One page of a webhook's deliveries, newest first, optionally in one state."""
+        page = self.table.query(
+            Query(
+                f"WD#{webhook_id}",
+                index="by_webhook",
+                descending=True,
+                limit=limit,
+                cursor=cursor,
+                where={"state": state} if state else {},
+            )
+        )
+        return [Delivery.model_validate(_record_fields(i)) for i in page.items], page.cursor
+
     def deliveries_of(
         self,
         webhook_id: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,7 +22,7 @@ from hookline import catalog, clock, ids
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
 from hookline.domain.models import Attempt, Delivery, Webhook
 from hookline.domain.publishing import publish
-from hookline.errors import ConditionFailed, NotFound
+from hookline.errors import ConditionFailed, Conflict, NotFound
 from hookline.observability import logger
 
 if TYPE_CHECKING:
@@ -79,17 +80,38 @@ def _lengthen(wait: int, retry_after: int | None) -> int:
     return max(wait, min(int(retry_after), MAX_WAIT_SECONDS))
 
 
-def _metric(name: str, ctx: DeliveryContext, event_type: str | None = None) -> None:
+def _metric(ctx: DeliveryContext, name: str) -> None:
+    """One Count metric, written at once (so it needs no handler's log_metrics flush), with the
+    dimensions service and stage only, as the dashboard reads them."""
+    dimensions = {"service": "hookline", "stage": ctx.settings.stage}
     with single_metric(
-        name=name, unit=MetricUnit.Count, value=1, namespace="Hookline"
-    ) as metric:
-        metric.add_dimension("stage", ctx.settings.stage)
-        if event_type is not None:
-            metric.add_dimension("event_group", catalog.group_of(event_type))
+        name=name,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace="Hookline",
+        default_dimensions=dimensions,
+    ):
+        pass
 
 
-def _expires_at(ctx: DeliveryContext) -> int:
-    return clock.epoch_seconds(clock.now() + timedelta(days=ctx.settings.delivery_retention_days))
+def workflow_input(
+    *, delivery_id: str, community_id: str, webhook_id: str, attempt: int, waits: Sequence[int]
+) -> dict[str, Any]:
+    """The retry workflow's input for a cycle after attempt `attempt`, waiting `waits` before
+    each further attempt.
+
+    The workflow indexes its schedule by absolute attempt number (the wait after attempt n is
+    schedule[n - 1], and max_attempts = 1 + len(schedule)), so a cycle starting after attempt
+    n > 1 (resend, recover) pads the schedule with n - 1 unused entries.
+    """
+    first = max(int(attempt), 1)
+    return {
+        "delivery_id": delivery_id,
+        "community_id": community_id,
+        "webhook_id": webhook_id,
+        "attempt": first,
+        "schedule": [0] * (first - 1) + [int(w) for w in waits],
+    }
 
 
 def start_retries(
@@ -136,7 +158,7 @@ def start_retries(
             {"state": "failed", "reason": f"Retries could not be scheduled: {type(exc).__name__}."},
         )
         raise
-    _metric("RetryScheduled", ctx, delivery.event)
+    _metric(ctx, "RetryScheduled")
 
 
 def _gone_reason() -> str:
@@ -270,7 +292,9 @@ def run_attempt(
         return cancel(ctx, delivery, "The webhook was deleted while retries were pending.")
     if not webhook.is_active:
         why = f" ({webhook.disabled_reason})" if webhook.disabled_reason else ""
-        return cancel(ctx, delivery, f"The webhook was deactivated while retries were pending{why}.")
+        return cancel(
+            ctx, delivery, f"The webhook was deactivated while retries were pending{why}."
+        )
     try:
         event = ctx.events.get(delivery.community_id, delivery.event_id)
     except NotFound:
@@ -280,7 +304,6 @@ def run_attempt(
 
     _, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no)
     if outcome.success:
-        note_success(ctx, webhook)
         return Decision("delivered", 0, attempt_no)
     if outcome.gone:
         give_up(ctx, delivery_id, _gone_reason(), gone=True)
@@ -327,7 +350,7 @@ def record_crash(
             success=False,
             created_at=now,
         ),
-        expires_at=_expires_at(ctx),
+        expires_at=ctx.expires_at(),
     )
     delivery = ctx.deliveries.update(
         delivery.id,
@@ -389,7 +412,7 @@ def give_up(
     except ConditionFailed:
         return ctx.deliveries.find(delivery_id)
     logger.info("delivery failed for good", extra={"delivery_id": delivery.id, "reason": reason})
-    _metric("DeliveryPermanentlyFailed", ctx, delivery.event)
+    _metric(ctx, "DeliveryPermanentlyFailed")
     _count_permanent_failure(ctx, delivery, gone=gone)
     return failed
 
@@ -457,7 +480,7 @@ def disable_webhook(ctx: DeliveryContext, webhook: Webhook, reason: str) -> Webh
     except NotFound:
         return webhook
     logger.info("webhook disabled", extra={"webhook_id": webhook.id, "reason": reason})
-    _metric("WebhookAutoDisabled", ctx)
+    _metric(ctx, "WebhookAutoDisabled")
     community = ctx.communities.get(webhook.community_id)
     publish(
         ctx.events,
@@ -477,17 +500,150 @@ def disable_webhook(ctx: DeliveryContext, webhook: Webhook, reason: str) -> Webh
     return disabled
 
 
-def note_success(ctx: DeliveryContext, webhook: Webhook) -> None:
-    """A delivery to this webhook succeeded: its endpoint is alive, so the auto-disable clock
-    restarts. Writes only when there is failure bookkeeping to clear."""
-    if not webhook.failing_since and not webhook.permanent_failures:
-        return
-    try:
-        ctx.webhooks.update(
-            webhook.community_id,
-            webhook.id,
-            {"permanent_failures": 0},
-            remove=("failing_since",),
+# -- the delivery API: inspect, resend, recover --------------------------------------------
+
+#: At most this many failed deliveries are queued by one recover call.
+RECOVER_LIMIT = 1000
+#: Retry cycles started concurrently by one recover call (each start is one network call).
+_RECOVER_CONCURRENCY = 16
+
+
+def find_delivery(
+    ctx: DeliveryContext, community_id: str, webhook_id: str, delivery_id: str
+) -> Delivery:
+    """A delivery of this community's webhook, or NotFound."""
+    delivery = ctx.deliveries.find(delivery_id)
+    if (
+        delivery is None
+        or delivery.community_id != community_id
+        or delivery.webhook_id != webhook_id
+    ):
+        raise NotFound("Delivery not found.")
+    return delivery
+
+
+def delivery_view(delivery: Delivery, attempts: Sequence[Attempt] | None = None) -> dict[str, Any]:
+    """A delivery as the API shows it; with `attempts`, all of them in order (1..n)."""
+    view = delivery.model_dump()
+    if attempts is not None:
+        view["attempt_log"] = [a.model_dump() for a in sorted(attempts, key=lambda a: a.attempt)]
+    return view
+
+
+def _active_webhook(ctx: DeliveryContext, community_id: str, webhook_id: str) -> Webhook:
+    webhook = ctx.webhooks.get(community_id, webhook_id)
+    if not webhook.is_active:
+        raise Conflict(
+            "The webhook is inactive; activate it (is_active: true) before re-sending.",
+            field="is_active",
         )
-    except NotFound:
-        return
+    return webhook
+
+
+def resend(
+    ctx: DeliveryContext, community_id: str, webhook_id: str, delivery_id: str
+) -> dict[str, Any]:
+    """Attempt a delivery again now (the next attempt number); if that fails, start a new retry
+    cycle. Refused (409) while a retry is already scheduled or when the webhook is inactive."""
+    delivery = find_delivery(ctx, community_id, webhook_id, delivery_id)
+    webhook = _active_webhook(ctx, community_id, webhook_id)
+    if delivery.state == "retrying":
+        raise Conflict(
+            f"A retry of this delivery is already scheduled for {delivery.next_attempt_at}.",
+            field="delivery_id",
+        )
+    try:
+        event = ctx.events.get(community_id, delivery.event_id)
+    except NotFound as exc:
+        raise NotFound("The event of this delivery has expired and can no longer be sent.") from exc
+    try:
+        delivery = ctx.deliveries.update(
+            delivery.id,
+            {"state": "pending", "updated_at": clock.now_iso()},
+            expect={"state": delivery.state},
+            remove=("next_attempt_at", "reason"),
+        )
+    except ConditionFailed as exc:
+        raise Conflict("The delivery changed meanwhile; try again.", field="delivery_id") from exc
+
+    from hookline.domain.delivery import attempt_delivery
+
+    attempt_no = delivery.attempts + 1
+    attempt, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no)
+    if outcome.success:
+        message = f"Delivered on attempt {attempt_no}."
+    else:
+        current = ctx.deliveries.find(delivery.id) or delivery
+        start_retries(ctx, current, webhook, outcome)
+        message = f"Attempt {attempt_no} failed ({outcome.error}); "
+        final = ctx.deliveries.find(delivery.id) or current
+        message += (
+            f"retrying from {final.next_attempt_at}."
+            if final.state == "retrying"
+            else "no retries left: the delivery failed."
+        )
+    final_delivery = ctx.deliveries.find(delivery.id) or delivery
+    return {
+        "success": outcome.success,
+        "delivery": delivery_view(final_delivery),
+        "attempt": attempt.model_dump(),
+        "message": message,
+    }
+
+
+def recover(ctx: DeliveryContext, community_id: str, webhook_id: str, since: str) -> dict[str, Any]:
+    """Queue every `failed` delivery of a webhook created since `since` (ISO-8601 UTC) for a new
+    retry cycle whose first attempt is due at once; at most RECOVER_LIMIT per call."""
+    webhook = _active_webhook(ctx, community_id, webhook_id)
+    candidates = list(
+        ctx.deliveries.deliveries_of(
+            webhook_id, since=since, state="failed", limit=RECOVER_LIMIT + 1
+        )
+    )
+    truncated = len(candidates) > RECOVER_LIMIT
+    waits = [0, *waits_for(webhook.retry_count, ctx.settings.retry_schedule)]
+
+    def queue(delivery: Delivery) -> bool:
+        return _queue_recovery(ctx, delivery, waits)
+
+    with ThreadPoolExecutor(max_workers=_RECOVER_CONCURRENCY) as pool:
+        queued = sum(pool.map(queue, candidates[:RECOVER_LIMIT]))
+    message = f"Queued {queued} failed deliveries for re-sending."
+    if truncated:
+        message += (
+            f" More than {RECOVER_LIMIT} matched: call again with the same since to queue the rest."
+        )
+    return {"queued": queued, "since": since, "truncated": truncated, "message": message}
+
+
+def _queue_recovery(ctx: DeliveryContext, delivery: Delivery, waits: Sequence[int]) -> bool:
+    try:
+        ctx.deliveries.update(
+            delivery.id,
+            {
+                "state": "retrying",
+                "next_attempt_at": clock.now_iso(),
+                "updated_at": clock.now_iso(),
+            },
+            expect={"state": "failed"},
+            remove=("reason",),
+        )
+    except ConditionFailed:
+        return False
+    try:
+        ctx.scheduler.schedule(
+            delivery_id=delivery.id,
+            community_id=delivery.community_id,
+            webhook_id=delivery.webhook_id,
+            attempt=max(delivery.attempts, 1),
+            waits=waits,
+        )
+    except Exception as exc:
+        logger.warning(
+            "could not queue a recovery",
+            extra={"delivery_id": delivery.id, "error": type(exc).__name__},
+        )
+        _mark(ctx, delivery.id, {"state": "failed", "reason": delivery.reason or ""})
+        return False
+    _metric(ctx, "RetryScheduled")
+    return True

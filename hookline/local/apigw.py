@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from hookline.local.blueprint import Blueprint, Route
+from hookline.local.blueprint import Blueprint, GatewayResponse, Route
 from hookline.local.lambdas import ACCOUNT_ID, REGION, FunctionError, Functions, HandlerMissing
 
 #: API Gateway's request payload quota.
@@ -66,13 +66,67 @@ def error_response(
     return HttpResponse(status, headers, body)
 
 
-def payload_too_large() -> HttpResponse:
-    return error_response(
-        413,
-        "payload_too_large",
-        f"request body exceeds API Gateway's {MAX_PAYLOAD_BYTES // (1024 * 1024)} MB limit",
-        error_type="RequestTooLargeException",
-    )
+#: API Gateway's own errors: response type -> (status, fallback code, message, x-amzn-ErrorType).
+GATEWAY_ERRORS: dict[str, tuple[int, str, str, str]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (
+        403,
+        "not_found",
+        "Missing Authentication Token",
+        "MissingAuthenticationTokenException",
+    ),
+    "UNAUTHORIZED": (401, "unauthorized", "Unauthorized", "UnauthorizedException"),
+    "ACCESS_DENIED": (
+        403,
+        "rest_forbidden",
+        "User is not authorized to access this resource with an explicit deny",
+        "AccessDeniedException",
+    ),
+    "AUTHORIZER_FAILURE": (
+        500,
+        "internal_error",
+        "Internal server error",
+        "AuthorizerConfigurationException",
+    ),
+    "AUTHORIZER_CONFIGURATION_ERROR": (
+        500,
+        "internal_error",
+        "Internal server error",
+        "AuthorizerConfigurationException",
+    ),
+    "REQUEST_TOO_LARGE": (413, "payload_too_large", "Request Too Long", "RequestTooLargeException"),
+    # A Lambda proxy function error or malformed answer: API Gateway's 502.
+    "INTEGRATION_FAILURE": (
+        502,
+        "internal_error",
+        "Internal server error",
+        "InternalServerErrorException",
+    ),
+}
+
+
+def gateway_error(
+    kind: str, responses: Mapping[str, GatewayResponse] | None = None, message: str | None = None
+) -> HttpResponse:
+    """API Gateway's error response of a type, rendered from the template's GatewayResponses
+    (falling back to DEFAULT_4XX/DEFAULT_5XX, then to the one error shape)."""
+    status, code, default_message, error_type = GATEWAY_ERRORS[kind]
+    message = message or default_message
+    responses = responses or {}
+    custom = responses.get(kind) or responses.get("DEFAULT_4XX" if status < 500 else "DEFAULT_5XX")
+    if custom is not None and custom.template:
+        body = (
+            custom.template.replace("$context.error.messageString", json.dumps(message))
+            .replace("$context.error.message", message)
+            .replace("$context.error.responseType", kind)
+        )
+        return HttpResponse(
+            custom.status or status,
+            [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)],
+            body.encode(),
+        )
+    if custom is not None and custom.status:
+        status = custom.status
+    return error_response(status, code, message, error_type=error_type)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,6 +258,9 @@ class ApiGateway:
             maxlen=50
         )
 
+    def error(self, kind: str) -> HttpResponse:
+        return gateway_error(kind, self.blueprint.gateway_responses)
+
     @property
     def stage(self) -> str:
         return self.blueprint.stage
@@ -218,16 +275,11 @@ class ApiGateway:
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if len(request.body) > MAX_PAYLOAD_BYTES:
-            return payload_too_large()
+            return self.error("REQUEST_TOO_LARGE")
         path = self.strip_stage(request.path)
         matched = match_route(self.blueprint.routes, request.method, path)
         if matched is None:
-            return error_response(
-                404,
-                "not_found",
-                f"no route for {request.method} {path}",
-                error_type="MissingAuthenticationTokenException",
-            )
+            return self.error("MISSING_AUTHENTICATION_TOKEN")
         route, params = matched
         authorizer: dict[str, Any] | None = None
         if route.authorized:
@@ -240,11 +292,12 @@ class ApiGateway:
         try:
             result = self.functions.invoke(route.function, event)
         except HandlerMissing as exc:
-            return error_response(502, "internal_error", f"handler missing: {exc}")
+            print(f"[{route.function}] {exc}", flush=True)
+            return self.error("INTEGRATION_FAILURE")
         except FunctionError as exc:
             print(f"[{route.function}] {exc.error_type}: {exc.message}", flush=True)
             print("".join(exc.trace), end="", flush=True)
-            return error_response(502, "internal_error", "Internal server error")
+            return self.error("INTEGRATION_FAILURE")
         return self.to_http(result, request)
 
     # -- events ---------------------------------------------------------------------------
@@ -371,7 +424,7 @@ class ApiGateway:
     def authorizer_event(
         self, request: HttpRequest, route: Route, params: dict[str, str], path: str
     ) -> dict[str, Any]:
-        """The REQUEST authorizer event."""
+        """The REQUEST authorizer event (empty maps are {} here, not null as in proxy events)."""
         headers, multi_headers = self._headers(request)
         query, multi_query = self._query(request)
         return {
@@ -382,10 +435,10 @@ class ApiGateway:
             "httpMethod": request.method,
             "headers": headers,
             "multiValueHeaders": multi_headers,
-            "queryStringParameters": query,
-            "multiValueQueryStringParameters": multi_query,
-            "pathParameters": params or None,
-            "stageVariables": None,
+            "queryStringParameters": query or {},
+            "multiValueQueryStringParameters": multi_query or {},
+            "pathParameters": params or {},
+            "stageVariables": {},
             "requestContext": self._request_context(request, route, path, str(uuid.uuid4())),
         }
 
@@ -394,11 +447,11 @@ class ApiGateway:
     def to_http(self, result: Any, request: HttpRequest) -> HttpResponse:
         """API Gateway's reading of a Lambda proxy response; a malformed one is a 502."""
         if not isinstance(result, dict) or "statusCode" not in result:
-            return error_response(502, "internal_error", "Malformed Lambda proxy response")
+            return self.error("INTEGRATION_FAILURE")
         try:
             status = int(result["statusCode"])
         except (TypeError, ValueError):
-            return error_response(502, "internal_error", "Malformed Lambda proxy response")
+            return self.error("INTEGRATION_FAILURE")
         merged: dict[str, list[str]] = {}
         for name, value in (result.get("headers") or {}).items():
             merged[str(name)] = [str(value)]
@@ -414,7 +467,7 @@ class ApiGateway:
                 try:
                     raw = base64.b64decode(str(body))
                 except ValueError:
-                    return error_response(502, "internal_error", "Malformed Lambda proxy response")
+                    return self.error("INTEGRATION_FAILURE")
         headers = [(name, value) for name, values in merged.items() for value in values]
         return HttpResponse(status, headers, raw)
 
@@ -431,7 +484,7 @@ class ApiGateway:
         identity = tuple(request.header(h) or "" for h in self.blueprint.identity_headers)
         if not all(identity):
             # A missing identity source is refused without calling the authorizer.
-            return _unauthorized()
+            return self.error("UNAUTHORIZED")
         ttl = self.blueprint.authorizer_cache_ttl
         now = time.monotonic()
         with self._cache_lock:
@@ -445,37 +498,25 @@ class ApiGateway:
             try:
                 answer = self.functions.invoke("authorizer", event)
             except HandlerMissing as exc:
-                return error_response(500, "internal_error", f"authorizer missing: {exc}")
+                print(f"[authorizer] {exc}", flush=True)
+                return self.error("AUTHORIZER_FAILURE")
             except FunctionError as exc:
                 if exc.message == "Unauthorized":
-                    return _unauthorized()
+                    return self.error("UNAUTHORIZED")
                 print(f"[authorizer] {exc.error_type}: {exc.message}", flush=True)
-                return _authorizer_failure()
+                return self.error("AUTHORIZER_FAILURE")
             try:
                 cached = _parse_authorizer_answer(answer, now + ttl)
             except AuthorizerFailure as exc:
                 print(f"[authorizer] unusable answer: {exc}", flush=True)
-                return _authorizer_failure()
+                return self.error("AUTHORIZER_CONFIGURATION_ERROR")
             if ttl > 0:
                 with self._cache_lock:
                     self._cache[identity] = cached
         if not policy_allows(cached.policy, self.method_arn(request.method, path)):
-            return _unauthorized()
+            return self.error("ACCESS_DENIED")
         latency = int((time.perf_counter() - started) * 1000)
         return {"principalId": cached.principal_id, "integrationLatency": latency, **cached.context}
-
-
-def _unauthorized() -> HttpResponse:
-    return error_response(401, "unauthorized", "Unauthorized", error_type="UnauthorizedException")
-
-
-def _authorizer_failure() -> HttpResponse:
-    return error_response(
-        500,
-        "internal_error",
-        "authorizer failed",
-        error_type="AuthorizerConfigurationException",
-    )
 
 
 def _parse_authorizer_answer(answer: Any, expires_at: float) -> _CachedPolicy:

@@ -25,7 +25,8 @@ from typing import Any
 #: Invokes a Lambda function by name with a payload; raises TaskError when it fails.
 Invoker = Callable[[str, Any], Any]
 
-_MISSING = object()
+_MISSING = object()  # a path that does not resolve
+_REQUIRED = object()  # get_path's default: raise when the path does not resolve
 
 
 class TaskError(Exception):
@@ -73,16 +74,16 @@ def _path_parts(path: str) -> tuple[str, list[str | int]]:
     return root, parts
 
 
-def get_path(document: Any, path: str, context: Any = None, default: Any = _MISSING) -> Any:
+def get_path(document: Any, path: str, context: Any = None, default: Any = _REQUIRED) -> Any:
     root, parts = _path_parts(path)
     node = context if root == "$$" else document
     for part in parts:
-        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
-            node = node[part]
-        elif isinstance(part, str) and isinstance(node, dict) and part in node:
-            node = node[part]
+        in_list = isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node)
+        in_dict = isinstance(part, str) and isinstance(node, dict) and part in node
+        if in_list or in_dict:
+            node = node[part]  # type: ignore[index]
         else:
-            if default is not _MISSING:
+            if default is not _REQUIRED:
                 return default
             raise RuntimeFailure(f"the JSONPath {path!r} could not be found in the input")
     return node

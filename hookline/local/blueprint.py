@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hookline.local.lambdas import FUNCTIONS, FunctionConfig, repo_root
+from hookline.local.lambdas import FUNCTIONS, FunctionConfig, default_function_name, repo_root
 
 DEFAULT_AUTHORIZER_CACHE_TTL = 30
 DEFAULT_BINARY_MEDIA_TYPES = ("multipart/form-data", "application/octet-stream")
@@ -43,6 +43,14 @@ class StreamSource:
 
 
 @dataclass(frozen=True)
+class GatewayResponse:
+    """A customised API Gateway response (GatewayResponses in the template)."""
+
+    status: int
+    template: str | None = None
+
+
+@dataclass(frozen=True)
 class Blueprint:
     routes: tuple[Route, ...]
     stage: str = "dev"
@@ -51,6 +59,7 @@ class Blueprint:
     authorizer_cache_ttl: int = DEFAULT_AUTHORIZER_CACHE_TTL
     functions: dict[str, FunctionConfig] = field(default_factory=dict)
     stream: StreamSource = field(default_factory=StreamSource)
+    gateway_responses: dict[str, GatewayResponse] = field(default_factory=dict)
 
 
 DEFAULT_ROUTES: tuple[Route, ...] = (
@@ -64,16 +73,13 @@ def template_path() -> Path:
 
 
 def load_template(path: Path | None = None) -> dict[str, Any] | None:
-    """The parsed template (CloudFormation tags as {"Ref": ...} dicts), or None when absent."""
+    """The parsed template (hookline.adapters.template's reading), or None when absent."""
     path = path or template_path()
     if not path.is_file():
         return None
-    from cfnlint.decode.cfn_yaml import load
+    from hookline.adapters.template import load_template as read
 
-    document = load(str(path))
-    # Plain dicts/lists: cfn-lint's node classes carry positions we do not need.
-    loaded: dict[str, Any] = json.loads(json.dumps(document))
-    return loaded
+    return read(path)
 
 
 class _Resolver:
@@ -108,7 +114,7 @@ def _functions(template: dict[str, Any], ref: _Resolver) -> dict[str, FunctionCo
         timeout = ref.value(props.get("Timeout"), ref.value(globals_fn.get("Timeout"), 30))
         configs[name] = FunctionConfig(
             name=name,
-            function_name=f"hookline-local-{logical_id}",
+            function_name=default_function_name(name),
             memory_mb=_int(memory, 256),
             timeout_seconds=float(_int(timeout, 30)),
         )
@@ -162,6 +168,18 @@ def _stream(template: dict[str, Any], ref: _Resolver) -> StreamSource:
     return StreamSource()
 
 
+def _gateway_responses(api: dict[str, Any], ref: _Resolver) -> dict[str, GatewayResponse]:
+    found: dict[str, GatewayResponse] = {}
+    for kind, spec in (api.get("GatewayResponses") or {}).items():
+        if not isinstance(spec, dict):
+            continue
+        status = _int(ref.value(spec.get("StatusCode")), 0)
+        templates = spec.get("ResponseTemplates") or {}
+        template = templates.get("application/json")
+        found[str(kind)] = GatewayResponse(status, template if isinstance(template, str) else None)
+    return found
+
+
 def _parameter_default(name: str) -> Any:
     """hookline.adapters.template.parameter_default when that module offers it."""
     try:
@@ -194,7 +212,7 @@ def load_blueprint(path: Path | None = None) -> Blueprint:
     )
     auth = api.get("Auth") or {}
     authorizers = auth.get("Authorizers") or {}
-    authorizer = authorizers.get(auth.get("DefaultAuthorizer")) or next(
+    authorizer: dict[str, Any] = authorizers.get(auth.get("DefaultAuthorizer")) or next(
         iter(authorizers.values()), {}
     )
     identity = authorizer.get("Identity") or {}
@@ -221,4 +239,5 @@ def load_blueprint(path: Path | None = None) -> Blueprint:
         authorizer_cache_ttl=_int(ttl, DEFAULT_AUTHORIZER_CACHE_TTL),
         functions=_functions(template, ref),
         stream=_stream(template, ref),
+        gateway_responses=_gateway_responses(api, ref),
     )

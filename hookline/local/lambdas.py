@@ -58,6 +58,14 @@ class FunctionError(Exception):
         }
 
 
+def function_arn(function_name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
+
+
+def default_function_name(name: str) -> str:
+    return f"hookline-local-{FUNCTIONS.get(name, name)}"
+
+
 def repo_root() -> Path:
     """The repository root: hookline/ sits at the top of the repo (editable install)."""
     return Path(hookline.__file__).resolve().parent.parent
@@ -131,9 +139,7 @@ class LambdaContext:
 
     def __post_init__(self) -> None:
         if not self.invoked_function_arn:
-            self.invoked_function_arn = (
-                f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
-            )
+            self.invoked_function_arn = function_arn(self.function_name)
         if not self.log_group_name:
             self.log_group_name = f"/aws/lambda/{self.function_name}"
         if not self.log_stream_name:
@@ -161,11 +167,19 @@ class Functions:
     that is not JSON-serialisable fails here as it would there (Runtime.MarshalError).
     """
 
-    def __init__(self, configs: dict[str, FunctionConfig]) -> None:
+    def __init__(
+        self,
+        configs: dict[str, FunctionConfig],
+        *,
+        before_invoke: Callable[[], None] | None = None,
+    ) -> None:
+        """`before_invoke` runs before every invocation (the local stack re-asserts its wiring
+        there, as a Lambda cold start would run the composition root)."""
         self.configs = configs
+        self.before_invoke = before_invoke
 
     def config(self, name: str) -> FunctionConfig:
-        return self.configs.get(name) or FunctionConfig(name, f"hookline-local-{name}")
+        return self.configs.get(name) or FunctionConfig(name, default_function_name(name))
 
     def context(self, name: str) -> LambdaContext:
         cfg = self.config(name)
@@ -178,6 +192,8 @@ class Functions:
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         """Run the handler; raises HandlerMissing, or FunctionError when it raises."""
         handler = load_handler(name)
+        if self.before_invoke is not None:
+            self.before_invoke()
         payload = json.loads(json.dumps(event))
         try:
             result = handler(payload, self.context(name))

@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from hookline.local.asl import Execution, StateMachine, TaskError
-from hookline.local.lambdas import FUNCTIONS, FunctionError, Functions, HandlerMissing, repo_root
+from hookline.local.lambdas import (
+    FUNCTIONS,
+    FunctionError,
+    Functions,
+    HandlerMissing,
+    function_arn,
+    repo_root,
+)
 
 #: How many finished executions are kept for inspection.
 KEEP_FINISHED = 10_000
@@ -64,8 +71,19 @@ class LocalRetryScheduler:
         self.functions = functions
         self.time_scale = time_scale
         self.listener = listener
-        substitutions = {f"{logical}Arn": name for name, logical in FUNCTIONS.items()}
-        substitutions.update({logical: name for name, logical in FUNCTIONS.items()})
+        # Whatever names a function in the definition (a substitution, an ARN, a function name)
+        # maps to the local handler.
+        substitutions: dict[str, str] = {}
+        for name, logical in FUNCTIONS.items():
+            function_name = functions.config(name).function_name
+            substitutions.update(
+                {
+                    f"{logical}Arn": name,
+                    logical: name,
+                    function_name: name,
+                    function_arn(function_name): name,
+                }
+            )
         self.machine = StateMachine(
             definition if definition is not None else json.loads(definition_path().read_text()),
             self._invoke,
@@ -77,7 +95,6 @@ class LocalRetryScheduler:
         self._cond = threading.Condition()
         self._ready: queue.Queue[str | None] = queue.Queue()
         self._executions: OrderedDict[str, Execution] = OrderedDict()
-        self._active = 0  # executions queued or running on a worker
         self._threads: list[threading.Thread] = []
         self._stopping = False
 
@@ -210,8 +227,10 @@ class LocalRetryScheduler:
         try:
             pause = self.machine.step(execution)
         except Exception as exc:  # an interpreter fault must not kill the worker
-            execution.status, execution.error, execution.cause = "FAILED", "States.Runtime", repr(
-                exc
+            execution.status, execution.error, execution.cause = (
+                "FAILED",
+                "States.Runtime",
+                repr(exc),
             )
             pause = None
         if pause is not None:

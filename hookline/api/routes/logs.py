@@ -2,6 +2,109 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any, Literal
+
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from hookline import clock, ids
+from hookline.api.context import community_access
+from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
+from hookline.domain.delivery import DeliveryContext, attempt_and_record, new_delivery
+from hookline.domain.models import Attempt, Event
+from hookline.wiring import services
 
 router = Router()
+
+StatusParam = Annotated[
+    Literal["success", "failed"] | None,
+    Query(description="Only successful or only failed attempts."),
+]
+EventParam = Annotated[
+    str | None, Query(min_length=1, max_length=100, description="Only attempts of this event type.")
+]
+
+
+def _entry(attempt: Attempt) -> dict[str, Any]:
+    return attempt.model_dump(exclude={"community_id"})
+
+
+@router.get(
+    "/v1/communities/<community_id>/webhooks/<webhook_id>/logs",
+    summary="Delivery log of a webhook: every attempt, newest first",
+)
+def webhook_logs(
+    community_id: str,
+    webhook_id: str,
+    page: PageParam = 1,
+    per_page: PerPageParam = 20,
+    cursor: CursorParam = None,
+    status: StatusParam = None,
+    event: EventParam = None,
+) -> dict[str, Any]:
+    community_access(router, community_id)
+    ctx = DeliveryContext.from_services(services())
+    ctx.webhooks.get(community_id, webhook_id)
+    where: dict[str, Any] = {}
+    if status is not None:
+        where["success"] = status == "success"
+    if event is not None:
+        where["event"] = event
+    items, next_cursor = paginate(
+        lambda limit, position: ctx.deliveries.log(
+            webhook_id, limit=limit, cursor=position, where=where
+        ),
+        page=page,
+        per_page=per_page,
+        cursor=cursor,
+    )
+    return listing([_entry(a) for a in items], page=page, per_page=per_page, cursor=next_cursor)
+
+
+@router.post(
+    "/v1/communities/<community_id>/webhooks/<webhook_id>/test",
+    summary="Send a test.ping now (also to an inactive webhook) and report the endpoint's answer",
+)
+def test_webhook(community_id: str, webhook_id: str) -> dict[str, Any]:
+    community_access(router, community_id)
+    ctx = DeliveryContext.from_services(services())
+    community = ctx.communities.get(community_id)
+    webhook = ctx.webhooks.get(community_id, webhook_id)
+    now = clock.now()
+    # Built in memory, never stored: a stored event would be fanned out to every subscriber.
+    event = Event(
+        id=ids.new_id("evt"),
+        community_id=community_id,
+        event="test.ping",
+        data={
+            "message": "This is a test delivery from Hookline.",
+            "webhook_id": webhook.id,
+            "webhook_name": webhook.name,
+        },
+        site_url=community.site_url,
+        timestamp=clock.iso(now),
+    )
+    delivery = new_delivery(event, webhook, now=now)
+    ctx.deliveries.create(delivery, expires_at=ctx.expires_at(now))
+    result = attempt_and_record(ctx, delivery, webhook, event, 1)
+    outcome = result.outcome
+    if not outcome.success:
+        ctx.deliveries.update(
+            delivery.id,
+            {"state": "failed", "reason": "Test deliveries are not retried."},
+        )
+    message = (
+        "Webhook test successful."
+        if outcome.success
+        else f"Webhook test failed: {outcome.error or 'no 2xx answer'}."
+    )
+    return {
+        "success": outcome.success,
+        "status_code": outcome.status_code,
+        "response_time": outcome.response_time_ms,
+        "response_body": outcome.response_body,
+        "message": message,
+        "error": outcome.error,
+        "delivery_id": delivery.id,
+        "attempt_id": result.attempt.id,
+    }

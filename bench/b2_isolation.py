@@ -1,0 +1,234 @@
+"""B2 — slow-endpoint isolation.
+
+20 endpoints; in the "with slow" variants endpoint 20 holds every request past the delivery
+timeout (shortened to 2 s here to keep the run short; production's default is 10 s), in the
+"without" variants it is absent. Measured: publish → receipt latency of the deliveries to the 19
+healthy endpoints, p50/p99.
+
+* engine, stream: events are published at a steady rate and handed to ``dispatch_events`` the
+  way Lambda's event source mapping does it — one batch at a time per shard, each batch being
+  whatever arrived while the previous invocation ran (capped at 100).
+* engine, burst: all events in one batch (one invocation): isolation inside a batch.
+* sequential: what CMS plugins do inline or from cron — one worker, one event after another,
+  POSTing to the endpoints in order with ``requests`` (the slow endpoint is 10th of 20).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from bench import harness
+from bench.receiver import ReceiverFarm
+from hookline import clock
+from hookline.domain.delivery import build_request, delivery_id_for
+from hookline.domain.dispatch import dispatch_events
+from hookline.domain.models import Event, Webhook
+
+ENDPOINTS = 20
+SLOW = ENDPOINTS - 1  # receiver index of the slow endpoint
+SEQUENTIAL_SLOW_POSITION = 9  # 0-based position of the slow endpoint in the plugin's loop
+TARGET_RATIO = 1.2
+STREAM_BATCH = 100
+
+
+def _publisher(
+    eng: harness.Engine, count: int, rate: float, sink: queue.Queue[tuple[float, Event]]
+) -> threading.Thread:
+    """Publish ``count`` events at ``rate``/s on a thread; each goes to ``sink`` with its time."""
+    events = harness.publish_events(eng, count)  # stored up front; "published" when queued
+
+    def run() -> None:
+        start = time.monotonic()
+        for index, event in enumerate(events):
+            delay = start + index / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            sink.put((time.monotonic(), event))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _latencies(
+    farm: ReceiverFarm, published: dict[str, float], healthy: int
+) -> list[float]:
+    return [
+        (at - published[event_id]) * 1000
+        for at, index, event_id in farm.records()
+        if index < healthy and event_id in published
+    ]
+
+
+def _engine(
+    farm: ReceiverFarm, *, slow: bool, events: int, rate: float, timeout: float, burst: bool
+) -> dict[str, Any]:
+    eng = harness.engine(timeout=timeout)
+    urls = farm.urls if slow else farm.urls[:SLOW]
+    harness.add_webhooks(eng, urls)
+    farm.clear()
+    published: dict[str, float] = {}
+    batches = 0
+    started = time.monotonic()
+    with harness.quiet():
+        if burst:
+            batch = harness.publish_events(eng, events)
+            now = time.monotonic()
+            published = {event.id: now for event in batch}
+            dispatch_events(eng.ctx, batch)
+            batches = 1
+        else:
+            inbox: queue.Queue[tuple[float, Event]] = queue.Queue()
+            publisher = _publisher(eng, events, rate, inbox)
+            while len(published) < events:
+                pending = [inbox.get()]
+                while len(pending) < STREAM_BATCH:
+                    try:
+                        pending.append(inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                for at, event in pending:
+                    published[event.id] = at
+                dispatch_events(eng.ctx, [event for _, event in pending])
+                batches += 1
+            publisher.join()
+    expected = events * len(urls)
+    received = farm.wait_for(expected - (events if slow else 0), timeout=timeout + 5)
+    lat = _latencies(farm, published, SLOW)
+    return _stats(lat, events * SLOW, time.monotonic() - started, batches=batches,
+                  received=received)
+
+
+def _sequential(
+    farm: ReceiverFarm, *, slow: bool, events: int, rate: float, timeout: float
+) -> dict[str, Any]:
+    eng = harness.engine(timeout=timeout)
+    order = list(range(SLOW))
+    if slow:
+        order.insert(SEQUENTIAL_SLOW_POSITION, SLOW)
+    hooks = harness.add_webhooks(eng, [farm.url(i) for i in order])
+    farm.clear()
+    inbox: queue.Queue[tuple[float, Event]] = queue.Queue()
+    started = time.monotonic()
+    publisher = _publisher(eng, events, rate, inbox)
+    published: dict[str, float] = {}
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=ENDPOINTS, pool_maxsize=1)
+    session.mount("http://", adapter)
+    for _ in range(events):
+        at, event = inbox.get()
+        published[event.id] = at
+        for hook in hooks:
+            _post(session, hook, event, timeout)
+    publisher.join()
+    session.close()
+    farm.wait_for(events * SLOW, timeout=5)
+    lat = _latencies(farm, published, SLOW)
+    return _stats(lat, events * SLOW, time.monotonic() - started, batches=events,
+                  received=farm.count())
+
+
+def _post(session: requests.Session, hook: Webhook, event: Event, timeout: float) -> None:
+    delivery_id = delivery_id_for(event.id, hook.id)
+    body, headers = build_request(hook, event, delivery_id=delivery_id, attempt=1, now=clock.now())
+    try:
+        session.post(hook.url, data=body, headers=headers, timeout=timeout).content  # noqa: B018
+    except requests.RequestException:
+        pass
+
+
+def _stats(
+    latencies: list[float], expected: int, seconds: float, *, batches: int, received: int
+) -> dict[str, Any]:
+    return {
+        "p50_ms": harness.percentile(latencies, 50),
+        "p99_ms": harness.percentile(latencies, 99),
+        "max_ms": max(latencies) if latencies else float("nan"),
+        "healthy_received": len(latencies),
+        "healthy_expected": expected,
+        "received": received,
+        "batches": batches,
+        "seconds": seconds,
+    }
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "engine stream, without slow": {"kind": "engine", "slow": False, "burst": False},
+    "engine stream, with slow": {"kind": "engine", "slow": True, "burst": False},
+    "engine burst, without slow": {"kind": "engine", "slow": False, "burst": True},
+    "engine burst, with slow": {"kind": "engine", "slow": True, "burst": True},
+    "sequential, without slow": {"kind": "sequential", "slow": False},
+    "sequential, with slow": {"kind": "sequential", "slow": True},
+}
+
+
+def run(
+    *,
+    events: int = 10,
+    rate: float = 5.0,
+    timeout: float = 2.0,
+    rounds: int = 3,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    hold = timeout + 1.0
+    result: dict[str, Any] = {
+        "name": "B2 slow-endpoint isolation",
+        "machine": harness.machine(),
+        "workload": {
+            "endpoints": ENDPOINTS,
+            "events": events,
+            "rate_per_s": rate,
+            "delivery_timeout_s": timeout,
+            "slow_endpoint_holds_s": hold,
+            "rounds": rounds,
+        },
+    }
+
+    with ReceiverFarm(ENDPOINTS, hold={SLOW: hold}) as farm:
+
+        def variant(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+            if spec["kind"] == "engine":
+                return lambda: _engine(
+                    farm, slow=spec["slow"], events=events, rate=rate, timeout=timeout,
+                    burst=spec["burst"],
+                )
+            return lambda: _sequential(
+                farm, slow=spec["slow"], events=events, rate=rate, timeout=timeout
+            )
+
+        log("B2: 19 healthy endpoints with and without a slow one")
+        _engine(farm, slow=False, events=2, rate=rate, timeout=timeout, burst=True)  # warm-up
+        runs = harness.interleave(
+            rounds,
+            {name: variant(spec) for name, spec in VARIANTS.items()},
+            log=lambda line: log(line[:150]),
+        )
+    result["variants"] = {
+        name: {
+            "p50_ms": harness.summary([r["p50_ms"] for r in rows]),
+            "p99_ms": harness.summary([r["p99_ms"] for r in rows]),
+            "lost": sum(r["healthy_expected"] - r["healthy_received"] for r in rows),
+            "batches": harness.summary([r["batches"] for r in rows]),
+            "seconds": harness.summary([r["seconds"] for r in rows]),
+        }
+        for name, rows in runs.items()
+    }
+    ratios = {}
+    for prefix in ("engine stream", "engine burst", "sequential"):
+        with_slow = runs[f"{prefix}, with slow"]
+        without = runs[f"{prefix}, without slow"]
+        ratios[prefix] = harness.summary(
+            [w["p99_ms"] / max(o["p99_ms"], 1e-9) for w, o in zip(with_slow, without, strict=True)]
+        )
+    result["p99_ratio"] = ratios
+    result["target"] = f"healthy p99 with the slow endpoint <= {TARGET_RATIO} x without"
+    result["met"] = bool(ratios["engine stream"]["median"] <= TARGET_RATIO)
+    result["met_within_batch"] = bool(ratios["engine burst"]["median"] <= TARGET_RATIO)
+    result["runs"] = runs
+    return result

@@ -1,0 +1,286 @@
+"""One attempt of one delivery: the request, the HTTP call through the sender port, and its record.
+
+``attempt_delivery`` is the only place an attempt happens; the dispatcher, the test endpoint and
+the retry step all go through it, so every attempt is signed, logged, measured and kept in the
+delivery log the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+import hookline
+from hookline import clock, ids
+from hookline.config import Settings
+from hookline.domain import signing, webhooks
+from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
+from hookline.domain.models import Attempt, Delivery, Event, Webhook
+from hookline.domain.payload import render_body
+from hookline.domain.repositories import (
+    CommunityRepository,
+    DeliveryRepository,
+    EventRepository,
+    WebhookRepository,
+)
+from hookline.errors import NotFound
+from hookline.observability import logger
+from hookline.ports import Mailer, RetryScheduler, Sender
+
+if TYPE_CHECKING:
+    from hookline.wiring import Services
+
+USER_AGENT = f"Hookline/{hookline.__version__}"
+HEADER_EVENT = "X-Hookline-Event"
+HEADER_DELIVERY = "X-Hookline-Delivery"
+HEADER_TIMESTAMP = "X-Hookline-Timestamp"
+HEADER_ATTEMPT = "X-Hookline-Attempt"
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    """What delivering needs: repositories, the HTTP sender, the retry scheduler and settings."""
+
+    settings: Settings
+    webhooks: WebhookRepository
+    deliveries: DeliveryRepository
+    events: EventRepository
+    communities: CommunityRepository
+    sender: Sender
+    scheduler: RetryScheduler
+    mailer: Mailer
+
+    @classmethod
+    def from_services(cls, services: Services) -> DeliveryContext:
+        tables = services.tables
+        return cls(
+            settings=services.settings,
+            webhooks=WebhookRepository(tables.webhooks),
+            deliveries=DeliveryRepository(tables.deliveries),
+            events=EventRepository(tables.events),
+            communities=CommunityRepository(tables.communities),
+            sender=services.sender,
+            scheduler=services.scheduler,
+            mailer=services.mailer,
+        )
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.delivery_timeout_seconds
+
+    @property
+    def allow_private(self) -> bool:
+        return self.settings.allow_private_targets
+
+    @property
+    def retention_days(self) -> int:
+        return self.settings.delivery_retention_days
+
+    def expires_at(self, moment: datetime | None = None) -> int:
+        """The TTL (epoch seconds) of delivery and attempt records written at ``moment``."""
+        return clock.epoch_seconds((moment or clock.now()) + timedelta(days=self.retention_days))
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    attempt: Attempt
+    outcome: AttemptOutcome
+    delivery: Delivery  # the delivery as stored after this attempt
+
+
+def delivery_id_for(event_id: str, webhook_id: str) -> str:
+    """Deterministic, so a redelivered stream record maps onto the delivery it already made."""
+    digest = hashlib.sha256(f"{event_id}|{webhook_id}".encode()).hexdigest()
+    return f"dlv_{digest[:24]}"
+
+
+def new_delivery(event: Event, webhook: Webhook, *, now: datetime | None = None) -> Delivery:
+    """A pending delivery of ``event`` to ``webhook`` (not stored)."""
+    stamp = clock.iso(now or clock.now())
+    return Delivery(
+        id=delivery_id_for(event.id, webhook.id),
+        community_id=event.community_id,
+        webhook_id=webhook.id,
+        event_id=event.id,
+        event=event.event,
+        state="pending",
+        operational=event.operational,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+
+
+def build_request(
+    webhook: Webhook, event: Event, *, delivery_id: str, attempt: int, now: datetime
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one attempt.
+
+    The body is rendered once and those exact bytes are signed. The webhook's custom headers
+    come last and never replace a header Hookline sets. Raises ValueError when the body cannot
+    be rendered or the stored secret cannot sign.
+    """
+    body = render_body(webhook.format, event)
+    timestamp = int(now.timestamp())
+    headers: dict[str, str] = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        HEADER_EVENT: event.event,
+        HEADER_DELIVERY: delivery_id,
+        HEADER_TIMESTAMP: str(timestamp),
+        HEADER_ATTEMPT: str(attempt),
+    }
+    headers.update(
+        signing.sign_headers(
+            secret=webhook.secret,
+            previous_secret=webhooks.active_previous_secret(webhook),
+            message_id=delivery_id,
+            timestamp=timestamp,
+            body=body,
+        )
+    )
+    taken = {name.lower() for name in headers} | webhooks.RESERVED_HEADERS
+    for name, value in webhook.headers.items():
+        if name.lower() not in taken:
+            headers[name] = value
+            taken.add(name.lower())
+    return body, headers
+
+
+def attempt_delivery(
+    ctx: DeliveryContext, delivery: Delivery, webhook: Webhook, event: Event, attempt: int
+) -> tuple[Attempt, AttemptOutcome]:
+    """Make attempt number ``attempt`` of ``delivery`` now and record it.
+
+    Sends through ``ctx.sender`` (never raises for HTTP trouble: a refused target, a timeout or a
+    non-2xx answer is a failed outcome), stores the Attempt with its TTL, updates the delivery
+    (``delivered`` on success; on failure only the counters and last error, the retry policy
+    decides the state), and sets the webhook's ``last_triggered_at`` or ``last_error``.
+    Storage errors propagate.
+    """
+    result = attempt_and_record(ctx, delivery, webhook, event, attempt)
+    return result.attempt, result.outcome
+
+
+def attempt_and_record(
+    ctx: DeliveryContext, delivery: Delivery, webhook: Webhook, event: Event, attempt: int
+) -> AttemptResult:
+    """``attempt_delivery``, also returning the delivery as stored after the attempt."""
+    started = clock.now()
+    try:
+        body, headers = build_request(
+            webhook, event, delivery_id=delivery.id, attempt=attempt, now=started
+        )
+    except ValueError as exc:
+        outcome = AttemptOutcome.failure(f"could not build the request: {exc}")
+    else:
+        outcome = _send(ctx, webhook.url, body, headers)
+
+    record = Attempt(
+        id=ids.new_id("att"),
+        delivery_id=delivery.id,
+        community_id=delivery.community_id,
+        webhook_id=webhook.id,
+        event_id=event.id,
+        event=event.event,
+        attempt=attempt,
+        status_code=outcome.status_code,
+        response_time_ms=outcome.response_time_ms,
+        response_body=outcome.response_body[:RESPONSE_BODY_LIMIT],
+        error=outcome.error,
+        success=outcome.success,
+        created_at=clock.iso(started),
+    )
+    ctx.deliveries.add_attempt(record, expires_at=ctx.expires_at(started))
+    stored = _update_delivery(ctx, delivery, attempt, outcome)
+    _update_webhook(ctx, webhook, outcome)
+    _observe(ctx, record, outcome, webhook)
+    return AttemptResult(record, outcome, stored)
+
+
+def _send(ctx: DeliveryContext, url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:
+    try:
+        return ctx.sender(url, body, headers, timeout=ctx.timeout, allow_private=ctx.allow_private)
+    except Exception as exc:  # the port never raises, but a broken one must not lose the record
+        logger.exception("sender raised", extra={"error_type": type(exc).__name__})
+        return AttemptOutcome.failure(f"internal error while sending: {type(exc).__name__}")
+
+
+def _update_delivery(
+    ctx: DeliveryContext, delivery: Delivery, attempt: int, outcome: AttemptOutcome
+) -> Delivery:
+    changes: dict[str, object] = {"attempts": attempt, "updated_at": clock.now_iso()}
+    remove: list[str] = []
+    if outcome.status_code is None:
+        remove.append("last_status_code")
+    else:
+        changes["last_status_code"] = outcome.status_code
+    if outcome.success:
+        changes["state"] = "delivered"
+        remove += ["next_attempt_at", "last_error"]
+    else:
+        changes["last_error"] = outcome.error or "delivery failed"
+    return ctx.deliveries.update(delivery.id, changes, remove=tuple(remove))
+
+
+def _update_webhook(ctx: DeliveryContext, webhook: Webhook, outcome: AttemptOutcome) -> None:
+    changes: dict[str, object]
+    remove: tuple[str, ...] = ()
+    if outcome.success:
+        changes = {"last_triggered_at": clock.now_iso()}
+        # A success ends a failing streak: the auto-disable bookkeeping starts afresh.
+        if webhook.failing_since:
+            remove = ("failing_since",)
+        if webhook.permanent_failures:
+            changes["permanent_failures"] = 0
+    else:
+        changes = {"last_error": outcome.error or "delivery failed"}
+    # A webhook deleted while the attempt was in flight: nothing to update, the record stays.
+    with contextlib.suppress(NotFound):
+        ctx.webhooks.update(webhook.community_id, webhook.id, changes, remove=remove)
+
+
+def _observe(
+    ctx: DeliveryContext, record: Attempt, outcome: AttemptOutcome, webhook: Webhook
+) -> None:
+    logger.info(
+        "delivery attempt",
+        extra={
+            "community_id": record.community_id,
+            "webhook_id": record.webhook_id,
+            "event_id": record.event_id,
+            "delivery_id": record.delivery_id,
+            "attempt": record.attempt,
+            "event": record.event,
+            "success": outcome.success,
+            "status_code": outcome.status_code,
+            "response_time_ms": outcome.response_time_ms,
+            "error": outcome.error,
+            "url_host": _host(webhook.url),
+        },
+    )
+    # One EMF document per attempt from an unshared instance: attempts run on many threads and
+    # powertools' shared metric set is not synchronised. Dimensions match the dashboard's.
+    emf = EphemeralMetrics(namespace="Hookline", service="hookline")
+    emf.add_dimension(name="stage", value=ctx.settings.stage)
+    emf.add_metric(
+        name="DeliverySucceeded" if outcome.success else "DeliveryFailed",
+        unit=MetricUnit.Count,
+        value=1,
+    )
+    emf.add_metric(
+        name="DeliveryLatency", unit=MetricUnit.Milliseconds, value=outcome.response_time_ms
+    )
+    emf.flush_metrics()
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""

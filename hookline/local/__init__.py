@@ -1,0 +1,16 @@
+"""`hookline local`: the whole system in one process, with moto in place of AWS.
+
+Importing this package does not import moto; starting a LocalStack does.
+"""
+
+from hookline.local.lambdas import LambdaContext, load_handler
+from hookline.local.stack import AttemptRecord, LocalOptions, LocalStack, run_until_signalled
+
+__all__ = [
+    "AttemptRecord",
+    "LambdaContext",
+    "LocalOptions",
+    "LocalStack",
+    "load_handler",
+    "run_until_signalled",
+]

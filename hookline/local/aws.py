@@ -1,0 +1,154 @@
+"""The in-process AWS: moto started (not as a decorator), fake credentials, the template's tables.
+
+Only hookline.local imports moto; no Lambda handler imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from hookline.local.lambdas import ACCOUNT_ID, REGION
+
+MOTO_CONFIG: dict[str, Any] = {
+    "stepfunctions": {"execute_state_machine": False},
+    "lambda": {"use_docker": False},
+}
+
+#: Environment every boto3 client in the process sees while the stack runs.
+AWS_ENV: dict[str, str] = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    # moto 5.2 does not route DynamoDB Streams' account-ID endpoints (see design.md pitfalls).
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+
+#: Variables that could send a boto3 call somewhere other than moto: removed while running.
+_UNSAFE_ENV_PREFIXES = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_CA_BUNDLE")
+
+TABLE_PREFIX = "hookline-local"
+
+
+class EnvironmentPatch:
+    """Sets and removes environment variables, and puts every one back on restore()."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, str | None] = {}
+
+    def set(self, values: Mapping[str, str]) -> None:
+        for name, value in values.items():
+            self._saved.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def setdefault(self, values: Mapping[str, str]) -> None:
+        self.set({k: v for k, v in values.items() if k not in os.environ})
+
+    def remove(self, names: list[str]) -> None:
+        for name in names:
+            if name in os.environ:
+                self._saved.setdefault(name, os.environ[name])
+                del os.environ[name]
+
+    def restore(self) -> None:
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved.clear()
+
+
+def clear_client_caches() -> None:
+    """Forget cached boto3 clients/resources and settings in hookline's modules, so nothing made
+    before moto started (which would talk to real AWS) is reused, and nothing made under moto
+    outlives it."""
+    from hookline.config import settings
+
+    settings.cache_clear()
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("hookline.adapters.") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()
+
+
+class MotoSession:
+    """moto's mock_aws for the whole process, plus the fake AWS environment."""
+
+    def __init__(self) -> None:
+        self._mock: Any = None
+        self.env = EnvironmentPatch()
+
+    def start(self) -> None:
+        self.env.remove([k for k in os.environ if k.startswith(_UNSAFE_ENV_PREFIXES)])
+        self.env.set(AWS_ENV)
+        from moto import mock_aws
+
+        self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
+        self._mock.start()
+        clear_client_caches()
+
+    def stop(self) -> None:
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        clear_client_caches()
+        self.env.restore()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        import boto3
+
+        make: Any = boto3.client
+        return make(service, region_name=REGION, **kwargs)
+
+
+def create_tables(session: MotoSession, prefix: str = TABLE_PREFIX) -> dict[str, str]:
+    """The template's tables in moto; returns environment variable -> table name."""
+    from hookline.adapters import template
+
+    client = session.client("dynamodb")
+    names = template.create_tables(client, prefix)
+    return template.table_environment(names)
+
+
+def stream_arn(session: MotoSession, table_name: str, *, enable: str | None = None) -> str:
+    """The table's latest stream ARN; with `enable` (a view type) a missing stream is turned on."""
+    client = session.client("dynamodb")
+    table = client.describe_table(TableName=table_name)["Table"]
+    arn = table.get("LatestStreamArn")
+    if arn and table.get("StreamSpecification", {}).get("StreamEnabled", True):
+        return str(arn)
+    if enable is None:
+        raise RuntimeError(f"table {table_name} has no stream")
+    client.update_table(
+        TableName=table_name,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": enable},
+    )
+    return str(client.describe_table(TableName=table_name)["Table"]["LatestStreamArn"])
+
+
+def forget_shard_iterator(iterator: str) -> None:
+    """moto keeps every shard iterator it ever issued; a poller asking 20 times a second would
+    grow that map without end, so a used iterator is dropped."""
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    dynamodbstreams_backends[ACCOUNT_ID][REGION].shard_iterators.pop(iterator, None)
+
+
+@contextmanager
+def moto_session() -> Iterator[MotoSession]:
+    session = MotoSession()
+    session.start()
+    try:
+        yield session
+    finally:
+        session.stop()

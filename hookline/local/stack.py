@@ -1,0 +1,532 @@
+"""`hookline local`: the whole system in one process, composed from the pieces in this package.
+
+    HTTP server ──► inspector (/_inspect/...) | OpenAPI + Swagger UI | API Gateway emulation
+                     └─► authorizer (+ result cache) ─► ApiFunction / InboundFunction
+    moto (DynamoDB + Streams, SES ...)
+    events stream ──► EventSourceMapping ──► DispatchFunction
+    retry timer (statemachine/retry.asl.json, interpreted) ──► AttemptFunction
+    deliveries table stream ──► delivery log lines / on_attempt callbacks
+
+moto and the process environment are process-wide, so one LocalStack runs at a time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from hookline import clock, ids
+from hookline.local import aws, lambdas
+from hookline.local.apigw import ApiGateway, HttpRequest, HttpResponse
+from hookline.local.asl import Execution
+from hookline.local.blueprint import Blueprint, load_blueprint, load_template
+from hookline.local.inspector import Inspector, targets_bin
+from hookline.local.poller import EventSourceMapping, Record, StreamReader, StreamTail
+from hookline.local.scheduler import LocalRetryScheduler, definition_path
+from hookline.local.server import LocalHttpServer, serve_in_thread
+
+T = TypeVar("T")
+
+STATE_MACHINE_ARN = (
+    f"arn:aws:states:{lambdas.REGION}:{lambdas.ACCOUNT_ID}:stateMachine:hookline-local-retry"
+)
+LOCAL_MAIL_SENDER = "no-reply@hookline.local"
+DOC_PATHS = ("/v1/openapi.json", "/v1/docs")
+
+_running_lock = threading.Lock()
+_running: LocalStack | None = None
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    host: str = "127.0.0.1"
+    #: 0 picks a free port.
+    port: int = 3000
+    allow_private_targets: bool = False
+    #: Multiplies every retry wait (0.01 turns 300 s into 3 s).
+    time_scale: float = 1.0
+    data_dir: Path = Path(".hookline")
+    #: Generated when None.
+    operator_key: str | None = None
+    #: The functions' POWERTOOLS_LOG_LEVEL (the template says INFO; the console stays readable
+    #: at WARNING). None keeps whatever the environment says.
+    log_level: str | None = "WARNING"
+    access_log: bool = False
+    retry_workers: int = 8
+    poll_interval: float = 0.05
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One delivery attempt as the deliveries table recorded it."""
+
+    delivery_id: str
+    webhook_id: str
+    event: str
+    attempt: int
+    success: bool
+    status_code: int | None
+    response_time_ms: int
+    error: str | None
+    created_at: str
+    item: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> AttemptRecord:
+        status = item.get("status_code")
+        return cls(
+            delivery_id=str(item.get("delivery_id") or str(item.get("pk", ""))[2:]),
+            webhook_id=str(item.get("webhook_id", "")),
+            event=str(item.get("event", "")),
+            attempt=int(item.get("attempt") or 0),
+            success=bool(item.get("success")),
+            status_code=int(status) if status is not None else None,
+            response_time_ms=int(item.get("response_time_ms") or 0),
+            error=item.get("error"),
+            created_at=str(item.get("created_at", "")),
+            item=item,
+        )
+
+    def line(self) -> str:
+        outcome = str(self.status_code) if self.status_code is not None else "---"
+        mark = "ok" if self.success else (self.error or "failed")
+        return (
+            f"{clock.now_iso()[11:23]}  {self.event:<28} {self.webhook_id:<30} "
+            f"{outcome} {mark:<14} {self.response_time_ms:>5} ms  attempt {self.attempt}"
+        )
+
+
+def _image(record: Record) -> dict[str, Any] | None:
+    image = (record.get("dynamodb") or {}).get("NewImage")
+    if not image:
+        return None
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from hookline.adapters.dynamodb import to_python
+
+    deserializer = TypeDeserializer()
+    try:
+        item = {k: deserializer.deserialize(v) for k, v in image.items()}
+    except (TypeError, ValueError):
+        return None
+    python: dict[str, Any] = to_python(item)
+    return python
+
+
+class LocalStack:
+    """Start with start() (or `with LocalStack(...) as stack:`), stop with stop()."""
+
+    def __init__(self, options: LocalOptions | None = None, *, out: TextIO | None = None) -> None:
+        self.options = options or LocalOptions()
+        self.out = out
+        self.operator_key = self.options.operator_key or ids.new_api_key()
+        self.attempts: deque[AttemptRecord] = deque(maxlen=10_000)
+        self._attempt_listeners: list[Callable[[AttemptRecord], None]] = []
+        self._session = aws.MotoSession()
+        self._server: LocalHttpServer | None = None
+        self._server_thread: threading.Thread | None = None
+        self._threads: list[Any] = []
+        self._log_levels: dict[str, int] = {}
+        self._wiring_lock = threading.Lock()
+        self._started = False
+        self.blueprint: Blueprint | None = None
+        self.gateway: ApiGateway | None = None
+        self.scheduler: LocalRetryScheduler | None = None
+        self.dispatcher: EventSourceMapping | None = None
+        self.inspector = Inspector(self._webhook_secrets)
+        self.tables: dict[str, str] = {}
+        self.port = 0
+        self.base_url = ""
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        global _running
+        with _running_lock:
+            if _running is not None:
+                raise RuntimeError("a LocalStack is already running in this process")
+            _running = self
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self._started = True
+        options = self.options
+        self._session.start()
+        blueprint = self.blueprint = load_blueprint()
+        self.tables = aws.create_tables(self._session)
+        env = self._session.env
+        env.set(self._template_environment())
+        env.set(self.tables)
+        env.set(
+            {
+                "HOOKLINE_STAGE": blueprint.stage,
+                "HOOKLINE_OPERATOR_KEY": self.operator_key,
+                "OPERATOR_KEY_PARAMETER": "",
+                "ALLOW_PRIVATE_TARGETS": "true" if options.allow_private_targets else "false",
+                "MAIL_OUTBOX_DIR": str((options.data_dir / "outbox").resolve()),
+                "MAIL_SENDER": LOCAL_MAIL_SENDER,
+                "RETRY_STATE_MACHINE_ARN": STATE_MACHINE_ARN,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            }
+        )
+        if options.log_level:
+            env.set({"POWERTOOLS_LOG_LEVEL": options.log_level.upper()})
+            self._set_log_level(options.log_level.upper())
+        options.data_dir.mkdir(parents=True, exist_ok=True)
+
+        functions = lambdas.Functions(blueprint.functions, before_invoke=self._ensure_wiring)
+        self.scheduler = LocalRetryScheduler(
+            functions,
+            time_scale=options.time_scale,
+            workers=options.retry_workers,
+            definition=self._retry_definition(functions),
+            listener=self._on_execution,
+        )
+        from hookline import wiring
+
+        wiring.reset()
+        self._ensure_wiring()
+        lambdas.forget_handlers()
+        for name in lambdas.FUNCTIONS:
+            if lambdas.has_handler(name):
+                lambdas.load_handler(name)
+            else:
+                self._say(f"[local] functions/{name}/app.py is missing; its routes answer 5xx")
+
+        self.scheduler.start()
+        self._threads.append(self.scheduler)
+        events_stream = aws.stream_arn(self._session, self.tables["EVENTS_TABLE"])
+        self.dispatcher = EventSourceMapping(
+            StreamReader(events_stream, forget=aws.forget_shard_iterator),
+            functions,
+            "dispatch",
+            blueprint.stream,
+            interval=options.poll_interval,
+            # The template's 1 s batching window only adds latency; locally a batch is whatever
+            # the stream holds when polled (still capped at the batch size).
+            batching_window=0.0,
+        )
+        deliveries_stream = aws.stream_arn(
+            self._session, self.tables["DELIVERIES_TABLE"], enable="NEW_IMAGE"
+        )
+        tail = StreamTail(
+            StreamReader(deliveries_stream, forget=aws.forget_shard_iterator),
+            self._on_delivery_record,
+            interval=options.poll_interval,
+        )
+        for thread in (self.dispatcher, tail):
+            thread.start()
+            self._threads.append(thread)
+
+        self.gateway = ApiGateway(blueprint, functions)
+        self._server = LocalHttpServer(
+            (options.host, options.port), _Router(self), access_log=options.access_log
+        )
+        self.port = self._server.port
+        host = f"[{options.host}]" if ":" in options.host else options.host
+        self.base_url = f"http://{host}:{self.port}"
+        self._server_thread = serve_in_thread(self._server)
+
+    def stop(self) -> None:
+        """Stop the server, poller and timer, then moto; restores the environment. Idempotent."""
+        global _running
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._server_thread is not None:
+            self._server_thread.join(5)
+            self._server_thread = None
+        for thread in reversed(self._threads):
+            thread.stop()
+        self._threads = []
+        if self._started:
+            from hookline import wiring
+
+            wiring.reset()
+            lambdas.forget_handlers()
+            self._restore_log_level()
+            self._session.stop()
+            self._started = False
+        with _running_lock:
+            if _running is self:
+                _running = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # -- environment ------------------------------------------------------------------------
+
+    def _template_environment(self) -> dict[str, str]:
+        """The template's Globals environment with parameters at their defaults (references to
+        resources are left to the local values set afterwards)."""
+        template = load_template()
+        if template is None:
+            return {}
+        parameters = template.get("Parameters") or {}
+        variables = (
+            ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+        ).get("Variables") or {}
+        env: dict[str, str] = {}
+        for name, value in variables.items():
+            if isinstance(value, dict) and set(value) == {"Ref"}:
+                param = parameters.get(value["Ref"])
+                if param is None or "Default" not in param:
+                    continue
+                value = param["Default"]
+            if isinstance(value, str | int | float | bool):
+                env[name] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+    def _retry_definition(self, functions: lambdas.Functions) -> dict[str, Any]:
+        """statemachine/retry.asl.json with the template's DefinitionSubstitutions applied."""
+        attempt_arn = lambdas.function_arn(functions.config("attempt").function_name)
+        try:
+            from hookline.adapters.template import retry_state_machine_definition
+
+            text = retry_state_machine_definition(attempt_arn)
+        except (KeyError, FileNotFoundError):
+            text = definition_path().read_text().replace("${AttemptFunctionArn}", attempt_arn)
+        definition: dict[str, Any] = json.loads(text)
+        return definition
+
+    def _ensure_wiring(self) -> None:
+        """Make hookline's composition root use the local retry timer. Checked before every
+        invocation because anything may call wiring.reset() meanwhile (tests do, per test)."""
+        from hookline import wiring
+
+        if wiring.services().scheduler is self.scheduler:
+            return
+        with self._wiring_lock:
+            if wiring.services().scheduler is not self.scheduler:
+                wiring.configure(scheduler=self.scheduler)
+
+    def _set_log_level(self, level: str) -> None:
+        for name in ("hookline",):
+            logger = logging.getLogger(name)
+            self._log_levels[name] = logger.level
+            logger.setLevel(level)
+
+    def _restore_log_level(self) -> None:
+        for name, level in self._log_levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._log_levels.clear()
+
+    # -- observation ------------------------------------------------------------------------
+
+    def on_attempt(self, callback: Callable[[AttemptRecord], None]) -> None:
+        """Call `callback` for every delivery attempt recorded from now on (any thread)."""
+        self._attempt_listeners.append(callback)
+
+    def _say(self, line: str) -> None:
+        if self.out is not None:
+            print(line, file=self.out, flush=True)
+
+    def _on_delivery_record(self, record: Record) -> None:
+        item = _image(record)
+        if item is None or record.get("eventName") != "INSERT":
+            return
+        if not str(item.get("sk", "")).startswith("A#"):
+            return
+        attempt = AttemptRecord.from_item(item)
+        self.attempts.append(attempt)
+        self._say(attempt.line())
+        for listener in list(self._attempt_listeners):
+            try:
+                listener(attempt)
+            except Exception as exc:  # a subscriber's bug must not stop the log
+                self._say(f"[local] attempt listener failed: {exc!r}")
+
+    def _on_execution(self, execution: Execution, what: str, seconds: float) -> None:
+        if what != "wait":
+            return
+        doc = execution.document if isinstance(execution.document, dict) else {}
+        scaled = seconds * self.options.time_scale
+        self._say(
+            f"{clock.now_iso()[11:23]}  retry {doc.get('delivery_id', execution.name)}: attempt "
+            f"{int(doc.get('attempt', 0)) + 1} in {seconds:g} s"
+            + (
+                f" ({scaled:.3g} s at --time-scale {self.options.time_scale:g})"
+                if scaled != seconds
+                else ""
+            )
+        )
+
+    def wait_for(
+        self, predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02
+    ) -> T:
+        """Poll `predicate` until it returns something truthy (returned); TimeoutError after
+        `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout:g} s")
+            time.sleep(interval)
+
+    @property
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self.dispatcher.dead_letters if self.dispatcher else []
+
+    # -- inspector --------------------------------------------------------------------------
+
+    def inspector_url(self, name: str) -> str:
+        return f"{self.base_url}/_inspect/{name}"
+
+    def _webhook_secrets(self, name: str) -> list[str] | None:
+        """Secrets of the webhooks whose URL is inspector bin `name` (a scan: fine locally)."""
+        table_name = self.tables.get("WEBHOOKS_TABLE")
+        if not table_name:
+            return None
+        client = self._session.client("dynamodb")
+        found: list[str] | None = None
+        kwargs: dict[str, Any] = {
+            "TableName": table_name,
+            "ProjectionExpression": "#u, #s",
+            "ExpressionAttributeNames": {"#u": "url", "#s": "secret"},
+        }
+        while True:
+            page = client.scan(**kwargs)
+            for item in page.get("Items", []):
+                url = (item.get("url") or {}).get("S", "")
+                if url and targets_bin(url, name, self.port):
+                    found = found or []
+                    found.append((item.get("secret") or {}).get("S", ""))
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- console ----------------------------------------------------------------------------
+
+    def banner(self) -> str:
+        example = json.dumps({"name": "Demo Community", "site_url": "https://community.example"})
+        private = (
+            "allowed" if self.options.allow_private_targets else "refused (--allow-private-targets)"
+        )
+        return "\n".join(
+            [
+                "Hookline local stack (moto in-process; nothing leaves this machine)",
+                f"  API:           {self.base_url}/v1",
+                f"  Docs:          {self.base_url}/v1/docs",
+                f"  Inspector:     {self.base_url}/_inspect/<name>  (use it as a webhook URL)",
+                f"  Operator key:  {self.operator_key}",
+                f"  Private/loopback targets: {private};  retry waits x{self.options.time_scale:g}",
+                "",
+                "Create a community:",
+                f"  curl -s -X POST {self.base_url}/v1/communities \\",
+                f"    -H 'Authorization: Bearer {self.operator_key}' \\",
+                "    -H 'Content-Type: application/json' \\",
+                f"    -d '{example}'",
+                "",
+                "Deliveries (time, event, webhook, status, ms):",
+            ]
+        )
+
+
+class _Router:
+    """Inspector, docs, then API Gateway: the local server's app."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+
+    def too_large(self) -> HttpResponse:
+        assert self.stack.gateway is not None
+        return self.stack.gateway.error("REQUEST_TOO_LARGE")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        gateway = self.stack.gateway
+        assert gateway is not None
+        if Inspector.owns(request.path):
+            return self.stack.inspector.handle(request)
+        path = gateway.strip_stage(request.path)
+        if path in DOC_PATHS and request.method in ("GET", "HEAD"):
+            docs = serve_docs(path, request)
+            if docs is not None:
+                return docs
+        response = gateway.handle(request)
+        response.headers.append(("x-amzn-RequestId", str(uuid.uuid4())))
+        return response
+
+
+def _openapi_document() -> Any:
+    """hookline.api.openapi's document (dict or JSON text), or None when it is not available."""
+    try:
+        openapi = importlib.import_module("hookline.api.openapi")
+    except ImportError:
+        return None
+    for name in ("document", "openapi_document", "build_document", "generate"):
+        builder = getattr(openapi, name, None)
+        if callable(builder):
+            return builder()
+    return None
+
+
+def serve_docs(path: str, request: HttpRequest) -> HttpResponse | None:
+    """The OpenAPI document and Swagger UI (assets bundled with powertools: no CDN)."""
+    document = _openapi_document()
+    if document is None:
+        return None
+    spec = document if isinstance(document, str) else json.dumps(document)
+    if path.endswith("openapi.json") or "format=json" in request.query:
+        return HttpResponse(200, [("Content-Type", "application/json")], spec.encode())
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
+
+    assets = Path(swagger_ui.__file__).parent
+    page = generate_swagger_html(
+        # Embedded in a <script>: "</" must not close it early.
+        spec.replace("</", "<\\/"),
+        (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "",
+        None,
+    )
+    return HttpResponse(200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
+
+
+def run_until_signalled(stack: LocalStack, out: TextIO = sys.stdout) -> int:
+    """Start the stack, print the banner, serve until SIGINT/SIGTERM, stop cleanly: exit code."""
+    import signal
+
+    stop = threading.Event()
+
+    def _handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stack.start()
+        print(stack.banner(), file=out, flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("\nStopping...", file=out, flush=True)
+    finally:
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

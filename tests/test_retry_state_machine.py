@@ -1,0 +1,380 @@
+"""End to end: the real retry workflow (statemachine/retry.asl.json) on moto's Step Functions
+engine, started by start_retries through StepFunctionsScheduler, over moto DynamoDB tables built
+from template.yaml, with the real AttemptFunction handler making real HTTP attempts to loopback
+receivers.
+
+moto's "lambda-simple" AttemptFunction answers each invocation with the next result queued at
+its response queue. The driver below fills that queue just in time: when the execution enters a
+Wait (1 s here), the next Attempt's payload follows from the Wait's input, so the driver runs the
+real handler on it and queues its decision before the Task invokes the function. The payloads the
+state machine really sent are read back from the execution history and compared with the ones
+the handler ran on. (tests/test_state_machine.py covers the control flow with scripted results.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto import mock_aws
+
+from hookline import wiring
+from hookline.adapters import dynamodb, http_attempt, stepfunctions
+from hookline.adapters.dynamodb import DynamoTables
+from hookline.adapters.stepfunctions import StepFunctionsScheduler, execution_name
+from hookline.adapters.template import (
+    create_tables,
+    retry_state_machine_definition,
+    table_environment,
+)
+from hookline.config import Settings
+from hookline.domain import retry
+from tests.conftest import RecordingMailer
+from tests.receivers import Receiver
+from tests.retry_fixtures import World, invoke_attempt
+
+REGION = "us-east-1"
+RESPONSES = "http://motoapi.amazonaws.com/moto-api/static/lambda-simple/response"
+#: moto answers a payload over 6 MB with FunctionError "Unhandled": how a test crashes the task.
+CRASH = "x" * 6_000_001
+CRASH_ERROR = {
+    "Error": "Function.ResponseSizeTooLarge",
+    "Cause": json.dumps(
+        {
+            "errorMessage": "Response payload size exceeded maximum allowed payload size "
+            "(6291556 bytes).",
+            "errorType": "Function.ResponseSizeTooLarge",
+        },
+        separators=(",", ":"),
+    ),
+}
+IDS = ("delivery_id", "community_id", "webhook_id")
+
+
+def _stub_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+def _settings(table_env: dict[str, str], **changes: Any) -> Settings:
+    by_env = {f.name.upper(): f.name for f in fields(Settings)}
+    tables: dict[str, Any] = {
+        by_env[name]: value for name, value in table_env.items() if name in by_env
+    }
+    return Settings(**tables, **changes)
+
+
+@dataclass
+class Stack:
+    sfn: Any
+    state_machine_arn: str
+    context: Any
+    ran: list[dict[str, Any]] = field(default_factory=list)  # payloads the driver ran
+
+    def queue(self, *results: dict[str, Any] | str) -> None:
+        payloads = [r if isinstance(r, str) else json.dumps(r) for r in results]
+        answer = requests.post(RESPONSES, json={"results": payloads, "region": REGION}, timeout=5)
+        assert answer.status_code == 201
+
+    def execution_arn(self, delivery_id: str, attempt: int) -> str:
+        name = execution_name(delivery_id, attempt)
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + name
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.sfn.get_execution_history(
+            executionArn=execution_arn, maxResults=1000
+        )["events"]
+        return events
+
+    def drive(
+        self, execution_arn: str, *, crash_at: frozenset[int] = frozenset(), timeout: float = 20
+    ) -> dict[str, Any]:
+        """Run the execution to its end, answering each Attempt with the real handler's decision
+        (or a crash for the attempts in `crash_at`). Returns describe_execution."""
+        deadline = time.monotonic() + timeout
+        waits_seen = 0
+        while time.monotonic() < deadline:
+            described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
+            waits = [
+                json.loads(e["stateEnteredEventDetails"]["input"])
+                for e in self.history(execution_arn)
+                if e["type"] == "WaitStateEntered"
+            ]
+            for document in waits[waits_seen:]:
+                self._answer_next_attempt(document, crash_at)
+            waits_seen = len(waits)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.02)
+        raise AssertionError(f"execution still running after {timeout}s")
+
+    def _answer_next_attempt(self, document: dict[str, Any], crash_at: frozenset[int]) -> None:
+        number = document["attempt"] + 1
+        payload = {
+            "action": "attempt",
+            **{k: document[k] for k in IDS},
+            "attempt": number,
+            "max_attempts": document["max_attempts"],
+            "schedule": document["schedule"],
+        }
+        if number in crash_at:
+            # The Task crashes and RecordCrash follows at once: its payload is this one plus the
+            # error moto reports, so the real record_crash handler answers it ahead of time.
+            payload = {**payload, "action": "record_crash", "error": CRASH_ERROR}
+        self.ran.append(payload)
+        decision = invoke_attempt(payload, self.context)
+        gives_up = decision["outcome"] == "failed" or (
+            decision["outcome"] == "retry" and number >= document["max_attempts"]
+        )
+        crash = [CRASH] if number in crash_at else []
+        self.queue(*crash, decision, *([{}] if gives_up else []))  # MarkFailed: no wait
+
+    def invocations(self, execution_arn: str) -> list[dict[str, Any]]:
+        payloads = []
+        for event in self.history(execution_arn):
+            if event["type"] == "TaskScheduled":
+                parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
+                payloads.append(parameters["Payload"])
+        return payloads
+
+    def final_state(self, execution_arn: str) -> str:
+        entered = [
+            e["stateEnteredEventDetails"]["name"]
+            for e in self.history(execution_arn)
+            if "stateEnteredEventDetails" in e
+        ]
+        return entered[-1]
+
+
+@dataclass(frozen=True)
+class Aws:
+    sfn: Any
+    state_machine_arn: str
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[Aws]:
+    """One moto account per module: tables, AttemptFunction and the state machine. Tests keep
+    apart by using their own community, webhooks and deliveries."""
+    with mock_aws(
+        config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    ):
+        dynamodb.resource.cache_clear()
+        stepfunctions._client.cache_clear()
+        names = create_tables(boto3.client("dynamodb", region_name=REGION), "hookline-e2e")
+        role_arn = boto3.client("iam", region_name=REGION).create_role(
+            RoleName="hookline-e2e", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        function_arn = boto3.client("lambda", region_name=REGION).create_function(
+            FunctionName="hookline-attempt",
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": _stub_zip()},
+        )["FunctionArn"]
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = sfn.create_state_machine(
+            name="hookline-retry",
+            definition=retry_state_machine_definition(function_arn),
+            roleArn=role_arn,
+            type="STANDARD",
+        )["stateMachineArn"]
+        settings = _settings(
+            table_environment(names),
+            retry_state_machine_arn=arn,
+            retry_schedule=(1,),
+            allow_private_targets=True,
+            delivery_timeout_seconds=2.0,
+        )
+        try:
+            yield Aws(sfn=sfn, state_machine_arn=arn, settings=settings)
+        finally:
+            dynamodb.resource.cache_clear()
+            stepfunctions._client.cache_clear()
+
+
+@pytest.fixture
+def stack(aws: Aws, lambda_context: Any) -> Iterator[Stack]:
+    wiring.configure(
+        settings=aws.settings,
+        tables=DynamoTables(aws.settings),
+        scheduler=StepFunctionsScheduler(aws.state_machine_arn),
+        mailer=RecordingMailer(),
+        sender=http_attempt.post,
+    )
+    yield Stack(sfn=aws.sfn, state_machine_arn=aws.state_machine_arn, context=lambda_context)
+    # Every queued answer was consumed: nothing leaks into the next test.
+    assert _queued() == []
+
+
+def _queued() -> list[str]:
+    from moto.awslambda_simple.models import lambda_simple_backends
+
+    backend = lambda_simple_backends["123456789012"][REGION]
+    queue: list[str] = backend.lambda_simple_results_queue
+    return queue
+
+
+def actions(payloads: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    return [(p["action"], p["attempt"]) for p in payloads]
+
+
+def test_success_on_the_second_attempt_ends_the_workflow(stack: Stack) -> None:
+    world = World.create()
+    with Receiver([(500,), (200,)]) as rx:
+        webhook = world.webhook(rx.url_for("/hook"))
+        delivery, outcome = world.first_attempt(webhook)
+        retry.start_retries(world.ctx, delivery, webhook, outcome)
+        assert world.delivery(delivery.id).state == "retrying"
+
+        execution = stack.execution_arn(delivery.id, 1)
+        assert stack.drive(execution)["status"] == "SUCCEEDED"
+        assert len(rx.requests) == 2
+
+    started = json.loads(stack.sfn.describe_execution(executionArn=execution)["input"])
+    assert started == {
+        "delivery_id": delivery.id,
+        "community_id": world.community.id,
+        "webhook_id": webhook.id,
+        "attempt": 1,
+        "schedule": [1, 1, 1],
+    }
+    assert stack.invocations(execution) == stack.ran
+    assert actions(stack.ran) == [("attempt", 2)]
+    assert stack.final_state(execution) == "Delivered"
+    stored = world.delivery(delivery.id)
+    assert stored.state == "delivered" and stored.attempts == 2
+
+
+def test_all_failing_gives_exactly_one_plus_retry_count_attempts_then_failed(
+    stack: Stack,
+) -> None:
+    world = World.create()
+    with Receiver((500,)) as rx:
+        webhook = world.webhook(rx.url_for("/hook"), retry_count=2)
+        delivery, outcome = world.first_attempt(webhook)
+        retry.start_retries(world.ctx, delivery, webhook, outcome)
+
+        execution = stack.execution_arn(delivery.id, 1)
+        assert stack.drive(execution)["status"] == "SUCCEEDED"
+        assert stack.final_state(execution) == "GaveUp"
+        sent = stack.invocations(execution)
+        assert actions(sent) == [("attempt", 2), ("attempt", 3), ("give_up", 3)]
+        assert sent[:2] == stack.ran
+
+        # MarkFailed's payload, through the real handler: the delivery fails for good.
+        assert world.delivery(delivery.id).state == "retrying"
+        assert invoke_attempt(sent[2], stack.context)["outcome"] == "failed"
+        time.sleep(0.2)
+        assert len(rx.requests) == 3  # 1 + retry_count, and nothing more
+
+    stored = world.delivery(delivery.id)
+    assert stored.state == "failed"
+    assert stored.next_attempt_at is None
+    assert stored.last_error == "HTTP 500 Internal Server Error"
+    log = world.ctx.deliveries.attempts(delivery.id)
+    assert [(a.attempt, a.status_code) for a in log] == [(1, 500), (2, 500), (3, 500)]
+    failed_event = world.ctx.events.get(world.community.id, f"evt_failed_{delivery.id}")
+    assert failed_event.event == "delivery.failed" and failed_event.operational
+    assert world.get_webhook(webhook.id).permanent_failures == 1
+
+
+def test_a_crashed_attempt_is_caught_and_counts(stack: Stack) -> None:
+    world = World.create()
+    with Receiver([(500,), (200,)]) as rx:
+        webhook = world.webhook(rx.url_for("/hook"), retry_count=2)
+        delivery, outcome = world.first_attempt(webhook)
+        retry.start_retries(world.ctx, delivery, webhook, outcome)
+
+        execution = stack.execution_arn(delivery.id, 1)
+        assert stack.drive(execution, crash_at=frozenset({2}))["status"] == "SUCCEEDED"
+        sent = stack.invocations(execution)
+        assert actions(sent) == [("attempt", 2), ("record_crash", 2), ("attempt", 3)]
+        assert sent[1:] == stack.ran  # RecordCrash carried exactly the error the handler saw
+        assert stack.final_state(execution) == "Delivered"
+        assert len(rx.requests) == 2  # the crashed attempt sent nothing
+
+    log = world.ctx.deliveries.attempts(delivery.id)
+    assert [(a.attempt, a.success) for a in log] == [(1, False), (2, False), (3, True)]
+    assert log[1].error == (
+        "attempt crashed: Function.ResponseSizeTooLarge: Response payload size exceeded "
+        "maximum allowed payload size (6291556 bytes)."
+    )
+    stored = world.delivery(delivery.id)
+    assert stored.state == "delivered" and stored.attempts == 3
+
+
+def test_starting_the_same_cycle_again_is_harmless(stack: Stack) -> None:
+    world = World.create()
+    with Receiver([(500,), (200,)]) as rx:
+        webhook = world.webhook(rx.url_for("/hook"))
+        delivery, outcome = world.first_attempt(webhook)
+        retry.start_retries(world.ctx, delivery, webhook, outcome)
+        retry.start_retries(world.ctx, delivery, webhook, outcome)  # a redelivered stream record
+
+        execution = stack.execution_arn(delivery.id, 1)
+        assert stack.drive(execution)["status"] == "SUCCEEDED"
+        # Once the execution has ended its name stays taken: ExecutionAlreadyExists = started.
+        wiring.services().scheduler.schedule(
+            delivery_id=delivery.id,
+            community_id=world.community.id,
+            webhook_id=webhook.id,
+            attempt=1,
+            waits=[1, 1, 1],
+        )
+        time.sleep(0.2)
+        assert len(rx.requests) == 2
+
+    listed = stack.sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+    assert [e["name"] for e in listed].count(execution_name(delivery.id, 1)) == 1
+    assert world.delivery(delivery.id).state == "delivered"
+
+
+def test_a_failing_resend_starts_a_cycle_numbered_after_its_attempt(stack: Stack) -> None:
+    world = World.create()
+    with Receiver([(500,), (500,), (200,)]) as rx:
+        webhook = world.webhook(rx.url_for("/hook"), retry_count=1)
+        delivery, _ = world.first_attempt(webhook)
+        retry.give_up(world.ctx, delivery.id)
+
+        answer = retry.resend(world.ctx, world.community.id, webhook.id, delivery.id)
+        assert answer["success"] is False
+
+        execution = stack.execution_arn(delivery.id, 2)
+        assert stack.drive(execution)["status"] == "SUCCEEDED"
+        assert len(rx.requests) == 3
+
+    started = json.loads(stack.sfn.describe_execution(executionArn=execution)["input"])
+    assert started["attempt"] == 2 and started["schedule"] == [0, 1]
+    sent = stack.invocations(execution)
+    assert sent == stack.ran
+    assert [(p["attempt"], p["max_attempts"]) for p in sent] == [(3, 3)]
+    log = world.ctx.deliveries.attempts(delivery.id)
+    assert [(a.attempt, a.success) for a in log] == [(1, False), (2, False), (3, True)]
+    assert world.delivery(delivery.id).state == "delivered"
+
+
+def test_a_start_that_fails_leaves_the_delivery_recoverable(stack: Stack) -> None:
+    world = World.create()
+    missing = stack.state_machine_arn.replace("hookline-retry", "not-deployed")
+    wiring.configure(scheduler=StepFunctionsScheduler(missing))
+    world.refresh()
+    with Receiver((500,)) as rx:
+        webhook = world.webhook(rx.url_for("/hook"))
+        delivery, outcome = world.first_attempt(webhook)
+        with pytest.raises(Exception, match=r"StateMachineDoesNotExist|does not exist"):
+            retry.start_retries(world.ctx, delivery, webhook, outcome)
+    stored = world.delivery(delivery.id)
+    assert stored.state == "failed"
+    assert "could not be scheduled" in (stored.reason or "")
