@@ -1,6 +1,6 @@
 """B1 — delivery throughput.
 
-1,000 events × 5 webhooks (1 KB payloads) = 5,000 signed deliveries to five loopback receivers
+1,000 events x 5 webhooks (1 KB payloads) = 5,000 signed deliveries to five loopback receivers
 through the real dispatcher (``dispatch_events``: fan-out, delivery records, signing, the real
 HTTP attempt, attempt records), in stream-sized batches of 100 events, with the storage port in
 memory — against a bare baseline: the same 5,000 POSTs (same URLs, bytes and headers, signed
@@ -14,6 +14,7 @@ DispatchFunction) — see ``local_stack_run``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,11 @@ STREAM_BATCH = 100  # DispatchBatchSize's default in template.yaml
 
 
 def _engine_run(
-    farm: ReceiverFarm, events: int, webhooks: int, concurrency: int
+    farm: ReceiverFarm,
+    events: int,
+    webhooks: int,
+    concurrency: int,
+    profiles: list[Any] | None = None,
 ) -> dict[str, Any]:
     eng = harness.engine(concurrency=concurrency)
     hooks = harness.add_webhooks(eng, farm.urls[:webhooks])
@@ -41,7 +46,10 @@ def _engine_run(
     expected = events * webhooks
     farm.clear()
     delivered = failed = 0
-    with harness.quiet():
+    profiling = (
+        harness.profile_threads(profiles) if profiles is not None else contextlib.nullcontext()
+    )
+    with harness.quiet(), profiling:
         cpu = time.process_time()
         started = time.perf_counter()
         for chunk in harness.chunks(batch, STREAM_BATCH):
@@ -64,6 +72,18 @@ def _engine_run(
     }
 
 
+def profile_engine(
+    farm: ReceiverFarm, events: int, webhooks: int, concurrency: int
+) -> dict[str, Any]:
+    """One more engine run under cProfile (per-thread CPU time): where the engine's CPU goes."""
+    from bench import report
+
+    profiles: list[Any] = []
+    _engine_run(farm, events, webhooks, concurrency, profiles)
+    rows = harness.top_functions(profiles, limit=100_000)
+    return {"top": rows[:40], "groups": report.group_profile(rows)}
+
+
 def _signed_requests(
     farm: ReceiverFarm, events: int, webhooks: int
 ) -> list[tuple[str, bytes, dict[str, str]]]:
@@ -81,25 +101,34 @@ def _signed_requests(
     return out
 
 
-def _baseline_run(
-    farm: ReceiverFarm, posts: list[tuple[str, bytes, dict[str, str]]], concurrency: int
-) -> dict[str, Any]:
-    local = threading.local()
+class BareSender:
+    """The baseline: a plain ``requests`` thread pool, one Session per thread (keep-alive), kept
+    across runs like the engine's connection pools."""
 
-    def send(post: tuple[str, bytes, dict[str, str]]) -> bool:
-        session = getattr(local, "session", None)
+    def __init__(self, concurrency: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bare")
+        self.local = threading.local()
+
+    def send(self, post: tuple[str, bytes, dict[str, str]]) -> bool:
+        session = getattr(self.local, "session", None)
         if session is None:
-            session = local.session = requests.Session()
+            session = self.local.session = requests.Session()
         url, body, headers = post
         response = session.post(url, data=body, headers=headers, timeout=10)
         response.content  # noqa: B018 - read the answer, as the engine does
         return 200 <= response.status_code < 300
 
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+def _baseline_run(
+    farm: ReceiverFarm, posts: list[tuple[str, bytes, dict[str, str]]], sender: BareSender
+) -> dict[str, Any]:
     farm.clear()
     cpu = time.process_time()
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        ok = sum(pool.map(send, posts))
+    ok = sum(sender.pool.map(sender.send, posts))
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
     received = farm.wait_for(len(posts), timeout=10)
@@ -132,12 +161,18 @@ def verify_samples(farm: ReceiverFarm, secrets: list[str]) -> tuple[int, int]:
     return checked, valid
 
 
-def receiver_capacity(rounds: int, requests_per_round: int) -> dict[str, Any]:
-    """Requests/s each receiver implementation serves to the bare raw-socket client (32 keep-alive
+def receiver_capacity(
+    rounds: int,
+    requests_per_round: int,
+    kinds: tuple[str, ...] = ("bench", "tests"),
+    receiver_counts: tuple[int, ...] = (5, 1),
+) -> dict[str, Any]:
+    """Requests/s each receiver implementation (bench/receiver.py's BenchServer, and
+    tests/receivers.py's Receiver) serves to the bare raw-socket client (32 keep-alive
     connections, 1 KB bodies), over five receivers as in B1 and over a single one."""
     out: dict[str, Any] = {}
-    for kind in ("bench", "tests"):
-        for receivers in (5, 1):
+    for kind in kinds:
+        for receivers in receiver_counts:
             with ReceiverFarm(receivers, kind=kind) as farm:
                 blast(farm.ports, 300)
                 rates = []
@@ -156,6 +191,9 @@ def run(
     rounds: int = 3,
     concurrency: int | None = None,
     capacity_requests: int = 10000,
+    capacity_rounds: int = 3,
+    capacity_kinds: tuple[str, ...] = ("bench", "tests"),
+    capacity_receivers: tuple[int, ...] = (5, 1),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     from hookline.config import Settings
@@ -175,21 +213,26 @@ def run(
         },
     }
     log("B1: receiver capacity (bare client)")
-    result["receiver_capacity"] = receiver_capacity(rounds, capacity_requests)
-    with ReceiverFarm(webhooks) as farm:
+    result["receiver_capacity"] = receiver_capacity(
+        capacity_rounds, capacity_requests, capacity_kinds, capacity_receivers
+    )
+    sender = BareSender(concurrency)
+    with ReceiverFarm(webhooks) as farm, contextlib.closing(sender):
         posts = _signed_requests(farm, events, webhooks)
         # Warm-up (not reported): imports, first connections, allocator.
         _engine_run(farm, min(events, 100), webhooks, concurrency)
-        _baseline_run(farm, posts[: min(len(posts), 500)], concurrency)
+        _baseline_run(farm, posts[: min(len(posts), 500)], sender)
         log("B1: engine (in-memory storage) vs bare requests pool")
         runs = harness.interleave(
             rounds,
             {
                 "engine": lambda: _engine_run(farm, events, webhooks, concurrency),
-                "baseline": lambda: _baseline_run(farm, posts, concurrency),
+                "baseline": lambda: _baseline_run(farm, posts, sender),
             },
             log=lambda line: log(line[:160]),
         )
+        log("B1: profiling one engine run")
+        result["profile"] = profile_engine(farm, min(events, 200), webhooks, concurrency)
     engine_rates = [r["rate"] for r in runs["engine"]]
     baseline_rates = [r["rate"] for r in runs["baseline"]]
     ratios = [e / b for e, b in zip(engine_rates, baseline_rates, strict=True)]
@@ -215,12 +258,17 @@ def run(
 
 
 def local_stack_run(
-    *, events: int = 1000, webhooks: int = 5, publishers: int = 8, timeout: float = 600.0,
+    *,
+    events: int = 1000,
+    webhooks: int = 5,
+    publishers: int = 8,
+    timeout: float = 600.0,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """The same 5,000 deliveries through the full local stack: events published over HTTP by
-    ``publishers`` threads as fast as the stack takes them, delivered by the stream poller and
-    DispatchFunction with moto as DynamoDB. Timed from the first publish to the last receipt."""
+    """B1's workload (``events`` x ``webhooks``) through the full local stack: events published
+    over HTTP by ``publishers`` threads as fast as the stack takes them, delivered by the stream
+    poller and DispatchFunction with moto as DynamoDB. Timed from the first publish to the last
+    receipt."""
     from bench.localstack import local_stack, payload
 
     log(f"B1: full local stack (moto), {events} events x {webhooks} webhooks")
@@ -248,4 +296,37 @@ def local_stack_run(
         "seconds": seconds,
         "rate": received / seconds if seconds > 0 else 0.0,
         "cpu_ms_per_delivery": cpu * 1000 / max(received, 1),
+    }
+
+
+def profile_local_stack(*, events: int = 60, webhooks: int = 1) -> dict[str, Any]:
+    """Where the local stack's CPU goes: a fresh stack started under the per-thread profiler
+    (so its server, poller and dispatch threads are all profiled), the start-up cost cleared,
+    then ``events`` events published and delivered."""
+    from bench import report
+    from bench.localstack import local_stack, payload
+
+    profiles: list[Any] = []
+    with (
+        ReceiverFarm(webhooks) as farm,
+        harness.profile_threads(profiles),
+        local_stack(farm.urls[:webhooks]) as client,
+    ):
+        datas = [payload(client, index) for index in range(events)]
+        for profiler in list(profiles):
+            profiler.clear()
+        for data in datas:
+            client.publish(data)
+        farm.wait_for(events * webhooks, timeout=120, poll=0.05)
+    rows = harness.top_functions(profiles, limit=100_000)
+    entry_points = sorted(
+        (row for row in rows if "hookline/local/" in row["function"]),
+        key=lambda row: row["cumulative_s"],
+        reverse=True,
+    )
+    return {
+        "events": events,
+        "top": rows[:40],
+        "groups": report.group_profile(rows),
+        "entry_points": entry_points[:8],
     }

@@ -15,6 +15,7 @@ healthy endpoints, p50/p99.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -56,9 +57,7 @@ def _publisher(
     return thread
 
 
-def _latencies(
-    farm: ReceiverFarm, published: dict[str, float], healthy: int
-) -> list[float]:
+def _latencies(farm: ReceiverFarm, published: dict[str, float], healthy: int) -> list[float]:
     return [
         (at - published[event_id]) * 1000
         for at, index, event_id in farm.records()
@@ -101,8 +100,9 @@ def _engine(
     expected = events * len(urls)
     received = farm.wait_for(expected - (events if slow else 0), timeout=timeout + 5)
     lat = _latencies(farm, published, SLOW)
-    return _stats(lat, events * SLOW, time.monotonic() - started, batches=batches,
-                  received=received)
+    return _stats(
+        lat, events * SLOW, time.monotonic() - started, batches=batches, received=received
+    )
 
 
 def _sequential(
@@ -130,17 +130,16 @@ def _sequential(
     session.close()
     farm.wait_for(events * SLOW, timeout=5)
     lat = _latencies(farm, published, SLOW)
-    return _stats(lat, events * SLOW, time.monotonic() - started, batches=events,
-                  received=farm.count())
+    return _stats(
+        lat, events * SLOW, time.monotonic() - started, batches=events, received=farm.count()
+    )
 
 
 def _post(session: requests.Session, hook: Webhook, event: Event, timeout: float) -> None:
     delivery_id = delivery_id_for(event.id, hook.id)
     body, headers = build_request(hook, event, delivery_id=delivery_id, attempt=1, now=clock.now())
-    try:
+    with contextlib.suppress(requests.RequestException):
         session.post(hook.url, data=body, headers=headers, timeout=timeout).content  # noqa: B018
-    except requests.RequestException:
-        pass
 
 
 def _stats(
@@ -195,7 +194,11 @@ def run(
         def variant(spec: dict[str, Any]) -> Callable[[], dict[str, Any]]:
             if spec["kind"] == "engine":
                 return lambda: _engine(
-                    farm, slow=spec["slow"], events=events, rate=rate, timeout=timeout,
+                    farm,
+                    slow=spec["slow"],
+                    events=events,
+                    rate=rate,
+                    timeout=timeout,
                     burst=spec["burst"],
                 )
             return lambda: _sequential(

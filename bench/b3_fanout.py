@@ -9,6 +9,7 @@ webhooks: the unsubscribed ones should cost next to nothing), and as the subscri
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,9 +22,7 @@ RECEIVERS = 10
 BATCH = 10
 
 
-def _point(
-    farm: ReceiverFarm, *, total: int, subscribed: int, events: int
-) -> dict[str, Any]:
+def _point(farm: ReceiverFarm, *, total: int, subscribed: int, events: int) -> dict[str, Any]:
     eng = harness.engine()
     urls = [farm.url(i % RECEIVERS) for i in range(subscribed)]
     harness.add_webhooks(eng, urls, events=("post.*",))
@@ -44,6 +43,21 @@ def _point(
         "received": received,
         "expected": events * subscribed,
     }
+
+
+def _lookups(totals: Sequence[int], repeats: int) -> dict[str, Any]:
+    """The once-per-batch webhook lookup alone (``WebhookRepository.all``), ms."""
+    out = {}
+    for total in totals:
+        eng = harness.engine()
+        harness.add_webhooks(eng, ["http://127.0.0.1:9/unused"] * total, events=("member.*",))
+        samples = []
+        for _ in range(max(repeats, 3)):
+            started = time.perf_counter()
+            eng.ctx.webhooks.all(eng.community.id)
+            samples.append((time.perf_counter() - started) * 1000)
+        out[f"{total:,}"] = harness.summary(samples)
+    return out
 
 
 def _slope(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
@@ -78,16 +92,19 @@ def run(
         _point(farm, total=3, subscribed=3, events=5)  # warm-up
         variants: dict[str, Callable[[], dict[str, Any]]] = {}
         for total in totals:
-            variants[f"total={total}"] = (
-                lambda total=total: _point(farm, total=total, subscribed=3, events=events)
+            variants[f"total={total}"] = functools.partial(
+                _point, farm, total=total, subscribed=3, events=events
             )
         for count in subscribed_counts:
-            variants[f"subscribed={count}"] = (
-                lambda count=count: _point(farm, total=count, subscribed=count, events=events)
+            variants[f"subscribed={count}"] = functools.partial(
+                _point, farm, total=count, subscribed=count, events=events
             )
         log("B3: per-event time vs webhooks (3 subscribed) and vs subscribed")
         runs = harness.interleave(rounds, variants, log=lambda line: log(line[:150]))
-    points = {name: harness.summary([r["ms_per_event"] for r in rows]) for name, rows in runs.items()}
+    result["lookup"] = _lookups(totals, rounds)
+    points = {
+        name: harness.summary([r["ms_per_event"] for r in rows]) for name, rows in runs.items()
+    }
     result["points"] = points
     result["lost"] = sum(r["expected"] - r["received"] for rows in runs.values() for r in rows)
     by_total = [points[f"total={t}"]["median"] for t in totals]

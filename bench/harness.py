@@ -62,8 +62,13 @@ def machine() -> dict[str, Any]:
             if line.lower().startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
     return {
         "cores": os.cpu_count() or 1,
+        "load_average": load,
         "cpu": model or platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -189,9 +194,7 @@ class Engine:
     settings: Settings
 
 
-def engine(
-    *, concurrency: int = 32, timeout: float = 10.0, tables: Any = None
-) -> Engine:
+def engine(*, concurrency: int = 32, timeout: float = 10.0, tables: Any = None) -> Engine:
     """Configure hookline.wiring with in-memory tables, the real HTTP sender and loopback targets
     allowed (the receivers listen on 127.0.0.1), and create one community."""
     settings = Settings(
@@ -201,15 +204,18 @@ def engine(
     )
     memory = tables if tables is not None else MemoryTables()
     scheduler = NullScheduler()
+    parts: dict[str, Any] = {
+        "settings": settings,
+        "tables": memory,
+        "scheduler": scheduler,
+        "mailer": NullMailer(),
+        "sender": http_attempt.post,
+    }
+    # Handlers called in-process (B6) find the same services through wiring; the context is
+    # built directly because wiring.services() also constructs the DynamoDB adapter it replaces.
     wiring.reset()
-    wiring.configure(
-        settings=settings,
-        tables=memory,
-        scheduler=scheduler,
-        mailer=NullMailer(),
-        sender=http_attempt.post,
-    )
-    ctx = DeliveryContext.from_services(wiring.services())
+    wiring.configure(**parts)
+    ctx = DeliveryContext.from_services(wiring.Services(**parts))
     community, _, _ = create_community(
         CommunityRepository(memory.communities),
         name="Bench Forum",
@@ -292,7 +298,7 @@ def top_functions(profiles: Sequence[cProfile.Profile], limit: int = 15) -> list
     for extra in profiles[1:]:
         with contextlib.suppress(TypeError, ValueError):
             stats.add(extra)
-    rows = []
+    rows: list[dict[str, Any]] = []
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     for (filename, line, name), (_, calls, own, cumulative, _) in raw.items():
         rows.append(

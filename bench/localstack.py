@@ -15,6 +15,7 @@ import requests
 
 from bench import harness
 
+
 @dataclass
 class StackClient:
     """A started local stack and an admin key of one community with webhooks."""

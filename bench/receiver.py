@@ -22,6 +22,7 @@ sockets sending one pre-built request after another, with as little client work 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -189,7 +190,7 @@ class ReceiverFarm:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
         self._lock = threading.Lock()
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "bench.receiver", str(count), holds or "-", kind],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -245,10 +246,8 @@ class ReceiverFarm:
 
     def close(self) -> None:
         if self._process.poll() is None:
-            try:
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
                 self._call("stop")
-            except (OSError, RuntimeError, ValueError):
-                pass
         try:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -307,8 +306,9 @@ def blast(
 ) -> BlastResult:
     """Send ``total`` 1 KB POSTs over ``connections`` keep-alive sockets spread over ``ports``."""
     body = b"{" + b'"x":"' + b"a" * max(0, body_size - 8) + b'"}'
-    per_connection = [total // connections + (1 if i < total % connections else 0)
-                      for i in range(connections)]
+    per_connection = [
+        total // connections + (1 if i < total % connections else 0) for i in range(connections)
+    ]
     errors = [0] * connections
     barrier = threading.Barrier(connections + 1)
 

@@ -4,7 +4,7 @@ stack, tests and benchmarks swap in their own with configure()."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from hookline.config import Settings, settings
@@ -26,20 +26,21 @@ _overrides: dict[str, Any] = {}
 
 
 def _build() -> Services:
+    """The AWS adapters, except where configure() supplied a replacement (never built then)."""
     from hookline.adapters import http_attempt
     from hookline.adapters.dynamodb import DynamoTables
     from hookline.adapters.ses import SesMailer
     from hookline.adapters.stepfunctions import StepFunctionsScheduler
 
-    config = settings()
-    built = Services(
-        settings=config,
-        tables=DynamoTables(config),
-        scheduler=StepFunctionsScheduler(config.retry_state_machine_arn),
-        mailer=SesMailer(config.mail_sender, outbox_dir=config.mail_outbox_dir),
-        sender=http_attempt.post,
-    )
-    return replace(built, **_overrides) if _overrides else built
+    config: Settings = _overrides.get("settings") or settings()
+    factories: dict[str, Any] = {
+        "tables": lambda: DynamoTables(config),
+        "scheduler": lambda: StepFunctionsScheduler(config.retry_state_machine_arn),
+        "mailer": lambda: SesMailer(config.mail_sender, outbox_dir=config.mail_outbox_dir),
+        "sender": lambda: http_attempt.post,
+    }
+    parts = {name: _overrides.get(name) or make() for name, make in factories.items()}
+    return Services(settings=config, **parts)
 
 
 def services() -> Services:

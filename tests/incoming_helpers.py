@@ -25,11 +25,10 @@ import pytest
 
 from hookline import wiring
 from hookline.adapters.dynamodb import DynamoTables
-from hookline.config import Settings
 from hookline.domain import communities, directory, incoming
 from hookline.domain.directory import Directory
 from hookline.domain.directory_repository import Group
-from hookline.domain.incoming import IncomingRepository, IncomingWebhook
+from hookline.domain.incoming import IncomingLog, IncomingRepository, IncomingWebhook
 from hookline.domain.models import ApiKey, Community
 from hookline.domain.repositories import CommunityRepository
 from hookline.local.lambdas import LambdaContext, load_handler
@@ -95,7 +94,7 @@ class World:
         )
         return hook, token
 
-    def logs(self, hook_id: str) -> list[incoming.IncomingLog]:
+    def logs(self, hook_id: str) -> list[IncomingLog]:
         entries, _ = IncomingRepository(self.services.tables.communities).logs(hook_id, limit=50)
         return entries
 
@@ -177,8 +176,8 @@ def aws_services(
     from template.yaml in place of the memory tables."""
     from moto import mock_aws
 
-    from hookline.adapters import ses
     from hookline.adapters import dynamodb as dynamodb_adapter
+    from hookline.adapters import ses
     from hookline.adapters.template import create_tables, table_environment
 
     with mock_aws():
@@ -215,7 +214,3 @@ def sent_mail() -> list[Any]:
     from moto.ses.models import ses_backends
 
     return list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
-
-
-def memory_settings() -> Settings:
-    return Settings(allow_private_targets=True, delivery_timeout_seconds=2.0)

@@ -70,7 +70,7 @@ def test_invalid_emails(given: str) -> None:
 
 @pytest.mark.parametrize("given", [None, "", 5, ["a@example.com"], {"a": 1}])
 def test_email_must_be_a_non_empty_string(given: Any) -> None:
-    with pytest.raises(InvalidParam, match="email (is required|must be a string)"):
+    with pytest.raises(InvalidParam, match=r"email (is required|must be a string)"):
         directory.normalize_email(given)
 
 

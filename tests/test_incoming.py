@@ -143,9 +143,7 @@ def test_broken_bodies_get_400(setup: dict[str, Any]) -> None:
     assert "JSON" in answer["message"]
     status, answer = post(setup["token"], b"[1, 2]", "application/json")
     assert status == 400 and "object" in answer["message"]
-    status, answer = post(
-        setup["token"], b"no boundary here", "multipart/form-data", encode=True
-    )
+    status, answer = post(setup["token"], b"no boundary here", "multipart/form-data", encode=True)
     assert status == 400 and "boundary" in answer["message"]
     status, answer = post(setup["token"], b"\xff\xfe", "multipart/form-data; boundary=xyz")
     assert status == 400

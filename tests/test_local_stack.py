@@ -3,6 +3,8 @@ timer) in isolation."""
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
 import os
 import signal
@@ -26,15 +28,6 @@ from tests.localstack_fixtures import local_stack  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
-
-needs_api = pytest.mark.skipif(
-    not (lambdas.has_handler("api") and lambdas.has_handler("authorizer")),
-    reason="functions/api or functions/authorizer is not written yet",
-)
-needs_delivery = pytest.mark.skipif(
-    not all(lambdas.has_handler(n) for n in ("api", "authorizer", "dispatch", "attempt")),
-    reason="the api/authorizer/dispatch/attempt handlers are not all written yet",
-)
 
 
 def _json(response: requests.Response) -> Any:
@@ -166,7 +159,6 @@ def test_inspector_html_escapes_everything(local_stack):  # noqa: F811
         assert "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
-@needs_api
 def test_authorizer_refuses_missing_and_wrong_keys(local_stack):  # noqa: F811
     missing = requests.get(local_stack.url("/v1/communities/com_x"), timeout=5)
     assert missing.status_code == 401
@@ -182,7 +174,63 @@ def test_authorizer_refuses_missing_and_wrong_keys(local_stack):  # noqa: F811
     }
 
 
-@needs_api
+def test_authorizer_answers_are_cached_per_authorization_header(local_stack):  # noqa: F811
+    community_id, key = _community(local_stack)
+    before = local_stack.gateway.authorizer_invocations
+    for _ in range(3):
+        response = requests.get(
+            local_stack.url(f"/v1/communities/{community_id}"),
+            headers=local_stack.headers(key),
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+    assert local_stack.gateway.authorizer_invocations == before + 1
+    _, event = local_stack.gateway.recent_events[-1]
+    authorizer = event["requestContext"]["authorizer"]
+    assert authorizer["community_id"] == community_id
+    assert authorizer["role"] == "admin"
+
+
+def test_multipart_bodies_reach_functions_base64_encoded(local_stack):  # noqa: F811
+    body = b"--b\r\nContent-Disposition: form-data; name=f\r\n\r\n\xff\x00\r\n--b--\r\n"
+    requests.post(
+        local_stack.url("/v1/hooks/tok123"),
+        data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+        timeout=10,
+    )
+    function, event = local_stack.gateway.recent_events[-1]
+    assert function == "inbound"
+    assert event["resource"] == "/v1/hooks/{token}"
+    assert event["pathParameters"] == {"token": "tok123"}
+    assert "authorizer" not in event["requestContext"]
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == body
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("hookline.api.openapi") is None,
+    reason="hookline.api.openapi is not written yet",
+)
+def test_openapi_document_and_swagger_ui(local_stack):  # noqa: F811
+    document = requests.get(local_stack.url("/v1/openapi.json"), timeout=30)
+    assert document.status_code == 200
+    assert "openapi" in document.json()
+    page = requests.get(local_stack.url("/v1/docs"), timeout=30)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "SwaggerUIBundle" in page.text
+    assert "cdn" not in page.text.lower()
+
+
+def test_handlers_are_loaded_from_the_repository(local_stack):  # noqa: F811
+    for name in ("api", "authorizer", "dispatch", "attempt", "inbound"):
+        handler = lambdas.load_handler(name)
+        module = sys.modules[f"hookline_function_{name}"]
+        assert handler is module.lambda_handler
+        assert Path(module.__file__ or "") == REPO / "functions" / name / "app.py"
+
+
 def test_api_gateway_event_matches_the_sample_events(local_stack):  # noqa: F811
     response = requests.post(
         local_stack.url("/v1/communities?trace=1&trace=2"),
@@ -237,7 +285,6 @@ def test_api_gateway_event_matches_the_sample_events(local_stack):  # noqa: F811
     assert event["requestContext"]["path"] == f"/dev/v1/communities/{community_id}"
 
 
-@needs_delivery
 def test_published_event_reaches_the_inspector_signed_within_a_second(local_stack):  # noqa: F811
     community_id, key = _community(local_stack)
     _webhook(local_stack, community_id, key, local_stack.inspector_url("delivered"))
@@ -259,7 +306,6 @@ def test_published_event_reaches_the_inspector_signed_within_a_second(local_stac
     assert attempt.attempt == 1
 
 
-@needs_delivery
 def test_failing_target_is_retried_on_the_scaled_schedule(local_stack):  # noqa: F811
     community_id, key = _community(local_stack)
     webhook = _webhook(

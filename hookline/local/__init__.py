@@ -4,12 +4,14 @@ Importing this package does not import moto; starting a LocalStack does.
 """
 
 from hookline.local.lambdas import LambdaContext, load_handler
+from hookline.local.scheduler import LocalRetryScheduler
 from hookline.local.stack import AttemptRecord, LocalOptions, LocalStack, run_until_signalled
 
 __all__ = [
     "AttemptRecord",
     "LambdaContext",
     "LocalOptions",
+    "LocalRetryScheduler",
     "LocalStack",
     "load_handler",
     "run_until_signalled",

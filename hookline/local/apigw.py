@@ -252,6 +252,8 @@ class ApiGateway:
         self.functions = functions
         self.api_id = api_id
         self._cache: dict[tuple[str, ...], _CachedPolicy] = {}
+        #: How many times the authorizer function ran (cache hits do not count).
+        self.authorizer_invocations = 0
         self._cache_lock = threading.Lock()
         #: The last events sent to functions (function name, event), newest last: for debugging.
         self.recent_events: collections.deque[tuple[str, dict[str, Any]]] = collections.deque(
@@ -259,6 +261,7 @@ class ApiGateway:
         )
 
     def error(self, kind: str) -> HttpResponse:
+        """API Gateway's own error response of a type (e.g. "UNAUTHORIZED")."""
         return gateway_error(kind, self.blueprint.gateway_responses)
 
     @property
@@ -274,6 +277,14 @@ class ApiGateway:
         return match_route(self.blueprint.routes, request.method, self.strip_stage(request.path))
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        """Answer one request as the API stage would; the response carries x-amzn-RequestId,
+        the event's requestContext.requestId."""
+        request_id = str(uuid.uuid4())
+        response = self._handle(request, request_id)
+        response.headers.append(("x-amzn-RequestId", request_id))
+        return response
+
+    def _handle(self, request: HttpRequest, request_id: str) -> HttpResponse:
         if len(request.body) > MAX_PAYLOAD_BYTES:
             return self.error("REQUEST_TOO_LARGE")
         path = self.strip_stage(request.path)
@@ -287,7 +298,9 @@ class ApiGateway:
             if isinstance(outcome, HttpResponse):
                 return outcome
             authorizer = outcome
-        event = self.build_event(request, route, params, path=path, authorizer=authorizer)
+        event = self.build_event(
+            request, route, params, path=path, authorizer=authorizer, request_id=request_id
+        )
         self.recent_events.append((route.function, event))
         try:
             result = self.functions.invoke(route.function, event)
@@ -495,6 +508,7 @@ class ApiGateway:
         started = time.perf_counter()
         if cached is None:
             event = self.authorizer_event(request, route, params, path)
+            self.authorizer_invocations += 1
             try:
                 answer = self.functions.invoke("authorizer", event)
             except HandlerMissing as exc:

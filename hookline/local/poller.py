@@ -238,7 +238,6 @@ class EventSourceMapping(_PollingThread):
         *,
         interval: float = 0.05,
         batching_window: float | None = None,
-        on_batch: Callable[[list[Record]], None] | None = None,
     ) -> None:
         """`batching_window` overrides the source's MaximumBatchingWindowInSeconds."""
         super().__init__(f"hookline-esm-{function}", interval)
@@ -246,7 +245,6 @@ class EventSourceMapping(_PollingThread):
         self.functions = functions
         self.function = function
         self.source = source
-        self.on_batch = on_batch
         self.dead_letters: list[dict[str, Any]] = []
         self.invocations = 0
         max_retries = source.max_retries
@@ -307,9 +305,6 @@ class EventSourceMapping(_PollingThread):
         except FunctionError as exc:
             print(f"[{self.function}] {exc.error_type}: {exc.message}", flush=True)
             return ("function", 0)
-        finally:
-            if self.on_batch is not None:
-                self.on_batch(records)
         if not self.source.report_item_failures or not isinstance(response, dict):
             return None
         failures = response.get("batchItemFailures")

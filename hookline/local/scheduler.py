@@ -227,11 +227,8 @@ class LocalRetryScheduler:
         try:
             pause = self.machine.step(execution)
         except Exception as exc:  # an interpreter fault must not kill the worker
-            execution.status, execution.error, execution.cause = (
-                "FAILED",
-                "States.Runtime",
-                repr(exc),
-            )
+            execution.status = "FAILED"
+            execution.error, execution.cause = "States.Runtime", repr(exc)
             pause = None
         if pause is not None:
             what = "wait" if execution.resume == "wait" else "retry"

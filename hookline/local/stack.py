@@ -18,7 +18,6 @@ import logging
 import sys
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,6 +137,7 @@ class LocalStack:
         self._threads: list[Any] = []
         self._log_levels: dict[str, int] = {}
         self._wiring_lock = threading.Lock()
+        self._dynamodb: Any = None
         self._started = False
         self.blueprint: Blueprint | None = None
         self.gateway: ApiGateway | None = None
@@ -170,8 +170,15 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        self._started = True
         options = self.options
+        # Bind first: a port in use fails at once, before seconds of setup.
+        server = self._server = LocalHttpServer(
+            (options.host, options.port), _Router(self), access_log=options.access_log
+        )
+        self.port = server.port
+        host = f"[{options.host}]" if ":" in options.host else options.host
+        self.base_url = f"http://{host}:{self.port}"
+        self._started = True
         self._session.start()
         blueprint = self.blueprint = load_blueprint()
         self.tables = aws.create_tables(self._session)
@@ -241,24 +248,19 @@ class LocalStack:
             self._threads.append(thread)
 
         self.gateway = ApiGateway(blueprint, functions)
-        self._server = LocalHttpServer(
-            (options.host, options.port), _Router(self), access_log=options.access_log
-        )
-        self.port = self._server.port
-        host = f"[{options.host}]" if ":" in options.host else options.host
-        self.base_url = f"http://{host}:{self.port}"
-        self._server_thread = serve_in_thread(self._server)
+        self._server_thread = serve_in_thread(server)
 
     def stop(self) -> None:
         """Stop the server, poller and timer, then moto; restores the environment. Idempotent."""
         global _running
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
         if self._server_thread is not None:
+            assert self._server is not None
+            self._server.shutdown()
             self._server_thread.join(5)
             self._server_thread = None
+        if self._server is not None:
+            self._server.server_close()
+            self._server = None
         for thread in reversed(self._threads):
             thread.stop()
         self._threads = []
@@ -269,6 +271,7 @@ class LocalStack:
             lambdas.forget_handlers()
             self._restore_log_level()
             self._session.stop()
+            self._dynamodb = None
             self._started = False
         with _running_lock:
             if _running is self:
@@ -276,7 +279,7 @@ class LocalStack:
 
     @property
     def running(self) -> bool:
-        return self._server is not None
+        return self._server_thread is not None
 
     # -- environment ------------------------------------------------------------------------
 
@@ -403,7 +406,9 @@ class LocalStack:
         table_name = self.tables.get("WEBHOOKS_TABLE")
         if not table_name:
             return None
-        client = self._session.client("dynamodb")
+        if self._dynamodb is None:
+            self._dynamodb = self._session.client("dynamodb")
+        client = self._dynamodb
         found: list[str] | None = None
         kwargs: dict[str, Any] = {
             "TableName": table_name,
@@ -468,9 +473,7 @@ class _Router:
             docs = serve_docs(path, request)
             if docs is not None:
                 return docs
-        response = gateway.handle(request)
-        response.headers.append(("x-amzn-RequestId", str(uuid.uuid4())))
-        return response
+        return gateway.handle(request)
 
 
 def _openapi_document() -> Any:

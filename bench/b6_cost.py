@@ -1,0 +1,562 @@
+"""B6 — cost model: dollars per million published events.
+
+Traffic: every event has 3 subscribed webhooks, 1 KB payloads, and 1 % of first attempts fail.
+Nothing here is guessed that can be read or measured:
+
+* memory sizes, architecture, the stream batch size and the authorizer cache TTL are read from
+  template.yaml; the state transitions of one retry cycle come from running the real
+  statemachine/retry.asl.json (hookline.local.asl) with the real AttemptFunction handler;
+* every DynamoDB request of a publish, a dispatch and a retry cycle is counted on the real code
+  paths (the API handler, ``dispatch_events``, the attempt handler) over in-memory tables, with
+  each item's DynamoDB size, and turned into read/write request units the way DynamoDB bills
+  them (strongly consistent reads as this code makes them, GSI writes included);
+* the CPU time of each step is measured here, on this machine.
+
+What remains are stated assumptions: list prices, the endpoints' response time, DynamoDB's
+per-request latency, and that Lambda's CPU share scales with memory (1,769 MB = 1 vCPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from bench import harness
+from bench.receiver import ReceiverFarm
+from hookline.adapters.memory import MemoryTable, MemoryTables
+from hookline.ports import Item, Page, Query
+
+PRICES_AS_OF = "2026-11-23"
+REGION = "us-east-1"
+#: Public list prices (USD), us-east-1, first pricing tier.
+PRICES = {
+    "lambda_gb_s_arm64": 0.0000133334,
+    "lambda_request": 0.20 / 1e6,
+    "dynamodb_wru": 0.625 / 1e6,
+    "dynamodb_rru": 0.125 / 1e6,
+    "streams_get_records": 0.02 / 1e5,  # not charged when Lambda reads the stream
+    "sfn_transition": 0.025 / 1e3,
+    "apigw_rest_request": 3.50 / 1e6,
+    "eventbridge_custom_event": 1.00 / 1e6,
+    "eventbridge_api_destination": 0.20 / 1e6,
+}
+VCPU_MB = 1769  # Lambda allocates one full vCPU at 1,769 MB; less memory, proportionally less CPU
+
+SUBSCRIBED = 3
+FAILURE_RATE = 0.01
+ASSUMED_ENDPOINT_MS = 100.0
+ASSUMED_DYNAMODB_MS = 5.0
+
+
+# --------------------------------------------------------------------------------------------
+# DynamoDB item size and request units
+
+
+def attribute_size(value: Any) -> int:
+    """Bytes DynamoDB counts for one attribute value (its documented sizing rules)."""
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, int | float | Decimal):
+        digits = len(str(abs(Decimal(str(value)))).replace(".", "").lstrip("0")) or 1
+        return math.ceil(digits / 2) + 1
+    if isinstance(value, Mapping):
+        return 3 + sum(len(str(k).encode()) + attribute_size(v) + 1 for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return 3 + sum(attribute_size(v) + 1 for v in value)
+    return len(str(value).encode())
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+def _wru(size: int) -> int:
+    return max(1, math.ceil(size / 1024))
+
+
+def _rru_consistent(size: int) -> int:
+    return max(1, math.ceil(size / 4096))
+
+
+@dataclass
+class Op:
+    table: str
+    kind: str  # get, put, update, delete, query, batch_get
+    wru: int = 0
+    rru: int = 0
+    gsi_wru: int = 0
+
+
+class CountingTable:
+    """A MemoryTable that records what each request would cost on DynamoDB."""
+
+    def __init__(self, inner: MemoryTable, log: list[Op], *, gsi: tuple[str, str] | None = None):
+        self.inner = inner
+        self.name = inner.name
+        self.indexes = inner.indexes
+        self.log = log
+        self.gsi = gsi
+
+    def _gsi_cost(self, before: Item | None, after: Item | None) -> int:
+        if self.gsi is None:
+            return 0
+        hash_attr, range_attr = self.gsi
+
+        def indexed(item: Item | None) -> bool:
+            return item is not None and hash_attr in item and range_attr in item
+
+        cost = 0
+        if indexed(before) and indexed(after):
+            keys_changed = any(before[a] != after[a] for a in self.gsi)  # type: ignore[index]
+            cost = _wru(item_size(after)) * (2 if keys_changed else 1)  # type: ignore[arg-type]
+        elif indexed(after):
+            cost = _wru(item_size(after))  # type: ignore[arg-type]
+        elif indexed(before):
+            cost = _wru(item_size(before))  # type: ignore[arg-type]
+        return cost
+
+    def get(self, pk: str, sk: str) -> Item | None:
+        item = self.inner.get(pk, sk)
+        self.log.append(Op(self.name, "get", rru=_rru_consistent(item_size(item or {}))))
+        return item
+
+    def put(self, item: Item, *, if_absent: bool = False) -> None:
+        before = self.inner.get(item["pk"], item["sk"])
+        size = max(item_size(item), item_size(before or {}))
+        try:
+            self.inner.put(item, if_absent=if_absent)
+        except Exception:
+            self.log.append(Op(self.name, "put (condition failed)", wru=_wru(size)))
+            raise
+        self.log.append(Op(self.name, "put", wru=_wru(size), gsi_wru=self._gsi_cost(before, item)))
+
+    def update(self, pk: str, sk: str, **kwargs: Any) -> Item:
+        before = self.inner.get(pk, sk)
+        try:
+            after = self.inner.update(pk, sk, **kwargs)
+        except Exception:
+            self.log.append(Op(self.name, "update (condition failed)", wru=1))
+            raise
+        size = max(item_size(after), item_size(before or {}))
+        self.log.append(
+            Op(self.name, "update", wru=_wru(size), gsi_wru=self._gsi_cost(before, after))
+        )
+        return after
+
+    def delete(self, pk: str, sk: str, **kwargs: Any) -> None:
+        before = self.inner.get(pk, sk)
+        self.inner.delete(pk, sk, **kwargs)
+        self.log.append(
+            Op(
+                self.name,
+                "delete",
+                wru=_wru(item_size(before or {})),
+                gsi_wru=self._gsi_cost(before, None),
+            )
+        )
+
+    def query(self, query: Query) -> Page:
+        page = self.inner.query(query)
+        read = sum(item_size(i) for i in page.items)
+        self.log.append(Op(self.name, "query", rru=_rru_consistent(read)))
+        return page
+
+    def batch_get(self, keys: Sequence[tuple[str, str]]) -> list[Item]:
+        items = self.inner.batch_get(keys)
+        units = sum(_rru_consistent(item_size(i)) for i in items) or 1
+        self.log.append(Op(self.name, "batch_get", rru=units))
+        return items
+
+
+@dataclass
+class CountingTables:
+    log: list[Op] = field(default_factory=list)
+    memory: MemoryTables = field(default_factory=MemoryTables)
+
+    def __post_init__(self) -> None:
+        self.communities = CountingTable(self.memory.communities, self.log)
+        self.webhooks = CountingTable(self.memory.webhooks, self.log)
+        self.events = CountingTable(self.memory.events, self.log)
+        self.deliveries = CountingTable(self.memory.deliveries, self.log, gsi=("gsi1pk", "gsi1sk"))
+        self.directory = CountingTable(self.memory.directory, self.log)
+
+    def take(self) -> list[Op]:
+        taken = list(self.log)
+        self.log.clear()
+        return taken
+
+
+class PlainTables(MemoryTables):
+    """In-memory tables without counting, for the CPU measurements (counting costs CPU)."""
+
+    def take(self) -> list[Op]:
+        return []
+
+
+def _raw(table: Any) -> Any:
+    return getattr(table, "inner", table)
+
+
+def units(ops: Sequence[Op]) -> dict[str, Any]:
+    by_kind: dict[str, int] = {}
+    for op in ops:
+        key = f"{op.table}.{op.kind}"
+        by_kind[key] = by_kind.get(key, 0) + 1
+    return {
+        "requests": len(ops),
+        "wru": sum(op.wru + op.gsi_wru for op in ops),
+        "gsi_wru": sum(op.gsi_wru for op in ops),
+        "rru": sum(op.rru for op in ops),
+        "by_request": by_kind,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The template's settings
+
+
+def template_settings() -> dict[str, Any]:
+    from hookline.adapters.template import load_template
+
+    template = load_template()
+    glob = (template.get("Globals") or {}).get("Function") or {}
+    params = template.get("Parameters") or {}
+    resources = template.get("Resources") or {}
+
+    def memory(logical_id: str) -> int:
+        props = resources[logical_id].get("Properties") or {}
+        return int(props.get("MemorySize", glob.get("MemorySize", 128)))
+
+    batch = resources["DispatchFunction"]["Properties"]["Events"]["EventsStream"]["Properties"][
+        "BatchSize"
+    ]
+    if isinstance(batch, dict) and "Ref" in batch:
+        batch = params[batch["Ref"]]["Default"]
+    machine = resources["RetryStateMachine"]["Properties"]
+    return {
+        "architectures": glob.get("Architectures", ["x86_64"]),
+        "memory_mb": {
+            name: memory(name)
+            for name in (
+                "ApiFunction",
+                "AuthorizerFunction",
+                "DispatchFunction",
+                "AttemptFunction",
+                "InboundFunction",
+            )
+        },
+        "dispatch_batch_size": int(batch),
+        "dispatch_concurrency": int(
+            (glob.get("Environment") or {}).get("Variables", {}).get("DISPATCH_CONCURRENCY", 32)
+        ),
+        "authorizer_cache_ttl_s": int(params["AuthorizerCacheTtlSeconds"]["Default"]),
+        "retry_schedule": [int(s) for s in str(params["RetrySchedule"]["Default"]).split(",")],
+        "state_machine_type": machine.get("Type", "STANDARD"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring the real code paths
+
+
+def _median_ms(samples: Sequence[float]) -> float:
+    return float(sorted(samples)[len(samples) // 2] * 1000) if samples else 0.0
+
+
+def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, Any]:
+    """POST /v1/communities/<id>/events through functions/api (ApiFunction)."""
+    from hookline.domain.communities import issue_key
+    from hookline.domain.repositories import CommunityRepository
+    from hookline.local.lambdas import LambdaContext, load_handler
+
+    key, _ = issue_key(CommunityRepository(tables.communities), eng.community.id, "bench")
+    template = json.loads((harness.ROOT / "events" / "api-publish-event.json").read_text())
+    handler = load_handler("api")
+    body = json.dumps({"event": "post.created", "data": harness._data(880, 1)})
+    ops: list[Op] = []
+    cpu: list[float] = []
+    for index in range(repeats):
+        event = copy.deepcopy(template)
+        path = f"/v1/communities/{eng.community.id}/events"
+        event["path"] = path
+        event["pathParameters"] = {"proxy": f"{eng.community.id}/events"}
+        event["requestContext"]["path"] = "/dev" + path
+        event["requestContext"]["authorizer"] = {
+            "principalId": key.id,
+            "role": "admin",
+            "community_id": eng.community.id,
+            "key_id": key.id,
+        }
+        event["body"] = body
+        tables.take()
+        started = time.thread_time()
+        with harness.quiet():
+            response = handler(event, LambdaContext(function_name="hookline-api"))
+        cpu.append(time.thread_time() - started)
+        if response["statusCode"] != 202:
+            raise RuntimeError(f"publish answered {response['statusCode']}: {response['body']}")
+        taken = tables.take()
+        if index == 0:
+            ops = taken
+    return {"cpu_ms": _median_ms(cpu), "dynamodb": units(ops)}
+
+
+def _dispatch_path(
+    eng: harness.Engine, tables: Any, farm: ReceiverFarm, batch: int
+) -> dict[str, Any]:
+    from hookline.domain.dispatch import dispatch_events
+
+    tables.take()
+    events = harness.publish_events(eng, batch)
+    tables.take()
+    with harness.quiet():
+        cpu = time.process_time()
+        report = dispatch_events(eng.ctx, events)
+        cpu = time.process_time() - cpu
+    ops = tables.take()
+    deliveries = report.delivered
+    if deliveries != batch * SUBSCRIBED or (not ops and isinstance(tables, CountingTables)):
+        raise RuntimeError(f"dispatch delivered {deliveries} of {batch * SUBSCRIBED}")
+    lookups = [op for op in ops if op.table == "webhooks" and op.kind == "query"]
+    per_delivery = [op for op in ops if op not in lookups]
+    return {
+        "events": batch,
+        "deliveries": deliveries,
+        "cpu_ms_per_delivery": cpu * 1000 / deliveries,
+        "dynamodb_per_batch_lookup": units(lookups),
+        "dynamodb_per_delivery": {
+            k: (v / deliveries if isinstance(v, int) else v)
+            for k, v in units(per_delivery).items()
+            if k != "by_request"
+        }
+        | {"by_request": {k: v / deliveries for k, v in units(per_delivery)["by_request"].items()}},
+    }
+
+
+def _retry_cycle(
+    eng: harness.Engine, tables: Any, farm: ReceiverFarm, *, recovers: bool
+) -> dict[str, Any]:
+    """A first attempt that fails (HTTP 500 from a receiver that then recovers, or not), the
+    retry workflow run by hookline.local.asl over the real ASL and AttemptFunction handler."""
+    from hookline.adapters.template import retry_state_machine_definition
+    from hookline.domain import retry
+    from hookline.domain.dispatch import dispatch_events
+    from hookline.domain.repositories import WebhookRepository
+    from hookline.local.asl import StateMachine
+    from hookline.local.lambdas import LambdaContext, load_handler
+
+    raw_webhooks = WebhookRepository(_raw(tables.webhooks))  # uncounted: the bench's own edits
+    failing_url = "http://127.0.0.1:9/unreachable"  # nothing listens on the discard port
+    hook = harness.add_webhooks(eng, [failing_url], events=("member.*",))[0]
+    (event,) = harness.publish_events(eng, 1, event_type="member.joined")
+    tables.take()
+    eng.scheduler.started.clear()
+    with harness.quiet():
+        dispatch_events(eng.ctx, [event])
+    first = tables.take()
+    (started,) = eng.scheduler.started
+    if recovers:
+        raw_webhooks.update(eng.community.id, hook.id, {"url": farm.url(0)})
+    handler = load_handler("attempt")
+    invocations: list[float] = []
+
+    def invoke(_: str, payload: Any) -> Any:
+        begun = time.thread_time()
+        with harness.quiet():
+            answer = handler(payload, LambdaContext(function_name="hookline-attempt"))
+        invocations.append(time.thread_time() - begun)
+        return answer
+
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:hookline-attempt"
+    machine = StateMachine(json.loads(retry_state_machine_definition(arn)), invoke)
+    document = retry.workflow_input(**started)
+    execution = machine.start("bench", document)
+    while machine.step(execution) is not None:
+        pass  # Wait states: no need to sleep here
+    cycle = tables.take()
+    raw_webhooks.delete(eng.community.id, hook.id)
+    return {
+        "status": execution.status,
+        "states": execution.history,
+        "transitions": len(execution.history),
+        "attempt_invocations": len(invocations),
+        "attempt_cpu_ms": _median_ms(invocations),
+        "dynamodb_first_attempt_extra": units(
+            [op for op in first if op.table != "webhooks" or op.kind != "query"]
+        ),
+        "dynamodb_cycle": units(cycle),
+    }
+
+
+def measure(farm: ReceiverFarm, *, batch: int = 100, repeats: int = 20) -> dict[str, Any]:
+    """Count the DynamoDB requests of the three code paths (over counting tables), then time
+    their CPU in a second pass over plain in-memory tables (counting itself costs CPU)."""
+    passes: dict[str, dict[str, Any]] = {}
+    for name, tables in (("counted", CountingTables()), ("timed", PlainTables())):
+        eng = harness.engine(tables=tables)
+        harness.add_webhooks(eng, [farm.url(i) for i in range(SUBSCRIBED)])
+        passes[name] = {
+            "publish": _publish_path(eng, tables, repeats),
+            "dispatch": _dispatch_path(eng, tables, farm, batch),
+            "retry_recovers": _retry_cycle(eng, tables, farm, recovers=True),
+            "retry_never": _retry_cycle(eng, tables, farm, recovers=False),
+        }
+    counted, timed = passes["counted"], passes["timed"]
+    counted["publish"]["cpu_ms"] = timed["publish"]["cpu_ms"]
+    counted["dispatch"]["cpu_ms_per_delivery"] = timed["dispatch"]["cpu_ms_per_delivery"]
+    for key in ("retry_recovers", "retry_never"):
+        counted[key]["attempt_cpu_ms"] = timed[key]["attempt_cpu_ms"]
+    return counted
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+
+
+def model(
+    settings: Mapping[str, Any],
+    measured: Mapping[str, Any],
+    *,
+    endpoint_ms: float = ASSUMED_ENDPOINT_MS,
+    dynamodb_ms: float = ASSUMED_DYNAMODB_MS,
+    failure_rate: float = FAILURE_RATE,
+    subscribed: int = SUBSCRIBED,
+    retry_key: str = "retry_recovers",
+) -> dict[str, Any]:
+    """Dollars per million events, by component (see the README for the formula)."""
+    p = PRICES
+    mem = {k: v / 1024 for k, v in settings["memory_mb"].items()}  # GB
+
+    def cpu_factor(logical_id: str) -> float:
+        return max(1.0, VCPU_MB / settings["memory_mb"][logical_id])
+
+    batch = settings["dispatch_batch_size"]
+    concurrency = settings["dispatch_concurrency"]
+    pub = measured["publish"]
+    disp = measured["dispatch"]
+    cycle = measured[retry_key]
+
+    # ApiFunction: one invocation per publish.
+    api_s = (
+        pub["cpu_ms"] * cpu_factor("ApiFunction") + pub["dynamodb"]["requests"] * dynamodb_ms
+    ) / 1000
+    # DispatchFunction: a full batch of events per invocation; per delivery the larger of its
+    # CPU share and its waiting (DynamoDB + endpoint) spread over the worker threads.
+    per_delivery_io = disp["dynamodb_per_delivery"]["requests"] * dynamodb_ms + endpoint_ms
+    per_delivery_s = (
+        max(
+            disp["cpu_ms_per_delivery"] * cpu_factor("DispatchFunction"),
+            per_delivery_io / concurrency,
+        )
+        / 1000
+    )
+    lookup_s = disp["dynamodb_per_batch_lookup"]["requests"] * dynamodb_ms / 1000
+    dispatch_s_per_event = subscribed * per_delivery_s + lookup_s / batch
+    # Retries: per failed first attempt, one workflow and its AttemptFunction invocations.
+    attempt_s = (
+        cycle["attempt_cpu_ms"] * cpu_factor("AttemptFunction")
+        + (cycle["dynamodb_cycle"]["requests"] / max(cycle["attempt_invocations"], 1)) * dynamodb_ms
+        + endpoint_ms
+    ) / 1000
+    failed = subscribed * failure_rate  # failed first attempts per event
+
+    per_event = {
+        "API Gateway REST (publish)": p["apigw_rest_request"],
+        "ApiFunction requests": p["lambda_request"],
+        "ApiFunction duration": api_s * mem["ApiFunction"] * p["lambda_gb_s_arm64"],
+        "DispatchFunction requests": p["lambda_request"] / batch,
+        "DispatchFunction duration": dispatch_s_per_event
+        * mem["DispatchFunction"]
+        * p["lambda_gb_s_arm64"],
+        "DynamoDB writes": (
+            pub["dynamodb"]["wru"]
+            + subscribed * disp["dynamodb_per_delivery"]["wru"]
+            + failed
+            * (
+                cycle["dynamodb_first_attempt_extra"]["wru"]
+                - disp["dynamodb_per_delivery"]["wru"]
+                + cycle["dynamodb_cycle"]["wru"]
+            )
+        )
+        * p["dynamodb_wru"],
+        "DynamoDB reads": (
+            pub["dynamodb"]["rru"]
+            + disp["dynamodb_per_batch_lookup"]["rru"] / batch
+            + subscribed * disp["dynamodb_per_delivery"]["rru"]
+            + failed * cycle["dynamodb_cycle"]["rru"]
+        )
+        * p["dynamodb_rru"],
+        "DynamoDB Streams (read by Lambda)": 0.0,
+        "Step Functions transitions": failed * cycle["transitions"] * p["sfn_transition"],
+        "AttemptFunction": failed
+        * cycle["attempt_invocations"]
+        * (p["lambda_request"] + attempt_s * mem["AttemptFunction"] * p["lambda_gb_s_arm64"]),
+    }
+    per_million = {name: value * 1e6 for name, value in per_event.items()}
+    total = sum(per_million.values())
+    eventbridge = {
+        "PutEvents (1 KB = one 64 KB chunk)": p["eventbridge_custom_event"] * 1e6,
+        "API destinations (3 per event)": subscribed * p["eventbridge_api_destination"] * 1e6,
+        "API destination retries (1 %, one retry each)": failed
+        * p["eventbridge_api_destination"]
+        * 1e6,
+    }
+    eb_total = sum(eventbridge.values())
+    return {
+        "assumptions": {
+            "endpoint_response_ms": endpoint_ms,
+            "dynamodb_request_ms": dynamodb_ms,
+            "failure_rate": failure_rate,
+            "subscribed": subscribed,
+            "retry_scenario": retry_key,
+        },
+        "durations_s": {
+            "api_invocation": api_s,
+            "dispatch_per_event": dispatch_s_per_event,
+            "dispatch_per_batch": dispatch_s_per_event * batch,
+            "attempt_invocation": attempt_s,
+        },
+        "per_million": per_million,
+        "total": total,
+        "eventbridge": eventbridge,
+        "eventbridge_total": eb_total,
+        "eventbridge_with_rest_front_door": eb_total + p["apigw_rest_request"] * 1e6,
+        "ratio_to_eventbridge": total / eb_total,
+    }
+
+
+def run(
+    *, batch: int = 100, repeats: int = 20, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    log("B6: cost model (template settings, counted DynamoDB units, measured CPU)")
+    settings = template_settings()
+    with ReceiverFarm(SUBSCRIBED) as farm:
+        measured = measure(farm, batch=batch, repeats=repeats)
+    from hookline import wiring
+
+    wiring.reset()
+    scenarios = {
+        "main": model(settings, measured),
+        "slow endpoints (1 s)": model(settings, measured, endpoint_ms=1000.0),
+        "failing deliveries never recover": model(settings, measured, retry_key="retry_never"),
+    }
+    return {
+        "name": "B6 cost model",
+        "machine": harness.machine(),
+        "prices": PRICES,
+        "prices_as_of": PRICES_AS_OF,
+        "region": REGION,
+        "template": settings,
+        "measured": measured,
+        "scenarios": scenarios,
+    }
