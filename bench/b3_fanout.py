@@ -139,14 +139,22 @@ def plot(result: dict[str, Any], path: str) -> None:
         med = [points[f"{key}={x}"]["median"] for x in xs]
         low = [points[f"{key}={x}"]["median"] - points[f"{key}={x}"]["min"] for x in xs]
         high = [points[f"{key}={x}"]["max"] - points[f"{key}={x}"]["median"] for x in xs]
-        axis.errorbar(xs, med, yerr=[low, high], marker="o", capsize=4)
-        axis.set_xscale("log")
+        axis.errorbar(xs, med, yerr=[low, high], marker="o", capsize=4, label="measured")
+        if key == "total":
+            axis.set_xscale("log")
         axis.set_xlabel(f"{key} webhooks")
         axis.set_ylabel("ms per event (median, min-max)")
         axis.set_title(title)
         axis.grid(True, alpha=0.3)
         axis.set_ylim(bottom=0)
     fit = result["subscribed_fit"]
+    right.plot(
+        [0, max(subs)],
+        [fit["intercept_ms"], fit["intercept_ms"] + fit["ms_per_subscribed_webhook"] * max(subs)],
+        linestyle="--",
+        label="least-squares line",
+    )
+    right.legend(loc="lower right")
     right.text(
         0.05,
         0.9,

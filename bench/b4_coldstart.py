@@ -27,6 +27,15 @@ from bench import harness
 
 TARGET_RATIO = 1.5
 
+#: Big imports worth following per handler: cumulative time and who imports them.
+NOTABLE = (
+    "boto3",
+    "aws_xray_sdk.core",
+    "aws_lambda_powertools.event_handler",
+    "pydantic",
+    "hookline.domain.models",
+)
+
 #: Modules that must never load in a Lambda handler's import (prefix match).
 HEAVY = (
     "moto",
@@ -161,6 +170,19 @@ def slowest_imports(rows: list[tuple[int, int, int, str]], limit: int = 8) -> li
     return [{"module": name, "cumulative_ms": cum / 1000} for _, _, cum, name in picked[:limit]]
 
 
+def notable_imports(rows: list[tuple[int, int, int, str]]) -> dict[str, Any]:
+    """Cumulative import time of the NOTABLE modules and the chain that first imports each."""
+    out: dict[str, Any] = {}
+    for module in NOTABLE:
+        found = [row for row in rows if row[3] == module]
+        if found:
+            out[module] = {
+                "cumulative_ms": found[0][2] / 1000,
+                "chain": import_chain(rows, module),
+            }
+    return out
+
+
 def by_package(rows: list[tuple[int, int, int, str]], limit: int = 8) -> list[dict[str, Any]]:
     """Own import time summed by top-level package: where an import's time goes."""
     totals: dict[str, int] = {}
@@ -217,6 +239,7 @@ def run(
             entry["heavy"] = {module: import_chain(rows, module) for module in heavy}
             entry["slowest_imports"] = slowest_imports(rows)
             entry["by_package"] = by_package(rows)
+            entry["notable"] = notable_imports(rows)
             entry["met"] = entry["wall_ratio"] <= TARGET_RATIO and not heavy
         per_function[target] = entry
     missing = [

@@ -58,40 +58,62 @@ def money(value: float) -> str:
 
 
 BLOCKING = "blocking calls (lock waits, socket reads, sleeps)"
-_BLOCKING = ("acquire", "recv_into", "recv", "select", "poll", "sleep", "accept", "wait")
+
+
+_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "in-memory storage adapter (MemoryTable deep copies)",
+        ("stdlib/copy.py", "hookline/adapters/memory.py", "hookline/adapters/cursor.py"),
+    ),
+    (
+        "log redaction (hookline.observability, regex)",
+        ("hookline/observability.py", "stdlib/re/", "re.Pattern"),
+    ),
+    (
+        "powertools logging + EMF metrics (JSON)",
+        ("aws_lambda_powertools/", "stdlib/logging/", "stdlib/json/"),
+    ),
+    (
+        "HTTP client (urllib3/requests/http.client, sockets)",
+        (
+            "urllib3/",
+            "requests/",
+            "stdlib/http/",
+            "stdlib/socket.py",
+            "stdlib/ssl.py",
+            "stdlib/email/",
+            "hookline/adapters/http_attempt.py",
+        ),
+    ),
+    ("pydantic models", ("pydantic/", "pydantic_core/")),
+    (
+        "signing (HMAC-SHA256, base64)",
+        ("hookline/domain/signing.py", "stdlib/hmac.py", "stdlib/base64.py", "_hashlib"),
+    ),
+    (
+        "thread pool and locks",
+        ("stdlib/concurrent/", "stdlib/threading.py", "stdlib/queue.py"),
+    ),
+    ("moto (AWS emulation)", ("moto/",)),
+    ("botocore/boto3", ("botocore/", "boto3/", "s3transfer/")),
+    ("clock and ids", ("stdlib/datetime.py", "hookline/clock.py", "hookline/ids.py")),
+    ("hookline (domain, repositories, local stack)", ("hookline/",)),
+)
 
 
 def group_profile(rows: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """CPU seconds by what the code is (builtins booked to their callers, see top_functions)."""
     groups: dict[str, float] = {}
     for row in rows:
         name = row["function"]
-        if name.startswith("~:0(") and any(
-            f"'{call}'" in name or f" {call}>" in name for call in _BLOCKING
-        ):
+        if harness.is_blocking(name):
             group = BLOCKING
-        elif "copy.py" in name or "adapters/memory.py" in name:
-            group = "in-memory storage (MemoryTable deep copies)"
-        elif "aws_lambda_powertools" in name or "logging/" in name or "json/" in name:
-            group = "powertools logging + EMF metrics (JSON)"
-        elif any(part in name for part in ("urllib3", "http/client", "socket", "ssl", "email/")):
-            group = "HTTP client (urllib3/http.client, sockets)"
-        elif "pydantic" in name:
-            group = "pydantic validation/serialisation"
-        elif "hookline/" in name:
-            group = "hookline code"
-        elif "concurrent/futures" in name or "threading" in name or "queue" in name:
-            group = "thread pool"
-        elif "hmac" in name or "hashlib" in name or "_sha" in name or "base64" in name:
-            group = "signing (HMAC-SHA256)"
-        elif "moto/" in name:
-            group = "moto (DynamoDB emulation)"
-        elif "botocore/" in name or "boto3/" in name:
-            group = "botocore/boto3"
-        elif "datetime" in name or "time" in name:
-            group = "clock"
         else:
-            group = "other"
-        groups[group] = groups.get(group, 0.0) + row["own_s"]
+            group = next(
+                (label for label, parts in _GROUPS if any(part in name for part in parts)),
+                "builtins (unattributed)" if name.startswith("~:0(") else "other",
+            )
+        groups[group] = groups.get(group, 0.0) + row.get("attributed_s", row["own_s"])
     return sorted(groups.items(), key=lambda kv: kv[1], reverse=True)
 
 
@@ -288,6 +310,33 @@ def _b4(result: Mapping[str, Any]) -> list[str]:
             "No heavy module (moto, cfn-lint, SAM translator, the local stack, OpenAPI/Swagger "
             "generation, matplotlib, PyYAML, pytest) is imported by any handler.",
         ]
+    notable = [name for name, entry in funcs.items() if entry.get("notable")]
+    if notable:
+        from bench.b4_coldstart import NOTABLE
+
+        lines += [
+            "",
+            "Cumulative import time of the big pieces (ms, one `-X importtime` run each; the "
+            "first handler module to import a piece pays for it):",
+            "",
+            "| handler | " + " | ".join(f"`{m}`" for m in NOTABLE) + " |",
+            "|---|" + "---:|" * len(NOTABLE),
+        ]
+        for name in notable:
+            cells = [funcs[name]["notable"].get(m, {}).get("cumulative_ms") for m in NOTABLE]
+            lines.append(
+                f"| `{name}` | "
+                + " | ".join("—" if c is None else f"{c:.0f}" for c in cells)
+                + " |"
+            )
+        chains = {
+            " → ".join(f"`{c}`" for c in funcs[name]["notable"][m]["chain"])
+            for name in notable
+            for m in ("aws_xray_sdk.core",)
+            if m in funcs[name]["notable"]
+        }
+        if chains:
+            lines += ["", "The X-Ray SDK comes in through " + "; ".join(sorted(chains)) + "."]
     if any(entry.get("by_package") for entry in funcs.values()):
         lines += [
             "",
@@ -324,8 +373,8 @@ def _b5(result: Mapping[str, Any]) -> list[str]:
         f"| max | {num(result['max_ms'])} ms |",
         f"| deliveries expected / received | {result['expected_deliveries']:,} / "
         f"{result['received']:,} |",
-        f"| lost / duplicated / publish errors | {result['lost']} / {result['duplicates']} / "
-        f"{result['publish_errors']} |",
+        f"| not delivered within the {w['grace_s']:g} s grace / duplicated / publish errors | "
+        f"{result['lost']} / {result['duplicates']} / {result['publish_errors']} |",
         f"| drained after publishing ended | {num(result['drain_after_publish_s'], 1)} s |",
         "",
         f"Target: {result['target']} — {verdict(result['met'])}.",
@@ -560,7 +609,8 @@ def summary_rows(results: Mapping[str, Any]) -> list[str]:
         b5 = results["b5"]
         rows.append(
             f"| B5 local stack publish → receipt at {b5['workload']['rate_per_s']:g}/s | "
-            f"p50 {num(b5['p50_ms'])} ms, p99 {num(b5['p99_ms'])} ms, lost {b5['lost']} | — | — |"
+            f"p50 {num(b5['p50_ms'])} ms, p99 {num(b5['p99_ms'])} ms, "
+            f"{b5['lost']} undelivered after {b5['workload']['grace_s']:g} s | — | — |"
             f" p99 < 1 s, none lost {verdict(b5['met'])} |"
         )
     if "b6" in results:

@@ -5,12 +5,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import threading
 import time
+
+_lock = threading.Lock()
+_last = (0, 0)
 
 
 def new_id(prefix: str) -> str:
-    """A sortable unique id: prefix, millisecond time and 64 random bits (e.g. evt_0192ab...)."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+    """A unique id that sorts by creation time: prefix, milliseconds, a per-millisecond sequence
+    (so ids made in one process within the same millisecond keep their order) and 48 random bits.
+    """
+    global _last
+    with _lock:
+        millis = int(time.time() * 1000)
+        last_millis, sequence = _last
+        if millis <= last_millis:
+            millis, sequence = last_millis, sequence + 1
+            if sequence > 0xFFFF:
+                millis, sequence = millis + 1, 0
+        else:
+            sequence = 0
+        _last = (millis, sequence)
+    return f"{prefix}_{millis:012x}{sequence:04x}{secrets.token_hex(6)}"
 
 
 def new_webhook_secret() -> str:

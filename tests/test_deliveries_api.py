@@ -233,6 +233,20 @@ def test_a_failing_resend_starts_a_new_retry_cycle(api: Api, receiver: Receiver)
     assert len(receiver.requests) == 2
 
 
+def test_a_resend_whose_retries_cannot_start_stays_failed(api: Api, receiver: Receiver) -> None:
+    webhook = api.webhook(receiver.url_for("/hook"))
+    delivery = api.failed_delivery(webhook)
+    api.scheduler.fail = True
+
+    status, body = api.resend(webhook.id, delivery.id)
+
+    assert status == 200, body
+    assert body["success"] is False
+    assert body["delivery"]["state"] == "failed"
+    assert "retries could not be scheduled" in body["message"]
+    assert len(receiver.requests) == 2
+
+
 def test_resend_to_an_inactive_webhook_is_refused(api: Api, receiver: Receiver) -> None:
     webhook = api.webhook(receiver.url_for("/hook"), retry_count=0)
     delivery = api.failed_delivery(webhook)

@@ -204,20 +204,32 @@ def test_retry_count_zero_fails_at_once(memory_services: wiring.Services) -> Non
 
 
 def test_unschedulable_retry_reports_the_event(memory_services: wiring.Services) -> None:
-    memory_services.scheduler.fail = True  # type: ignore[attr-defined]
+    scheduler = memory_services.scheduler
+    scheduler.fail = True  # type: ignore[attr-defined]
     community, _ = make_community(memory_services)
-    with Receiver() as ok, Receiver((500,)) as down:
+    with Receiver() as ok, Receiver((503, {"Retry-After": "60"}, b"busy")) as down:
         make_webhook(memory_services, community.id, ok.url_for("/ok"), events=["post.*"])
-        make_webhook(memory_services, community.id, down.url_for("/down"), events=["member.*"])
+        hook = make_webhook(
+            memory_services, community.id, down.url_for("/down"), events=["member.*"]
+        )
         good = make_event(community, "post.created")
         bad = make_event(community, "member.joined")
         ctx = delivery_context(memory_services)
         report = dispatch_events(ctx, [good, bad])
         assert report.failed_event_ids == {bad.id}
-        again = dispatch_events(ctx, [bad])
+        # The stream hands both over again and the scheduler is back: nothing is sent again,
+        # the failed delivery's retries start (it still gets 1 + retry_count attempts).
+        scheduler.fail = False  # type: ignore[attr-defined]
+        again = dispatch_events(ctx, [good, bad])
         time.sleep(0.05)
         assert len(ok.requests) == 1 and len(down.requests) == 1
+    assert again.failed_event_ids == set() and again.skipped == 1 and again.resumed == 1
     assert again.attempted == 0
+    [started] = scheduler.started  # type: ignore[attr-defined]
+    assert started["delivery_id"] == delivery_id_for(bad.id, hook.id)
+    assert started["attempt"] == 1 and len(started["waits"]) == hook.retry_count
+    stored = ctx.deliveries.find(delivery_id_for(bad.id, hook.id))
+    assert stored is not None and stored.state == "retrying" and stored.attempts == 1
 
 
 def test_a_community_whose_webhooks_cannot_be_read_fails_only_its_events(

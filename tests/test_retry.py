@@ -14,6 +14,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from hookline import clock, wiring
 from hookline.domain import retry, signing, webhooks
+from hookline.domain.attempts import AttemptOutcome
+from hookline.domain.delivery import new_delivery
+from hookline.domain.dispatch import dispatch_events
 from hookline.domain.retry import MAX_WAIT_SECONDS, waits_for
 from tests.receivers import Receiver, Reply
 from tests.retry_fixtures import World, attempt_payload, invoke_attempt
@@ -119,20 +122,61 @@ def test_retry_count_zero_fails_at_once(world: World, failing: Receiver) -> None
     assert failed_event.data["delivery_id"] == delivery.id
 
 
-def test_a_scheduler_failure_raises_and_leaves_the_delivery_recoverable(
+def test_a_scheduler_failure_raises_and_the_stream_redelivery_recovers(
+    world: World, failing: Receiver
+) -> None:
+    world.ctx.scheduler.fail = True  # type: ignore[attr-defined]
+    webhook = world.webhook(failing.url_for("/hook"))
+    event = world.event()
+    report = dispatch_events(world.ctx, [event])
+    assert report.failed_event_ids == {event.id}  # -> a batch item failure
+
+    [delivery] = world.ctx.deliveries.deliveries_of(webhook.id)
+    assert delivery.state == "pending"  # what a redelivered stream record picks up again
+    assert "could not be scheduled" in (delivery.reason or "")
+    assert world.events_of_type("delivery.failed") == []  # not a permanent failure
+    with pytest.raises(RuntimeError, match="scheduler unavailable"):
+        retry.start_retries(world.ctx, delivery, webhook, AttemptOutcome.failure("HTTP 500"))
+
+    world.ctx.scheduler.fail = False  # type: ignore[attr-defined]
+    report = dispatch_events(world.ctx, [event])  # the stream hands the record over again
+    assert report.failed_event_ids == set()
+    stored = world.delivery(delivery.id)
+    # The redelivery starts the retries without sending again: still 1 + retry_count in all.
+    assert stored.state == "retrying" and stored.attempts == 1
+    assert stored.reason is None
+    assert [s["attempt"] for s in started(world)] == [1]
+    assert len(failing.requests) == 1
+
+
+def test_resume_retries_starts_the_cycle_without_another_attempt(
     world: World, failing: Receiver
 ) -> None:
     world.ctx.scheduler.fail = True  # type: ignore[attr-defined]
     webhook = world.webhook(failing.url_for("/hook"))
     delivery, outcome = world.first_attempt(webhook)
-
-    with pytest.raises(RuntimeError, match="scheduler unavailable"):
+    with pytest.raises(RuntimeError):
         retry.start_retries(world.ctx, delivery, webhook, outcome)
+    world.ctx.scheduler.fail = False  # type: ignore[attr-defined]
 
-    stored = world.delivery(delivery.id)
-    assert stored.state == "failed"  # what recover picks up
-    assert "could not be scheduled" in (stored.reason or "")
-    assert world.events_of_type("delivery.failed") == []  # not a permanent failure
+    assert retry.resume_retries(world.ctx, world.delivery(delivery.id), webhook) is True
+
+    assert len(failing.requests) == 1
+    assert started(world) == [
+        {
+            "delivery_id": delivery.id,
+            "community_id": world.community.id,
+            "webhook_id": webhook.id,
+            "attempt": 1,
+            "waits": [300, 1800, 7200],
+        }
+    ]
+    assert world.delivery(delivery.id).state == "retrying"
+    # Nothing to resume: retrying already, or never attempted.
+    assert retry.resume_retries(world.ctx, world.delivery(delivery.id), webhook) is False
+    fresh = new_delivery(world.event(), webhook)
+    world.ctx.deliveries.create(fresh, expires_at=world.ctx.expires_at())
+    assert retry.resume_retries(world.ctx, fresh, webhook) is False
 
 
 def test_a_410_on_the_first_attempt_disables_the_webhook_at_once(world: World) -> None:

@@ -25,6 +25,8 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_conne
 
 @lru_cache(maxsize=1)
 def resource() -> Any:
+    """The process's DynamoDB resource. The dispatcher's threads share it safely: they only call
+    Table actions, which go straight to the thread-safe client, never lazy-loaded attributes."""
     return boto3.resource("dynamodb", config=_CONFIG)
 
 

@@ -15,11 +15,12 @@ from typing import Literal
 
 from hookline import catalog, clock
 from hookline.domain import retry
+from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import DeliveryContext, attempt_and_record, new_delivery
-from hookline.domain.models import Event, Webhook
+from hookline.domain.models import Delivery, Event, Webhook
 from hookline.observability import logger
 
-Result = Literal["delivered", "failed", "skipped"]
+Result = Literal["delivered", "failed", "resumed", "skipped"]
 
 
 @dataclass
@@ -32,6 +33,7 @@ class DispatchReport:
     attempted: int = 0
     delivered: int = 0
     failed: int = 0  # attempts that failed and went to the retry policy
+    resumed: int = 0  # failed earlier, retries started only now
     skipped: int = 0
     failed_event_ids: set[str] = field(default_factory=set)
 
@@ -39,9 +41,9 @@ class DispatchReport:
 def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchReport:
     """Deliver a batch of events: plan every (event, webhook) pair, then attempt them all at once.
 
-    A delivery that already exists is skipped unless it is still ``pending`` (an earlier
-    invocation died before finishing it), in which case its next attempt is made. A failed first
-    attempt hands the delivery to ``retry.start_retries``.
+    A delivery that already exists is skipped unless an earlier invocation left it ``pending``:
+    never attempted, it gets its first attempt now; attempted without success, only its retries
+    are started. A failed first attempt hands the delivery to ``retry.start_retries``.
     """
     unique: dict[str, Event] = {}
     for event in events:
@@ -88,6 +90,9 @@ def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchRe
             if result == "skipped":
                 report.skipped += 1
                 continue
+            if result == "resumed":
+                report.resumed += 1
+                continue
             report.attempted += 1
             if result == "delivered":
                 report.delivered += 1
@@ -105,9 +110,30 @@ def _deliver(ctx: DeliveryContext, event: Event, webhook: Webhook) -> Result:
             raise RuntimeError(f"delivery {delivery.id} exists but could not be read")
         if existing.state != "pending":
             return "skipped"
+        if existing.attempts > 0:
+            # Attempted and failed, but its retries never started (the scheduler failed or the
+            # invocation died): start them now, so the delivery still gets 1 + retry_count tries.
+            retry.start_retries(ctx, existing, webhook, _last_outcome(ctx, existing))
+            return "resumed"
         delivery = existing
-    result = attempt_and_record(ctx, delivery, webhook, event, delivery.attempts + 1)
+    result = attempt_and_record(ctx, delivery, webhook, event, 1)
     if result.outcome.success:
         return "delivered"
     retry.start_retries(ctx, result.delivery, webhook, result.outcome)
     return "failed"
+
+
+def _last_outcome(ctx: DeliveryContext, delivery: Delivery) -> AttemptOutcome:
+    """The failed outcome of a delivery's latest recorded attempt, for the retry policy."""
+    attempts = ctx.deliveries.attempts(delivery.id)
+    if not attempts:
+        return AttemptOutcome.failure(delivery.last_error or "delivery failed")
+    last = max(attempts, key=lambda a: a.attempt)
+    return AttemptOutcome(
+        success=False,
+        status_code=last.status_code,
+        response_time_ms=last.response_time_ms,
+        response_body=last.response_body,
+        error=last.error,
+        gone=last.status_code == 410,
+    )

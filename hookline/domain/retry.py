@@ -14,19 +14,17 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from hookline import catalog, clock, ids
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
+from hookline.domain.delivery import DeliveryContext, attempt_delivery
 from hookline.domain.models import Attempt, Delivery, Webhook
 from hookline.domain.publishing import publish
 from hookline.errors import ConditionFailed, Conflict, NotFound
 from hookline.observability import logger
-
-if TYPE_CHECKING:
-    from hookline.domain.delivery import DeliveryContext
 
 #: Retry-After may lengthen a wait up to this, never further.
 MAX_WAIT_SECONDS = 24 * 60 * 60
@@ -122,8 +120,9 @@ def start_retries(
     Sets the delivery `retrying` with `next_attempt_at` and asks the scheduler for
     `webhook.retry_count` more attempts. No retries allowed (retry_count 0) fails the delivery
     at once; a 410 answer fails it and disables the webhook at once. If the scheduler raises,
-    the delivery is left `failed` with the reason (so recovery finds it) and the error is
-    re-raised, so the dispatcher reports a batch item failure and the stream retries.
+    the delivery goes back to `pending` with the reason and the error is re-raised: the
+    dispatcher reports a batch item failure, and when the stream hands the event over again it
+    makes the delivery's next attempt (it retries only `pending` deliveries).
     """
     attempt_no = max(delivery.attempts, 1)
     if outcome.gone:
@@ -155,10 +154,38 @@ def start_retries(
         _mark(
             ctx,
             delivery.id,
-            {"state": "failed", "reason": f"Retries could not be scheduled: {type(exc).__name__}."},
+            {
+                "state": "pending",
+                "reason": f"Retries could not be scheduled: {type(exc).__name__}.",
+            },
         )
         raise
     _metric(ctx, "RetryScheduled")
+
+
+def resume_retries(ctx: DeliveryContext, delivery: Delivery, webhook: Webhook) -> bool:
+    """Start the retries of a `pending` delivery whose last attempt was made and failed but whose
+    retry cycle never started (the scheduler failed, or the invocation died in between), without
+    another attempt. False when there is no failed attempt to resume from: the caller attempts.
+
+    For the dispatcher, when the stream hands over an event again, so that a delivery still
+    gets exactly 1 + retry_count attempts. A Retry-After of the recorded attempt is not kept.
+    """
+    if delivery.state != "pending" or delivery.attempts < 1:
+        return False
+    last = _recorded(ctx, delivery.id, delivery.attempts)
+    if last is None or last.success:
+        return False
+    outcome = AttemptOutcome(
+        success=False,
+        status_code=last.status_code,
+        response_time_ms=last.response_time_ms,
+        response_body=last.response_body,
+        error=last.error,
+        gone=last.status_code == 410,
+    )
+    start_retries(ctx, delivery, webhook, outcome)
+    return True
 
 
 def _gone_reason() -> str:
@@ -211,11 +238,7 @@ def _recorded(ctx: DeliveryContext, delivery_id: str, attempt_no: int) -> Attemp
 
 
 def _replay(
-    ctx: DeliveryContext,
-    delivery: Delivery,
-    recorded: Attempt,
-    schedule: Sequence[int],
-    max_attempts: int,
+    delivery: Delivery, recorded: Attempt, schedule: Sequence[int], max_attempts: int
 ) -> Decision:
     """The decision for an attempt that was already made (a repeated invocation)."""
     n = recorded.attempt
@@ -285,7 +308,7 @@ def run_attempt(
         return Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
     recorded = _recorded(ctx, delivery_id, attempt_no)
     if recorded is not None:
-        return _replay(ctx, delivery, recorded, waits, limit)
+        return _replay(delivery, recorded, waits, limit)
 
     webhook = ctx.webhooks.find(delivery.community_id, delivery.webhook_id)
     if webhook is None:
@@ -299,8 +322,6 @@ def run_attempt(
         event = ctx.events.get(delivery.community_id, delivery.event_id)
     except NotFound:
         return cancel(ctx, delivery, "The event expired before it could be delivered.")
-
-    from hookline.domain.delivery import attempt_delivery
 
     _, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no)
     if outcome.success:
@@ -333,7 +354,7 @@ def record_crash(
         return Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
     recorded = _recorded(ctx, delivery_id, attempt_no)
     if recorded is not None:
-        return _replay(ctx, delivery, recorded, waits, limit)
+        return _replay(delivery, recorded, waits, limit)
 
     text = f"attempt crashed: {_crash_text(error)}"[:RESPONSE_BODY_LIMIT]
     now = clock.now_iso()
@@ -418,7 +439,10 @@ def give_up(
 
 
 def _emit_delivery_failed(ctx: DeliveryContext, delivery: Delivery, error: str) -> None:
-    community = ctx.communities.get(delivery.community_id)
+    try:
+        community = ctx.communities.get(delivery.community_id)
+    except NotFound:
+        return
     publish(
         ctx.events,
         community,
@@ -481,7 +505,10 @@ def disable_webhook(ctx: DeliveryContext, webhook: Webhook, reason: str) -> Webh
         return webhook
     logger.info("webhook disabled", extra={"webhook_id": webhook.id, "reason": reason})
     _metric(ctx, "WebhookAutoDisabled")
-    community = ctx.communities.get(webhook.community_id)
+    try:
+        community = ctx.communities.get(webhook.community_id)
+    except NotFound:
+        return disabled
     publish(
         ctx.events,
         community,
@@ -566,22 +593,27 @@ def resend(
     except ConditionFailed as exc:
         raise Conflict("The delivery changed meanwhile; try again.", field="delivery_id") from exc
 
-    from hookline.domain.delivery import attempt_delivery
-
     attempt_no = delivery.attempts + 1
     attempt, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no)
     if outcome.success:
         message = f"Delivered on attempt {attempt_no}."
     else:
         current = ctx.deliveries.find(delivery.id) or delivery
-        start_retries(ctx, current, webhook, outcome)
         message = f"Attempt {attempt_no} failed ({outcome.error}); "
-        final = ctx.deliveries.find(delivery.id) or current
-        message += (
-            f"retrying from {final.next_attempt_at}."
-            if final.state == "retrying"
-            else "no retries left: the delivery failed."
-        )
+        try:
+            start_retries(ctx, current, webhook, outcome)
+        except Exception as exc:
+            # Nothing will retry it: leave it failed, so a later resend or recover picks it up.
+            reason = f"Retries could not be scheduled: {type(exc).__name__}."
+            _mark(ctx, delivery.id, {"state": "failed", "reason": reason})
+            message += "retries could not be scheduled: resend it later."
+        else:
+            final = ctx.deliveries.find(delivery.id) or current
+            message += (
+                f"retrying from {final.next_attempt_at}."
+                if final.state == "retrying"
+                else "no retries left: the delivery failed."
+            )
     final_delivery = ctx.deliveries.find(delivery.id) or delivery
     return {
         "success": outcome.success,

@@ -16,6 +16,9 @@ MAX_EVENTS = 100
 MAX_HEADERS = 20
 ROTATION_OVERLAP = timedelta(hours=24)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+#: RFC 9110 field-value characters (tab, visible ASCII, obs-text), which is also what can be sent:
+#: other control characters would reach receivers raw, non-Latin-1 ones could never be sent.
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,4096}")
 #: Headers Hookline sets itself; a webhook's custom headers may not replace them.
 RESERVED_HEADERS = frozenset(
     name.lower()
@@ -64,10 +67,10 @@ def validate_headers(headers: dict[str, str]) -> dict[str, str]:
             raise InvalidParam(
                 f"Header {name!r} is set by Hookline and cannot be overridden.", field="headers"
             )
-        if not isinstance(value, str) or any(c in value for c in "\r\n\0") or len(value) > 4096:
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
             raise InvalidParam(
-                f"Header {name!r} has an invalid value (no CR, LF or NUL; "
-                "at most 4096 characters).",
+                f"Header {name!r} has an invalid value (printable Latin-1 text and tabs, no CR, "
+                "LF or other control characters; at most 4096 characters).",
                 field="headers",
             )
     return dict(headers)
@@ -91,8 +94,9 @@ def _normalise(changes: dict[str, Any], *, allow_private: bool) -> dict[str, Any
     if changes.get("status") is not None:
         out["status"] = changes["status"]
     if changes.get("url") is not None:
-        url, secret_from_url = targets.split_secret_query(changes["url"])
-        out["url"] = targets.check_webhook_url(url, allow_private=allow_private)
+        # Checked before splitting: split_secret_query raises ValueError on a malformed URL.
+        checked = targets.check_webhook_url(changes["url"], allow_private=allow_private)
+        out["url"], secret_from_url = targets.split_secret_query(checked)
         if secret_from_url and changes.get("secret") is None:
             out["secret"] = validate_secret(secret_from_url)
     if changes.get("secret") is not None:

@@ -109,15 +109,18 @@ class LocalRetryScheduler:
         attempt: int,
         waits: Sequence[int],
     ) -> None:
+        # The same input StepFunctionsScheduler sends (a later cycle pads the schedule).
+        from hookline.domain.retry import workflow_input
+
         self.start_execution(
             execution_name(delivery_id, attempt),
-            {
-                "delivery_id": delivery_id,
-                "community_id": community_id,
-                "webhook_id": webhook_id,
-                "attempt": attempt,
-                "schedule": list(waits),
-            },
+            workflow_input(
+                delivery_id=delivery_id,
+                community_id=community_id,
+                webhook_id=webhook_id,
+                attempt=attempt,
+                waits=waits,
+            ),
         )
 
     # -- executions -------------------------------------------------------------------------

@@ -458,6 +458,8 @@ class _Router:
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
+        self._docs_lock = threading.Lock()
+        self._spec: str | None = None
 
     def too_large(self) -> HttpResponse:
         assert self.stack.gateway is not None
@@ -470,46 +472,35 @@ class _Router:
             return self.stack.inspector.handle(request)
         path = gateway.strip_stage(request.path)
         if path in DOC_PATHS and request.method in ("GET", "HEAD"):
-            docs = serve_docs(path, request)
+            docs = self.docs(path)
             if docs is not None:
                 return docs
         return gateway.handle(request)
 
-
-def _openapi_document() -> Any:
-    """hookline.api.openapi's document (dict or JSON text), or None when it is not available."""
-    try:
-        openapi = importlib.import_module("hookline.api.openapi")
-    except ImportError:
-        return None
-    for name in ("document", "openapi_document", "build_document", "generate"):
-        builder = getattr(openapi, name, None)
-        if callable(builder):
-            return builder()
-    return None
-
-
-def serve_docs(path: str, request: HttpRequest) -> HttpResponse | None:
-    """The OpenAPI document and Swagger UI (assets bundled with powertools: no CDN)."""
-    document = _openapi_document()
-    if document is None:
-        return None
-    spec = document if isinstance(document, str) else json.dumps(document)
-    if path.endswith("openapi.json") or "format=json" in request.query:
+    def docs(self, path: str) -> HttpResponse | None:
+        """The OpenAPI document and Swagger UI from hookline.api.openapi (None when that module
+        is missing: the request then goes to API Gateway like any other)."""
+        try:
+            openapi = importlib.import_module("hookline.api.openapi")
+        except ImportError:
+            return None
+        if path == "/v1/docs":
+            page = openapi.swagger_ui_html("/v1/openapi.json")
+            return HttpResponse(200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
+        with self._docs_lock:
+            if self._spec is None:
+                document = openapi.openapi_document()
+                # "Try it out" should reach this stack, whatever port it runs on.
+                servers = [
+                    s for s in document.get("servers", []) if s.get("url") != self.stack.base_url
+                ]
+                document["servers"] = [
+                    {"url": self.stack.base_url, "description": "This local stack"},
+                    *servers,
+                ]
+                self._spec = json.dumps(document)
+            spec = self._spec
         return HttpResponse(200, [("Content-Type", "application/json")], spec.encode())
-    from aws_lambda_powertools.event_handler.openapi import swagger_ui
-    from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
-
-    assets = Path(swagger_ui.__file__).parent
-    page = generate_swagger_html(
-        # Embedded in a <script>: "</" must not close it early.
-        spec.replace("</", "<\\/"),
-        (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
-        (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
-        "",
-        None,
-    )
-    return HttpResponse(200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
 
 
 def run_until_signalled(stack: LocalStack, out: TextIO = sys.stdout) -> int:

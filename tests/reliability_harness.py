@@ -1,0 +1,397 @@
+"""The delivery pipeline in one process with faults injected where production has them.
+
+    pipeline = Pipeline.create(settings)           # MemoryTables, real handlers, real ASL
+    hook = pipeline.webhook(rx.url_for("/a"), retry_count=2)
+    event = pipeline.publish("post.created")
+    pipeline.stream.deliver([event])                # DispatchFunction, as the event source mapping
+    pipeline.retries.run()                          # the retry state machine, waits skipped
+
+What is real: functions/dispatch/app.py and functions/attempt/app.py (loaded as Lambda loads
+them), stream records in the Lambda DynamoDB-stream shape, statemachine/retry.asl.json run by
+hookline.local.asl, and HTTP attempts to loopback receivers. What is simulated is only the AWS
+glue, with Lambda's semantics: the event source mapping (a partial batch response resumes from
+the first failed record; an invocation that dies hands the whole batch over again) and Step
+Functions (Task Retry/Catch, execution names unique per state machine).
+
+Faults (``pipeline.faults``), each consumed once, keyed by (delivery id, attempt number):
+
+* ``crash_before_send``: the invocation dies (a Lambda timeout or OOM) just before the POST;
+* ``crash_after_send``: the POST went out, the invocation died before recording it;
+* ``lost_answers``: the attempt invocation finished its work, then Step Functions saw the error
+  named here instead of its answer (``Lambda.ServiceException`` is retried by the Task's
+  Retry; anything else is caught and goes to RecordCrash);
+* ``failing_starts``: the next N StartExecution calls fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from hookline import wiring
+from hookline.adapters import http_attempt
+from hookline.adapters.memory import MemoryTables
+from hookline.adapters.stepfunctions import execution_name
+from hookline.adapters.template import retry_state_machine_definition
+from hookline.config import Settings
+from hookline.domain import communities, webhooks
+from hookline.domain.attempts import AttemptOutcome
+from hookline.domain.delivery import DeliveryContext, HEADER_ATTEMPT, HEADER_DELIVERY
+from hookline.domain.models import Attempt, Community, Delivery, Event, Webhook
+from hookline.domain.publishing import publish
+from hookline.domain.retry import workflow_input
+from hookline.local.asl import Execution, StateMachine, TaskError
+from hookline.local.lambdas import LambdaContext, load_handler
+from hookline.ports import Sender, Tables
+from tests.delivery_helpers import event_item, stream_record
+
+ATTEMPT_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:hookline-attempt"
+
+Key = tuple[str, int]
+
+
+class Crash(BaseException):
+    """A Lambda invocation dying (timeout, out of memory). A BaseException, so no ``except
+    Exception`` in the code under test can swallow it: the invocation ends there."""
+
+
+@dataclass
+class Faults:
+    crash_before_send: set[Key] = field(default_factory=set)
+    crash_after_send: set[Key] = field(default_factory=set)
+    lost_answers: dict[Key, str] = field(default_factory=dict)
+    failing_starts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self, faults: set[Key], key: Key) -> bool:
+        with self._lock:
+            if key in faults:
+                faults.discard(key)
+                return True
+            return False
+
+    def take_lost_answer(self, key: Key) -> str | None:
+        with self._lock:
+            return self.lost_answers.pop(key, None)
+
+    def take_failing_start(self) -> bool:
+        with self._lock:
+            if self.failing_starts > 0:
+                self.failing_starts -= 1
+                return True
+            return False
+
+
+class FaultySender:
+    """The HTTP attempt port with crashes around the real POST."""
+
+    def __init__(self, faults: Faults, inner: Sender = http_attempt.post) -> None:
+        self.faults = faults
+        self.inner = inner
+
+    def __call__(
+        self,
+        url: str,
+        body: bytes,
+        headers: Any,
+        *,
+        timeout: float,
+        allow_private: bool,
+    ) -> AttemptOutcome:
+        key = (str(headers[HEADER_DELIVERY]), int(headers[HEADER_ATTEMPT]))
+        if self.faults.take(self.faults.crash_before_send, key):
+            raise Crash(f"invocation died before sending {key}")
+        outcome = self.inner(url, body, headers, timeout=timeout, allow_private=allow_private)
+        if self.faults.take(self.faults.crash_after_send, key):
+            raise Crash(f"invocation died after sending {key}")
+        return outcome
+
+
+def _lambda_error(error: str, message: str) -> str:
+    return json.dumps({"errorType": error, "errorMessage": message})
+
+
+class SyncRetries:
+    """The RetryScheduler port over the real retry state machine, run on demand.
+
+    ``schedule`` starts an execution named like the deployed scheduler's (a second start of the
+    same name is ExecutionAlreadyExists: started). ``run()`` drives every execution to its end,
+    skipping waits (their lengths are kept in ``waits``); executions advance in rounds, side by
+    side, so attempts that time out overlap as they would in production.
+    """
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        definition = json.loads(retry_state_machine_definition(ATTEMPT_FUNCTION_ARN))
+        self.machine = StateMachine(
+            definition, self._invoke, substitutions={ATTEMPT_FUNCTION_ARN: "attempt"}
+        )
+        self.executions: dict[str, Execution] = {}
+        self.waits: list[tuple[str, float]] = []
+        self.invocations: list[dict[str, Any]] = []
+        self.start_failures = 0
+        self._lock = threading.Lock()
+
+    def schedule(
+        self,
+        *,
+        delivery_id: str,
+        community_id: str,
+        webhook_id: str,
+        attempt: int,
+        waits: Sequence[int],
+    ) -> None:
+        if self.faults.take_failing_start():
+            with self._lock:
+                self.start_failures += 1
+            raise RuntimeError("StartExecution failed: ServiceUnavailable (injected)")
+        name = execution_name(delivery_id, attempt)
+        document = workflow_input(
+            delivery_id=delivery_id,
+            community_id=community_id,
+            webhook_id=webhook_id,
+            attempt=attempt,
+            waits=waits,
+        )
+        with self._lock:
+            if name not in self.executions:
+                self.executions[name] = self.machine.start(name, document)
+
+    def running(self) -> list[Execution]:
+        with self._lock:
+            return [e for e in self.executions.values() if e.status == "RUNNING"]
+
+    def run(self, *, max_rounds: int = 200) -> None:
+        """Run every execution (also those started meanwhile) until all have ended."""
+        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="sync-retries") as pool:
+            for _ in range(max_rounds):
+                running = self.running()
+                if not running:
+                    return
+                for execution, pause in zip(
+                    running, pool.map(self.machine.step, running), strict=True
+                ):
+                    if pause is not None:
+                        with self._lock:
+                            self.waits.append((execution.name, pause.seconds))
+        raise AssertionError(f"executions still running after {max_rounds} rounds")
+
+    def _invoke(self, function: str, payload: Any) -> Any:
+        handler = load_handler(function)
+        event = json.loads(json.dumps(payload))
+        with self._lock:
+            self.invocations.append(event)
+        try:
+            result = handler(event, LambdaContext(function_name=f"hookline-{function}"))
+        except Crash as exc:
+            raise TaskError(
+                "Sandbox.Timedout", _lambda_error("Sandbox.Timedout", f"Task timed out ({exc})")
+            ) from exc
+        except Exception as exc:
+            raise TaskError(type(exc).__name__, _lambda_error(type(exc).__name__, str(exc))) from exc
+        if event.get("action") == "attempt":
+            lost = self.faults.take_lost_answer((event["delivery_id"], int(event["attempt"])))
+            if lost is not None:
+                raise TaskError(lost, _lambda_error(lost, "the invocation's answer was lost"))
+        return json.loads(json.dumps(result))
+
+
+class Stream:
+    """The events table's stream and its event source mapping, calling DispatchFunction.
+
+    ``deliver(events)`` hands the events' INSERT records over in batches of ``batch_size``. An
+    answer naming failed records makes the mapping hand the batch over again from the first
+    failed record (later records included, as Lambda does); an invocation that raises (or dies)
+    gets the whole batch again. ``responses`` keeps every answer, ``crashes`` every death.
+    """
+
+    def __init__(self) -> None:
+        self.handler = load_handler("dispatch")
+        self.responses: list[dict[str, Any]] = []
+        self.crashes = 0
+        self.invocations = 0
+        self._sequence = itertools.count(10_000)
+
+    def records(self, events: Iterable[Event]) -> list[dict[str, Any]]:
+        return [stream_record(event_item(e), str(next(self._sequence))) for e in events]
+
+    def invoke(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.invocations += 1
+        response: dict[str, Any] = self.handler(
+            {"Records": records}, LambdaContext(function_name="hookline-dispatch")
+        )
+        self.responses.append(response)
+        return response
+
+    def deliver_records(
+        self, records: list[dict[str, Any]], *, batch_size: int = 100, max_invocations: int = 50
+    ) -> None:
+        for start in range(0, len(records), batch_size):
+            pending = records[start : start + batch_size]
+            for _ in range(max_invocations):
+                try:
+                    response = self.invoke(pending)
+                except Crash:
+                    self.crashes += 1
+                    continue
+                except Exception:
+                    continue  # every record failed: powertools raises, the batch comes back
+                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+                if not failed:
+                    break
+                first = min(
+                    i
+                    for i, r in enumerate(pending)
+                    if r["dynamodb"]["SequenceNumber"] in failed
+                )
+                pending = pending[first:]
+            else:
+                raise AssertionError("the stream never got past this batch")
+
+    def deliver(self, events: Iterable[Event], *, batch_size: int = 100) -> None:
+        self.deliver_records(self.records(events), batch_size=batch_size)
+
+
+@dataclass
+class Pipeline:
+    """One community on in-memory tables with the real handlers wired to faulty ports."""
+
+    ctx: DeliveryContext
+    community: Community
+    faults: Faults
+    retries: SyncRetries
+    stream: Stream
+    tables: Tables
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        tables: Tables | None = None,
+        sender: Sender | None = None,
+        wrap_sender: Callable[[Sender], Sender] | None = None,
+    ) -> Pipeline:
+        faults = Faults()
+        retries = SyncRetries(faults)
+        faulty: Sender = FaultySender(faults, sender or http_attempt.post)
+        chosen_tables = tables or MemoryTables()
+        wiring.configure(
+            settings=settings,
+            tables=chosen_tables,
+            scheduler=retries,
+            mailer=_NoMail(),
+            sender=wrap_sender(faulty) if wrap_sender else faulty,
+        )
+        ctx = DeliveryContext.from_services(wiring.services())
+        community, _, _ = communities.create_community(
+            ctx.communities, name="Fault Forum", site_url="https://forum.example.com"
+        )
+        return cls(ctx, community, faults, retries, Stream(), chosen_tables)
+
+    def webhook(self, url: str, *, events: Sequence[str] = ("*",), **fields: Any) -> Webhook:
+        return webhooks.create_webhook(
+            self.ctx.webhooks,
+            self.community.id,
+            {"url": url, "events": list(events), **fields},
+            allow_private=True,
+        )
+
+    def publish(
+        self, event_type: str = "post.created", *, event_id: str | None = None, **data: Any
+    ) -> tuple[Event, bool]:
+        return publish(
+            self.ctx.events,
+            self.community,
+            event_type,
+            data or {"post_id": 1, "title": "Hello"},
+            event_id=event_id,
+        )
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        return self.ctx.deliveries.find(delivery_id)
+
+    def attempts(self, delivery_id: str) -> list[Attempt]:
+        return sorted(self.ctx.deliveries.attempts(delivery_id), key=lambda a: a.attempt)
+
+
+class _NoMail:
+    def send(self, *, to: str, subject: str, text: str) -> None:
+        pass
+
+
+def attempt_of(request: Any) -> Key:
+    """(delivery id, attempt number) of a request a receiver recorded."""
+    return (str(request.header(HEADER_DELIVERY)), int(request.header(HEADER_ATTEMPT) or 0))
+
+
+class FlakyTable:
+    """A Table whose writes raise ``error`` while ``fails(operation, pk, sk)`` says so."""
+
+    def __init__(
+        self,
+        inner: Any,
+        fails: Callable[[str, str, str], bool],
+        error: Callable[[], Exception] = lambda: RuntimeError("write refused (injected)"),
+    ) -> None:
+        self.inner = inner
+        self.fails = fails
+        self.error = error
+        self.refused: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+
+    def _check(self, operation: str, pk: str, sk: str) -> None:
+        if self.fails(operation, pk, sk):
+            with self._lock:
+                self.refused.append((operation, pk, sk))
+            raise self.error()
+
+    def put(self, item: dict[str, Any], *, if_absent: bool = False) -> None:
+        self._check("put", str(item["pk"]), str(item["sk"]))
+        self.inner.put(item, if_absent=if_absent)
+
+    def update(self, pk: str, sk: str, **kwargs: Any) -> Any:
+        self._check("update", pk, sk)
+        return self.inner.update(pk, sk, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class FlakyTables:
+    """MemoryTables with one role's table wrapped."""
+
+    inner: MemoryTables
+    deliveries: Any
+
+    @property
+    def communities(self) -> Any:
+        return self.inner.communities
+
+    @property
+    def webhooks(self) -> Any:
+        return self.inner.webhooks
+
+    @property
+    def events(self) -> Any:
+        return self.inner.events
+
+    @property
+    def directory(self) -> Any:
+        return self.inner.directory
+
+
+def by_attempt(replies: dict[int, Any], default: Any = (200,)) -> Callable[[Any], Any]:
+    """A Receiver script answering by the request's attempt number (X-Hookline-Attempt), so a
+    request sent twice for one attempt gets the same answer."""
+
+    def reply(request: Any) -> Any:
+        return replies.get(attempt_of(request)[1], default)
+
+    return reply
