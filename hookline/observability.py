@@ -122,12 +122,37 @@ def _judge_run(match: re.Match[str]) -> str:
     return REDACTED if min(lower, upper, digits) >= 3 else run
 
 
+#: Every pattern above needs one of these (lower-cased) in the text: a cheap first check, so
+#: the ordinary values of a line (ids, numbers, words) cost a few substring tests.
+_TRIGGERS = (
+    "whsec_",
+    "hk_",
+    "v1",
+    "sha256=",
+    "bearer",
+    "basic",
+    "digest",
+    "/hooks/",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "authorization",
+)
+
+
 def redact_text(text: str, *, runs: bool = True) -> str:
     """``text`` with everything shaped like a secret masked (``runs=False`` leaves long random-
     looking runs alone)."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return _RUN.sub(_judge_run, text) if runs else text
+    lowered = text.lower()
+    if any(trigger in lowered for trigger in _TRIGGERS):
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+    if runs and len(text) >= 32:
+        text = _RUN.sub(_judge_run, text)
+    return text
 
 
 def is_secret_name(name: str) -> bool:

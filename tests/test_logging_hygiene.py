@@ -13,6 +13,7 @@ and a key is revoked and then refused by the authorizer and the API.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -27,11 +28,14 @@ import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookline import observability, wiring
+from hookline.adapters import http_attempt
+from hookline.adapters.memory import MemoryTables
+from hookline.config import Settings
 from hookline.domain.delivery import DeliveryContext
 from hookline.local.lambdas import LambdaContext, load_handler
 from hookline.observability import REDACTED, bind, logger, redact, redact_text
 from tests.apigw import api_event, sample
-from tests.conftest import OPERATOR_KEY, RecordingScheduler
+from tests.conftest import OPERATOR_KEY, RecordingMailer, RecordingScheduler
 from tests.delivery_helpers import stream_record
 from tests.incoming_helpers import inbound_event, multipart
 from tests.receivers import Receiver
@@ -51,20 +55,20 @@ class Scenario:
     lines: list[str] = field(default_factory=list)
     records: list[logging.LogRecord] = field(default_factory=list)
     buffer: io.StringIO = field(default_factory=io.StringIO)
+    stdout: io.StringIO = field(default_factory=io.StringIO)
     invocations: int = 0
 
     def keep(self, name: str, value: str | None) -> None:
         assert value, f"the scenario expected a {name}"
         self.secrets[name] = value
 
-    def collect(self, capsys: pytest.CaptureFixture[str]) -> None:
+    def collect(self) -> None:
         """Take the Logger's lines so far, and stdout/stderr (metrics are EMF lines printed to
         stdout; they reach CloudWatch Logs too)."""
-        out = capsys.readouterr()
-        for text in (self.buffer.getvalue(), out.out, out.err):
-            self.lines.extend(line for line in text.splitlines() if line.strip())
-        self.buffer.seek(0)
-        self.buffer.truncate()
+        for buffer in (self.buffer, self.stdout):
+            self.lines.extend(line for line in buffer.getvalue().splitlines() if line.strip())
+            buffer.seek(0)
+            buffer.truncate()
 
     def parsed(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.lines]
@@ -344,10 +348,10 @@ def run_scenario(services: wiring.Services, scenario: Scenario) -> None:
     assert status == 401, refused
 
 
-@pytest.fixture
-def captured() -> Iterator[Scenario]:
+@contextlib.contextmanager
+def capturing() -> Iterator[Scenario]:
     """Every line the service's Logger writes (through its real handler and formatter, as Lambda
-    ships them to CloudWatch) and every raw record, at DEBUG."""
+    ships them to CloudWatch), stdout and stderr, and every raw record, at DEBUG."""
     scenario = Scenario()
     handler: Any = logger.registered_handler
     previous_stream = handler.setStream(scenario.buffer)
@@ -361,21 +365,43 @@ def captured() -> Iterator[Scenario]:
     logger._logger.addHandler(keeper)
     logger.setLevel(logging.DEBUG)
     try:
-        yield scenario
+        with (
+            contextlib.redirect_stdout(scenario.stdout),
+            contextlib.redirect_stderr(scenario.stdout),
+        ):
+            yield scenario
     finally:
         logger.setLevel(previous_level)
         logger._logger.removeHandler(keeper)
         handler.setStream(previous_stream)
+        scenario.collect()
 
 
 @pytest.fixture
-def scenario(
-    memory_services: wiring.Services, captured: Scenario, capsys: pytest.CaptureFixture[str]
-) -> Scenario:
-    capsys.readouterr()
-    run_scenario(memory_services, captured)
-    captured.collect(capsys)
-    return captured
+def captured() -> Iterator[Scenario]:
+    with capturing() as scenario:
+        yield scenario
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Iterator[Scenario]:
+    """The scenario, run once for this module's tests, over in-memory tables, a recording
+    scheduler and mailer, and the real HTTP sender to loopback receivers."""
+    wiring.configure(
+        settings=Settings(
+            operator_key=OPERATOR_KEY, allow_private_targets=True, delivery_timeout_seconds=2.0
+        ),
+        tables=MemoryTables(),
+        scheduler=RecordingScheduler(),
+        mailer=RecordingMailer(),
+        sender=http_attempt.post,
+    )
+    try:
+        with capturing() as captured_scenario:
+            run_scenario(wiring.services(), captured_scenario)
+    finally:
+        wiring.reset()
+    yield captured_scenario
 
 
 def test_scenario_logged_what_it_did(scenario: Scenario) -> None:
@@ -488,9 +514,7 @@ def test_every_line_about_a_delivery_names_its_webhook_and_community(scenario: S
 # -- the guard itself -------------------------------------------------------------------------
 
 
-def test_redaction_masks_every_kind_of_secret_in_a_logged_event(
-    captured: Scenario, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_redaction_masks_every_kind_of_secret_in_a_logged_event(captured: Scenario) -> None:
     """What powertools' log_event=True would write: whole API Gateway events, with keys in
     headers, tokens in paths and passwords in bodies, all masked."""
     token = secrets.token_urlsafe(32)
@@ -516,7 +540,7 @@ def test_redaction_masks_every_kind_of_secret_in_a_logged_event(
         raise ValueError(f"boom with {secret} and password={PASSWORD}")
     except ValueError:
         logger.exception("failed")
-    captured.collect(capsys)
+    captured.collect()
     lines = captured.lines
     text = "\n".join(lines)
     for value in (token, key, secret, PASSWORD, signature.split(",")[1], hexdigest[7:]):

@@ -154,7 +154,13 @@ class Inspector:
     ) -> HttpResponse:
         status = 200
         delay = 0.0
+        fail_first = 0
         try:
+            if "fail_first" in params:
+                # Demo of retries: answer 500 (or ?status=) to the first N requests, then 200.
+                fail_first = int(params["fail_first"][-1])
+                if not 0 <= fail_first <= 100:
+                    raise ValueError
             if "status" in params:
                 status = int(params["status"][-1])
                 if not 200 <= status <= 599:
@@ -167,7 +173,8 @@ class Inspector:
             return error_response(
                 400,
                 "invalid_param",
-                f"status must be 200-599 and delay 0-{MAX_DELAY_SECONDS:g} seconds",
+                f"status must be 200-599, delay 0-{MAX_DELAY_SECONDS:g} seconds "
+                "and fail_first 0-100",
             )
         headers = dict(request.headers)
         secrets = self._secrets(name)
@@ -187,6 +194,9 @@ class Inspector:
         )
         with self._lock:
             bin_ = self._bins.pop(name, None) or deque(maxlen=KEEP_PER_NAME)
+            if fail_first:
+                failing = status if not 200 <= status < 300 else 500
+                status = failing if len(bin_) < fail_first else 200
             bin_.append(captured)
             self._bins[name] = bin_
             while len(self._bins) > MAX_NAMES:
