@@ -34,7 +34,14 @@ FULL: dict[str, dict[str, Any]] = {
     "b2": {"events": 10, "rate": 5.0, "timeout": 2.0, "rounds": 3},
     "b3": {"events": 20, "rounds": 3},
     "b4": {"repeats": 10},
-    "b5": {"rate": 50.0, "seconds": 30.0, "webhooks": 1, "grace": 120.0},
+    "b5": {
+        "rate": 50.0,
+        "seconds": 30.0,
+        "light_rate": 5.0,
+        "light_seconds": 10.0,
+        "webhooks": 1,
+        "grace": 120.0,
+    },
     "b6": {"batch": 100, "repeats": 20},
 }
 
@@ -53,7 +60,15 @@ QUICK: dict[str, dict[str, Any]] = {
     "b2": {"events": 2, "rate": 50.0, "timeout": 0.5, "rounds": 1},
     "b3": {"totals": (3, 6), "subscribed_counts": (1, 2), "events": 2, "rounds": 1},
     "b4": {"repeats": 1, "only": ["dispatch"], "warm": False, "importtime": False},
-    "b5": {"rate": 10.0, "seconds": 0.5, "webhooks": 1, "grace": 20.0, "publishers": 2},
+    "b5": {
+        "rate": 10.0,
+        "seconds": 0.5,
+        "light_rate": 4.0,
+        "light_seconds": 0.5,
+        "webhooks": 1,
+        "grace": 20.0,
+        "publishers": 2,
+    },
     "b6": {"batch": 5, "repeats": 2},
 }
 

@@ -79,7 +79,7 @@ def group_of(name: str) -> str:
 
 
 def is_valid_pattern(pattern: str) -> bool:
-    """A subscription pattern is a catalog name, '*', or '<prefix>.*' for a prefix in the catalog."""
+    """A pattern is a catalog name, '*', or '<prefix>.*' for a prefix in the catalog."""
     if pattern == "*" or pattern in EVENT_TYPES:
         return True
     if pattern.endswith(".*"):

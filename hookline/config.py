@@ -78,5 +78,5 @@ class Settings:
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    """The process-wide settings, read once. Tests call settings.cache_clear() after changing env."""
+    """The process-wide settings, read once (settings.cache_clear() re-reads the environment)."""
     return Settings.from_env()

@@ -94,8 +94,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 #: Long runs of URL-safe characters mixing cases and digits: random tokens (an incoming webhook
 #: URL carries 43 of them). Found as whole runs, then judged, so the cost stays linear.
 _RUN = re.compile(r"[A-Za-z0-9_-]{32,}")
-#: Fields powertools itself fills (function name, ARN, trace id...): only the patterns above
-#: apply to them, not the random-run rule (a generated function name looks random enough).
+#: Fields powertools fills from the Lambda context and X-Ray (function name, ARN, request and
+#: trace ids...): they cannot carry a secret, and a generated function name looks random.
 _ENVELOPE_KEYS = frozenset(
     {
         "level",
@@ -114,16 +114,21 @@ _ENVELOPE_KEYS = frozenset(
 )
 
 
+_THREE_LOWER = re.compile(r"(?:[^a-z]*[a-z]){3}")
+_THREE_UPPER = re.compile(r"(?:[^A-Z]*[A-Z]){3}")
+_THREE_DIGITS = re.compile(r"(?:[^0-9]*[0-9]){3}")
+
+
 def _judge_run(match: re.Match[str]) -> str:
     run = match.group(0)
-    lower = sum(c.islower() for c in run)
-    upper = sum(c.isupper() for c in run)
-    digits = sum(c.isdigit() for c in run)
-    return REDACTED if min(lower, upper, digits) >= 3 else run
+    random_looking = (
+        _THREE_UPPER.match(run) and _THREE_LOWER.match(run) and _THREE_DIGITS.match(run)
+    )
+    return REDACTED if random_looking else run
 
 
-#: Every pattern above needs one of these (lower-cased) in the text: a cheap first check, so
-#: the ordinary values of a line (ids, numbers, words) cost a few substring tests.
+#: Every pattern above needs one of these in the (lower-cased) text: a cheap first check, so
+#: the ordinary values of a line (ids, numbers, words) are not run through every pattern.
 _TRIGGERS = (
     "whsec_",
     "hk_",
@@ -143,18 +148,26 @@ _TRIGGERS = (
 )
 
 
-def redact_text(text: str, *, runs: bool = True) -> str:
-    """``text`` with everything shaped like a secret masked (``runs=False`` leaves long random-
-    looking runs alone)."""
+def _suspicious(text: str) -> bool:
     lowered = text.lower()
-    if any(trigger in lowered for trigger in _TRIGGERS):
+    # A plain loop: measurably faster here than any() or a regex alternation.
+    for trigger in _TRIGGERS:  # noqa: SIM110
+        if trigger in lowered:
+            return True
+    return False
+
+
+def redact_text(text: str) -> str:
+    """``text`` with everything shaped like a secret masked."""
+    if _suspicious(text):
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
-    if runs and len(text) >= 32:
+    if len(text) >= 32:
         text = _RUN.sub(_judge_run, text)
     return text
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """Is a field of this name a secret whatever its value (password, token, authorization...)?"""
     normalized = name.strip().lower().replace("-", "_")
@@ -167,7 +180,11 @@ def redact(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
-        return {key: _redact_field(key, item) for key, item in value.items()}
+        masked = {key: _redact_field(key, item) for key, item in value.items()}
+        if value.get("isBase64Encoded") is True and masked.get("body"):
+            # An API Gateway event's binary body (multipart forms): no pattern can see inside.
+            masked["body"] = REDACTED
+        return masked
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(item) for item in value]
     if isinstance(value, bytes | bytearray):
@@ -176,12 +193,14 @@ def redact(value: Any) -> Any:
 
 
 def _redact_field(key: Any, value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if not isinstance(key, str):
         return redact(value)
     if is_secret_name(key) and value not in (None, "", [], {}):
         return REDACTED
-    if key in _ENVELOPE_KEYS and isinstance(value, str):
-        return redact_text(value, runs=False)
+    if key in _ENVELOPE_KEYS:
+        return value
     return redact(value)
 
 

@@ -27,6 +27,7 @@ _overrides: dict[str, Any] = {}
 
 def _build() -> Services:
     """The AWS adapters, except where configure() supplied a replacement (never built then)."""
+    from hookline import observability
     from hookline.adapters import http_attempt
     from hookline.adapters.dynamodb import DynamoTables
     from hookline.adapters.ses import SesMailer
@@ -37,7 +38,7 @@ def _build() -> Services:
         "tables": lambda: DynamoTables(config),
         "scheduler": lambda: StepFunctionsScheduler(config.retry_state_machine_arn),
         "mailer": lambda: SesMailer(config.mail_sender, outbox_dir=config.mail_outbox_dir),
-        "sender": lambda: http_attempt.post,
+        "sender": lambda: observability.traced_sender(http_attempt.post),
     }
     parts = {name: _overrides.get(name) or make() for name, make in factories.items()}
     return Services(settings=config, **parts)

@@ -6,7 +6,7 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from hookline.local.lambdas import load_handler
 
@@ -46,7 +46,7 @@ def request(
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
         if event["resource"].endswith("{proxy+}"):
             prefix = event["resource"].split("{proxy+}")[0]
-            event["pathParameters"] = {"proxy": parts.path[len(prefix):]}
+            event["pathParameters"] = {"proxy": parts.path[len(prefix) :]}
     if body is not ...:
         event["body"] = None if body is None else json.dumps(body)
     if raw_body is not None:

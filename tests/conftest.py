@@ -14,15 +14,15 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Hookline")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-import pytest  # noqa: E402
+import pytest
 
-from hookline import wiring  # noqa: E402
-from hookline.adapters.memory import MemoryTables  # noqa: E402
-from hookline.config import Settings  # noqa: E402
+from hookline import wiring
+from hookline.adapters.memory import MemoryTables
+from hookline.config import Settings
 
 OPERATOR_KEY = "hk_operator_test_key_0123456789abcdef"
 
@@ -78,8 +78,9 @@ def memory_services() -> wiring.Services:
     from hookline.adapters import http_attempt
 
     wiring.configure(
-        settings=Settings(operator_key=OPERATOR_KEY, allow_private_targets=True,
-                          delivery_timeout_seconds=2.0),
+        settings=Settings(
+            operator_key=OPERATOR_KEY, allow_private_targets=True, delivery_timeout_seconds=2.0
+        ),
         tables=MemoryTables(),
         scheduler=RecordingScheduler(),
         mailer=RecordingMailer(),

@@ -41,7 +41,7 @@ from hookline.adapters.template import retry_state_machine_definition
 from hookline.config import Settings
 from hookline.domain import communities, webhooks
 from hookline.domain.attempts import AttemptOutcome
-from hookline.domain.delivery import DeliveryContext, HEADER_ATTEMPT, HEADER_DELIVERY
+from hookline.domain.delivery import HEADER_ATTEMPT, HEADER_DELIVERY, DeliveryContext
 from hookline.domain.models import Attempt, Community, Delivery, Event, Webhook
 from hookline.domain.publishing import publish
 from hookline.domain.retry import workflow_input
@@ -193,7 +193,9 @@ class SyncRetries:
                 "Sandbox.Timedout", _lambda_error("Sandbox.Timedout", f"Task timed out ({exc})")
             ) from exc
         except Exception as exc:
-            raise TaskError(type(exc).__name__, _lambda_error(type(exc).__name__, str(exc))) from exc
+            raise TaskError(
+                type(exc).__name__, _lambda_error(type(exc).__name__, str(exc))
+            ) from exc
         if event.get("action") == "attempt":
             lost = self.faults.take_lost_answer((event["delivery_id"], int(event["attempt"])))
             if lost is not None:
@@ -239,15 +241,13 @@ class Stream:
                 except Crash:
                     self.crashes += 1
                     continue
-                except Exception:
-                    continue  # every record failed: powertools raises, the batch comes back
+                except Exception:  # noqa: S112 - every record failed: the batch comes back
+                    continue
                 failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
                 if not failed:
                     break
                 first = min(
-                    i
-                    for i, r in enumerate(pending)
-                    if r["dynamodb"]["SequenceNumber"] in failed
+                    i for i, r in enumerate(pending) if r["dynamodb"]["SequenceNumber"] in failed
                 )
                 pending = pending[first:]
             else:

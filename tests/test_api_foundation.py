@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from hookline import wiring
-
 from tests.api_events import OPERATOR, admin, call_api, request
 
 
@@ -16,7 +15,9 @@ from tests.api_events import OPERATOR, admin, call_api, request
 def community(memory_services: Any, lambda_context: Any) -> dict[str, Any]:
     # As deployed: only public https targets are accepted.
     wiring.configure(settings=replace(memory_services.settings, allow_private_targets=False))
-    status, body = call_api(request("api-create-community.json", authorizer=OPERATOR), lambda_context)
+    status, body = call_api(
+        request("api-create-community.json", authorizer=OPERATOR), lambda_context
+    )
     assert status == 201, body
     return body
 
@@ -31,8 +32,12 @@ def _webhook_path(community: dict[str, Any], suffix: str = "") -> str:
 
 def _create_webhook(community: dict[str, Any], ctx: Any, **fields: Any) -> tuple[int, Any]:
     body = {"url": "https://crm.example.com/hooks", "events": ["post.*"], **fields}
-    event = request("api-create-webhook.json", path=_webhook_path(community), body=body,
-                    authorizer=_as(community))
+    event = request(
+        "api-create-webhook.json",
+        path=_webhook_path(community),
+        body=body,
+        authorizer=_as(community),
+    )
     return call_api(event, ctx)
 
 
@@ -41,8 +46,11 @@ def test_create_community_returns_key_once(community: dict[str, Any], lambda_con
     assert key["key"].startswith("hk_") and len(key["key"]) >= 3 + 43
     assert community["name"] == "Acme Forum"
     status, keys = call_api(
-        request("api-list-webhooks.json", path=f"/v1/communities/{community['id']}/api-keys",
-                authorizer=_as(community)),
+        request(
+            "api-list-webhooks.json",
+            path=f"/v1/communities/{community['id']}/api-keys",
+            authorizer=_as(community),
+        ),
         lambda_context,
     )
     assert status == 200
@@ -74,10 +82,15 @@ def test_webhook_crud(community: dict[str, Any], lambda_context: Any) -> None:
     path = _webhook_path(community, f"/{created['id']}")
 
     status, fetched = call_api(
-        request("api-update-webhook.json", method="GET", path=path, body=None,
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-update-webhook.json", method="GET", path=path, body=None, authorizer=_as(community)
+        ),
+        lambda_context,
+    )
     assert status == 200
-    assert fetched["secret"] != created["secret"] and fetched["secret"].endswith(created["secret"][-4:])
+    assert fetched["secret"] != created["secret"] and fetched["secret"].endswith(
+        created["secret"][-4:]
+    )
 
     status, patched = call_api(
         request("api-update-webhook.json", path=path, authorizer=_as(community)), lambda_context
@@ -87,25 +100,42 @@ def test_webhook_crud(community: dict[str, Any], lambda_context: Any) -> None:
     assert patched["retry_count"] == 5
 
     status, put = call_api(
-        request("api-update-webhook.json", method="PUT", path=path,
-                body={"status": "active", "events": ["member.joined"]},
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-update-webhook.json",
+            method="PUT",
+            path=path,
+            body={"status": "active", "events": ["member.joined"]},
+            authorizer=_as(community),
+        ),
+        lambda_context,
+    )
     assert status == 200, put
     assert put["status"] == "active" and put["events"] == ["member.joined"]
     assert put["retry_count"] == 5
 
     status, listed = call_api(
-        request("api-list-webhooks.json", path=_webhook_path(community),
-                authorizer=_as(community)), lambda_context)
+        request("api-list-webhooks.json", path=_webhook_path(community), authorizer=_as(community)),
+        lambda_context,
+    )
     assert status == 200 and [w["id"] for w in listed["data"]] == [created["id"]]
 
     status, deleted = call_api(
-        request("api-update-webhook.json", method="DELETE", path=path, body=None,
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-update-webhook.json",
+            method="DELETE",
+            path=path,
+            body=None,
+            authorizer=_as(community),
+        ),
+        lambda_context,
+    )
     assert status == 200 and deleted["deleted"] is True
     status, body = call_api(
-        request("api-update-webhook.json", method="GET", path=path, body=None,
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-update-webhook.json", method="GET", path=path, body=None, authorizer=_as(community)
+        ),
+        lambda_context,
+    )
     assert status == 404 and body["code"] == "not_found"
 
 
@@ -113,25 +143,44 @@ def test_pagination(community: dict[str, Any], lambda_context: Any) -> None:
     ids = [_create_webhook(community, lambda_context, name=f"w{i}")[1]["id"] for i in range(5)]
     seen: list[str] = []
     status, page = call_api(
-        request("api-list-webhooks.json", path=_webhook_path(community) + "?per_page=2",
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-list-webhooks.json",
+            path=_webhook_path(community) + "?per_page=2",
+            authorizer=_as(community),
+        ),
+        lambda_context,
+    )
     while True:
         assert status == 200
         seen += [w["id"] for w in page["data"]]
         if not page["next_cursor"]:
             break
         status, page = call_api(
-            request("api-list-webhooks.json",
-                    path=_webhook_path(community) + f"?per_page=2&cursor={page['next_cursor']}",
-                    authorizer=_as(community)), lambda_context)
+            request(
+                "api-list-webhooks.json",
+                path=_webhook_path(community) + f"?per_page=2&cursor={page['next_cursor']}",
+                authorizer=_as(community),
+            ),
+            lambda_context,
+        )
     assert sorted(seen) == sorted(ids)
     status, third = call_api(
-        request("api-list-webhooks.json", path=_webhook_path(community) + "?per_page=2&page=3",
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-list-webhooks.json",
+            path=_webhook_path(community) + "?per_page=2&page=3",
+            authorizer=_as(community),
+        ),
+        lambda_context,
+    )
     assert status == 200 and len(third["data"]) == 1
     status, body = call_api(
-        request("api-list-webhooks.json", path=_webhook_path(community) + "?per_page=51",
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-list-webhooks.json",
+            path=_webhook_path(community) + "?per_page=51",
+            authorizer=_as(community),
+        ),
+        lambda_context,
+    )
     assert status == 400 and body["data"]["field"] == "per_page"
 
 
@@ -158,14 +207,18 @@ def test_create_rejects_bad_fields(
     status, body = _create_webhook(community, lambda_context, **fields)
     assert status == 400, body
     assert body["code"] == code
-    assert body["data"] == {"status": 400, "field": field, **({"unknown": ["nope.made_up"]}
-                                                               if "nope.made_up" in str(fields)
-                                                               else {})}
+    assert body["data"] == {
+        "status": 400,
+        "field": field,
+        **({"unknown": ["nope.made_up"]} if "nope.made_up" in str(fields) else {}),
+    }
     if field == "events" and fields["events"]:
         assert "nope.made_up" in body["message"]
 
 
-def test_sk_query_parameter_becomes_the_secret(community: dict[str, Any], lambda_context: Any) -> None:
+def test_sk_query_parameter_becomes_the_secret(
+    community: dict[str, Any], lambda_context: Any
+) -> None:
     status, created = _create_webhook(
         community, lambda_context, url="https://crm.example.com/hooks?a=1&sk=my-shared-secret"
     )
@@ -179,28 +232,41 @@ def test_other_community_key_is_forbidden(community: dict[str, Any], lambda_cont
     _, webhook = _create_webhook(community, lambda_context)
     for method in ("GET", "PATCH", "PUT", "DELETE"):
         status, body = call_api(
-            request("api-update-webhook.json", method=method,
-                    path=_webhook_path(community, f"/{webhook['id']}"),
-                    body={"name": "x"} if method in ("PATCH", "PUT") else None,
-                    authorizer=_as(other)), lambda_context)
+            request(
+                "api-update-webhook.json",
+                method=method,
+                path=_webhook_path(community, f"/{webhook['id']}"),
+                body={"name": "x"} if method in ("PATCH", "PUT") else None,
+                authorizer=_as(other),
+            ),
+            lambda_context,
+        )
         assert status == 403 and body["code"] == "rest_forbidden", (method, body)
     status, _ = call_api(
         request("api-list-webhooks.json", path=_webhook_path(community), authorizer=_as(other)),
-        lambda_context)
+        lambda_context,
+    )
     assert status == 403
 
 
 def test_revoked_key_stops_at_once(community: dict[str, Any], lambda_context: Any) -> None:
     key_id = community["api_key"]["id"]
     status, body = call_api(
-        request("api-update-webhook.json", method="DELETE",
-                path=f"/v1/communities/{community['id']}/api-keys/{key_id}", body=None,
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-update-webhook.json",
+            method="DELETE",
+            path=f"/v1/communities/{community['id']}/api-keys/{key_id}",
+            body=None,
+            authorizer=_as(community),
+        ),
+        lambda_context,
+    )
     assert status == 200 and body["revoked_at"]
     # Even with a cached authorizer answer, the API re-checks the key.
     status, body = call_api(
         request("api-list-webhooks.json", path=_webhook_path(community), authorizer=_as(community)),
-        lambda_context)
+        lambda_context,
+    )
     assert status == 401 and body["code"] == "unauthorized"
 
 
@@ -209,43 +275,82 @@ def test_revoked_key_stops_at_once(community: dict[str, Any], lambda_context: An
     [
         ("{not json", {}, 400, "invalid_param"),
         ("[" * 100_000 + "]" * 100_000, {}, 400, "invalid_param"),
-        ('{"url": "https://x.example.com"}', {"Content-Type": "text/plain"}, 415,
-         "unsupported_media_type"),
+        (
+            '{"url": "https://x.example.com"}',
+            {"Content-Type": "text/plain"},
+            415,
+            "unsupported_media_type",
+        ),
         ("x" * (256 * 1024 + 1), {}, 413, "payload_too_large"),
     ],
 )
 def test_bad_bodies(
-    community: dict[str, Any], lambda_context: Any, raw: str, headers: dict[str, str],
-    status: int, code: str,
+    community: dict[str, Any],
+    lambda_context: Any,
+    raw: str,
+    headers: dict[str, str],
+    status: int,
+    code: str,
 ) -> None:
-    event = request("api-create-webhook.json", path=_webhook_path(community), raw_body=raw,
-                    headers=headers, authorizer=_as(community))
+    event = request(
+        "api-create-webhook.json",
+        path=_webhook_path(community),
+        raw_body=raw,
+        headers=headers,
+        authorizer=_as(community),
+    )
     got, body = call_api(event, lambda_context)
     assert (got, body["code"]) == (status, code)
     assert body["data"]["status"] == status
 
 
-def test_method_not_allowed_and_unknown_route(community: dict[str, Any], lambda_context: Any) -> None:
+def test_method_not_allowed_and_unknown_route(
+    community: dict[str, Any], lambda_context: Any
+) -> None:
     status, body = call_api(
-        request("api-list-webhooks.json", method="PUT", path=f"/v1/communities/{community['id']}",
-                body={"name": "x"}, authorizer=_as(community)), lambda_context)
+        request(
+            "api-list-webhooks.json",
+            method="PUT",
+            path=f"/v1/communities/{community['id']}",
+            body={"name": "x"},
+            authorizer=_as(community),
+        ),
+        lambda_context,
+    )
     assert status == 405 and body["code"] == "method_not_allowed"
     status, body = call_api(
         request("api-list-webhooks.json", path="/v1/nothing-here", authorizer=_as(community)),
-        lambda_context)
+        lambda_context,
+    )
     assert status == 404 and body["code"] == "not_found"
 
 
 def test_event_type_catalog(community: dict[str, Any], lambda_context: Any) -> None:
-    status, body = call_api(request("api-list-event-types.json", authorizer=_as(community)),
-                            lambda_context)
+    status, body = call_api(
+        request("api-list-event-types.json", authorizer=_as(community)), lambda_context
+    )
     assert status == 200
     names = {t["name"] for t in body["data"]}
-    for required in ("post.created", "reply.deleted", "vote.cast", "answer.accepted",
-                     "member.banned", "user.unfollowed", "trust_level.changed", "flag.resolved",
-                     "moderation.action", "feed.unpinned", "comment.deleted", "reaction.removed",
-                     "space.member_left", "course.unenrolled", "lesson.completed",
-                     "report.resolved", "payment.completed", "test.ping"):
+    for required in (
+        "post.created",
+        "reply.deleted",
+        "vote.cast",
+        "answer.accepted",
+        "member.banned",
+        "user.unfollowed",
+        "trust_level.changed",
+        "flag.resolved",
+        "moderation.action",
+        "feed.unpinned",
+        "comment.deleted",
+        "reaction.removed",
+        "space.member_left",
+        "course.unenrolled",
+        "lesson.completed",
+        "report.resolved",
+        "payment.completed",
+        "test.ping",
+    ):
         assert required in names
     assert all(t["group"] and t["description"] for t in body["data"])
 
@@ -253,10 +358,22 @@ def test_event_type_catalog(community: dict[str, Any], lambda_context: Any) -> N
 def test_patch_community(community: dict[str, Any], lambda_context: Any) -> None:
     path = f"/v1/communities/{community['id']}"
     status, body = call_api(
-        request("api-update-webhook.json", path=path, body={"name": "Renamed"},
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-update-webhook.json",
+            path=path,
+            body={"name": "Renamed"},
+            authorizer=_as(community),
+        ),
+        lambda_context,
+    )
     assert status == 200 and body["name"] == "Renamed"
     status, body = call_api(
-        request("api-update-webhook.json", path=path, body={"site_url": "ftp://x"},
-                authorizer=_as(community)), lambda_context)
+        request(
+            "api-update-webhook.json",
+            path=path,
+            body={"site_url": "ftp://x"},
+            authorizer=_as(community),
+        ),
+        lambda_context,
+    )
     assert status == 400 and body["data"]["field"] == "site_url"

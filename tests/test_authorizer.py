@@ -36,7 +36,9 @@ def _authorize(authorization: str | None, ctx: Any) -> dict[str, Any]:
     return load_handler("authorizer")(_event(authorization), ctx)
 
 
-def test_bearer_key_allows_the_whole_api(admin_key: tuple[str, str, str], lambda_context: Any) -> None:
+def test_bearer_key_allows_the_whole_api(
+    admin_key: tuple[str, str, str], lambda_context: Any
+) -> None:
     community_id, key_id, plaintext = admin_key
     answer = _authorize(f"Bearer {plaintext}", lambda_context)
     statement = answer["policyDocument"]["Statement"][0]
@@ -47,7 +49,9 @@ def test_bearer_key_allows_the_whole_api(admin_key: tuple[str, str, str], lambda
     assert answer["context"] == {"role": "admin", "community_id": community_id, "key_id": key_id}
 
 
-def test_basic_auth_with_key_as_password(admin_key: tuple[str, str, str], lambda_context: Any) -> None:
+def test_basic_auth_with_key_as_password(
+    admin_key: tuple[str, str, str], lambda_context: Any
+) -> None:
     _, key_id, plaintext = admin_key
     header = "Basic " + base64.b64encode(f"admin:{plaintext}".encode()).decode()
     assert _authorize(header, lambda_context)["principalId"] == key_id
@@ -60,19 +64,29 @@ def test_operator_key(memory_services: Any, lambda_context: Any) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "Bearer", "Bearer hk_not_a_real_key", "Token abc", "Basic !!!notbase64",
-     "Basic " + base64.b64encode(b"admin:").decode()],
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer hk_not_a_real_key",
+        "Token abc",
+        "Basic !!!notbase64",
+        "Basic " + base64.b64encode(b"admin:").decode(),
+    ],
 )
-def test_rejects_missing_and_unknown_keys(memory_services: Any, lambda_context: Any,
-                                          header: str | None) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$"):
+def test_rejects_missing_and_unknown_keys(
+    memory_services: Any, lambda_context: Any, header: str | None
+) -> None:
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         _authorize(header, lambda_context)
 
 
-def test_revoked_key_is_rejected(memory_services: Any, admin_key: tuple[str, str, str],
-                                 lambda_context: Any) -> None:
+def test_revoked_key_is_rejected(
+    memory_services: Any, admin_key: tuple[str, str, str], lambda_context: Any
+) -> None:
     community_id, key_id, plaintext = admin_key
-    communities.revoke_key(CommunityRepository(memory_services.tables.communities),
-                           community_id, key_id)
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    communities.revoke_key(
+        CommunityRepository(memory_services.tables.communities), community_id, key_id
+    )
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         _authorize(f"Bearer {plaintext}", lambda_context)

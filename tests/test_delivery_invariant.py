@@ -22,11 +22,9 @@ carries the same webhook-id).
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import standardwebhooks
@@ -57,7 +55,7 @@ REPLIES: dict[str, Reply] = {
 }
 STATUS: dict[str, int | None] = {"2xx": 200, "4xx": 404, "5xx": 500, "reset": None, "timeout": None}
 EVENT_TYPES = ("post.created", "member.joined", "post.updated")
-PATTERNS = (("*",), ("post.*",), ("member.*",), ("post.created",))
+PATTERNS: tuple[tuple[str, ...], ...] = (("*",), ("post.*",), ("member.*",), ("post.created",))
 FAULTS = ("crash_before_send", "lost:Lambda.ServiceException", "lost:Sandbox.Timedout")
 
 

@@ -146,18 +146,7 @@ def test_every_function_has_a_sample() -> None:
 def _route_params() -> list[Any]:
     params = []
     for function, method, resource, _ in _template_routes():
-        marks = []
-        if resource == "/v1/openapi.json":
-            marks.append(
-                pytest.mark.xfail(
-                    reason="the template routes GET /v1/openapi.json to ApiFunction, which has no "
-                    "such route (the document is served by the local stack only); reported",
-                    strict=False,
-                )
-            )
-        params.append(
-            pytest.param(function, method, resource, id=f"{method} {resource}", marks=marks)
-        )
+        params.append(pytest.param(function, method, resource, id=f"{method} {resource}"))
     return params
 
 

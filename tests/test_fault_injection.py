@@ -19,10 +19,10 @@ import boto3
 import botocore.retries.standard
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from moto import mock_aws
 
-from hookline import wiring
-from hookline.adapters import dynamodb, http_attempt
+from hookline.adapters import dynamodb
 from hookline.adapters.dynamodb import DynamoTables
 from hookline.adapters.memory import MemoryTables
 from hookline.adapters.template import create_tables, table_environment
@@ -30,8 +30,8 @@ from hookline.config import Settings
 from hookline.domain.delivery import delivery_id_for
 from hookline.local.scheduler import LocalRetryScheduler
 from hookline.ports import Sender
-from tests.apigw import call
 from tests.api_events import load
+from tests.apigw import call
 from tests.delivery_helpers import closed_port
 from tests.receivers import Receiver, Reply
 from tests.reliability_harness import (
@@ -437,10 +437,12 @@ class Throttle:
         body = json.dumps(
             {
                 "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-                "message": "The level of configured provisioned throughput for the table was exceeded.",
+                "message": "The level of configured provisioned throughput was exceeded.",
             }
         ).encode()
-        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/x-amz-json-1.0"
+        return AWSResponse(request.url, 400, headers, _Raw(body))
 
 
 class _Raw:
@@ -533,9 +535,7 @@ def test_persistent_throttling_is_reported_and_nothing_is_lost(dynamo: dict[str,
         time.sleep(0.1)
 
     expected = {delivery_id_for(e.id, h.id) for e in events for h in hooks}
-    assert Counter(r.header("webhook-id") for r in rx.requests) == Counter(
-        {d: 1 for d in expected}
-    )
+    assert Counter(r.header("webhook-id") for r in rx.requests) == Counter({d: 1 for d in expected})
     assert len(requests) == 6
     for delivery_id in expected:
         assert _log(pipeline, delivery_id) == [(1, True, 200)]
@@ -592,3 +592,21 @@ def _api(method: str, path: str, body: Any) -> dict[str, Any]:
     }
     return event
 
+
+# -- the soak, small ---------------------------------------------------------------------------
+
+
+def test_a_small_soak_accounts_for_every_delivery() -> None:
+    """bench/soak.py end to end at a tiny size (`make soak` runs it at full size)."""
+    from bench import soak
+
+    config = soak.SoakConfig(
+        rate=4, seconds=2, webhooks=3, time_scale=0.0001, drain_seconds=30, output=None
+    )
+    result = soak.run(config)
+    text = soak.report(result)
+    assert result.ok, text
+    assert result.published == result.offered >= 6
+    assert set(result.states) <= {"delivered", "failed"}, text
+    assert len(result.pairs) == 3 * result.published
+    assert "Every delivery accounted for" in text

@@ -526,11 +526,14 @@ def test_redaction_masks_every_kind_of_secret_in_a_logged_event(captured: Scenar
     api["headers"]["Authorization"] = f"Bearer {key}"
     api["multiValueHeaders"]["Authorization"] = [f"Bearer {key}"]
     form = inbound_event(token, f"email=a%40b.c&user_pass={PASSWORD}".encode(), "text/plain")
-    body, _ = multipart({"email": "a@b.c", "user_pass": PASSWORD})
+    body, content_type = multipart({"email": "a@b.c", "user_pass": PASSWORD})
     raw_multipart = body.decode()
     signature = "v1," + base64.b64encode(secrets.token_bytes(32)).decode()
     hexdigest = "sha256=" + secrets.token_hex(32)
     logger.info(api)
+    logger.info(
+        inbound_event(token, body, content_type)
+    )  # multipart: API Gateway sends it as base64
     logger.info("event", extra={"event": form})
     logger.info("multipart %s", raw_multipart)
     logger.info("headers", extra={"headers": {"webhook-signature": signature, "x": hexdigest}})
@@ -545,6 +548,7 @@ def test_redaction_masks_every_kind_of_secret_in_a_logged_event(captured: Scenar
     text = "\n".join(lines)
     for value in (token, key, secret, PASSWORD, signature.split(",")[1], hexdigest[7:]):
         assert value not in text
+    assert base64.b64encode(body).decode()[:16] not in text
     assert all(json.loads(line) for line in lines)
     assert text.count(REDACTED) >= 10
     assert '"message":"failed"' in text and "ValueError" in text

@@ -25,7 +25,6 @@ REQUIRED = ("logger.inject_lambda_context", "tracer.capture_lambda_handler", "me
 #: Dimensions a metric may carry: a handful of values each (never an id).
 ALLOWED_DIMENSIONS = {"service", "stage", "event_group", "reason", "function_name"}
 #: Reported gaps in files owned by others (see the operations report).
-KNOWN_GAPS = {("authorizer", "metrics.log_metrics")}
 
 
 def _decorators(path: Path) -> list[str]:
@@ -47,15 +46,7 @@ def _handler_params() -> list[Any]:
     for path in HANDLERS:
         for required in REQUIRED:
             function = path.parent.name
-            marks = []
-            if (function, required) in KNOWN_GAPS:
-                marks.append(
-                    pytest.mark.xfail(
-                        reason=f"functions/{function}/app.py lacks @{required} (reported)",
-                        strict=False,
-                    )
-                )
-            params.append(pytest.param(path, required, id=f"{function}-{required}", marks=marks))
+            params.append(pytest.param(path, required, id=f"{function}-{required}"))
     return params
 
 
@@ -318,17 +309,7 @@ def emitted_metrics() -> dict[str, set[frozenset[str]]]:
 def _dashboard_params() -> list[Any]:
     params = []
     for name, dimension_sets in sorted(_template_metrics().items()):
-        marks = []
-        if name == "InboundRejected":
-            marks.append(
-                pytest.mark.xfail(
-                    reason="functions/inbound/app.py adds a per-call `reason` dimension, so "
-                    "InboundRejected{service,stage} (what the dashboard reads) is never emitted; "
-                    "reported",
-                    strict=False,
-                )
-            )
-        params.append(pytest.param(name, dimension_sets, id=name, marks=marks))
+        params.append(pytest.param(name, dimension_sets, id=name))
     return params
 
 

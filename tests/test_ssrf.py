@@ -36,7 +36,7 @@ FORBIDDEN_LITERALS = [
     "127.1",
     "127.255.255.254",
     "[::1]",
-    "0.0.0.0",
+    "0.0.0.0",  # noqa: S104
     "0",
     "[::]",
     # private
@@ -109,7 +109,7 @@ RESOLVED_PRIVATE = [
     "192.168.1.20",
     "100.100.100.100",
     METADATA,
-    "0.0.0.0",
+    "0.0.0.0",  # noqa: S104
     "::1",
     "fd00::5",
     "fe80::1",
@@ -269,7 +269,12 @@ def _post(url: str, resolver: Any = None, *, allow_private: bool = False) -> Any
 @pytest.mark.parametrize("host", FORBIDDEN_LITERALS)
 def test_delivery_refuses_internal_literals_without_connecting(spy: ConnectSpy, host: str) -> None:
     looked_up: list[str] = []
-    outcome = _post(_literal_url(host), lambda name, port: looked_up.append(name) or [])
+
+    def resolver(name: str, port: int) -> list[str]:
+        looked_up.append(name)
+        return []
+
+    outcome = _post(_literal_url(host), resolver)
     assert not outcome.success and outcome.status_code is None
     assert outcome.error and outcome.error.startswith("refused: ")
     assert spy.connects == [] and looked_up == []

@@ -53,7 +53,10 @@ BODIES: dict[tuple[str, str], Any] = {
 NO_BODY = {
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/rotate-secret"),
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/test"),
-    ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/deliveries/<delivery_id>/resend"),
+    (
+        "POST",
+        "/v1/communities/<community_id>/webhooks/<webhook_id>/deliveries/<delivery_id>/resend",
+    ),
     ("POST", "/v1/communities/<community_id>/incoming-webhooks/<incoming_id>/rotate"),
 }
 
@@ -100,7 +103,9 @@ def _snapshot(tenant: Tenant) -> dict[str, Any]:
     """What a leak through a write would change."""
     return {
         "community": tenant.ok("GET", ""),
-        "keys": sorted((k["id"], k.get("revoked_at")) for k in tenant.ok("GET", "/api-keys")["data"]),
+        "keys": sorted(
+            (k["id"], k.get("revoked_at")) for k in tenant.ok("GET", "/api-keys")["data"]
+        ),
         "webhooks": [
             (w["id"], w["url"], w["name"], w["secret"], w["is_active"])
             for w in tenant.ok("GET", "/webhooks")["data"]
@@ -190,7 +195,8 @@ def test_an_incoming_token_acts_only_on_its_own_community(tenants: tuple[Tenant,
 
 
 def test_a_revoked_key_stops_working_at_once_despite_the_authorizer_cache(
-    tenants: tuple[Tenant, Tenant], local_stack: LocalStackHandle  # noqa: F811
+    tenants: tuple[Tenant, Tenant],
+    local_stack: LocalStackHandle,  # noqa: F811
 ) -> None:
     acme, _ = tenants
     doomed = acme.ok("POST", "/api-keys", json={"name": "doomed"})
@@ -205,7 +211,9 @@ def test_a_revoked_key_stops_working_at_once_despite_the_authorizer_cache(
     # The authorizer was not asked again: ApiFunction's own check refused the key.
     assert local_stack.gateway.authorizer_invocations == calls
     for method, path in community_routes():
-        response = acme.call(method, fill(path, acme.ids()), key=doomed["key"], **body_of(method, path))
+        response = acme.call(
+            method, fill(path, acme.ids()), key=doomed["key"], **body_of(method, path)
+        )
         assert response.status_code == 401, (method, path, response.status_code)
 
 
@@ -220,7 +228,9 @@ def test_a_key_of_another_community_cannot_revoke_or_list_keys(
 
 def test_only_the_operator_creates_communities(tenants: tuple[Tenant, Tenant]) -> None:
     acme, _ = tenants
-    response = acme.call("POST", "/v1/communities", json={"name": "x", "site_url": "https://x.example"})
+    response = acme.call(
+        "POST", "/v1/communities", json={"name": "x", "site_url": "https://x.example"}
+    )
     assert_error_only(response, (403,))
 
 

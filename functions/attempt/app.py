@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hookline.domain import retry
 from hookline.domain.delivery import DeliveryContext
-from hookline.observability import logger, metrics, tracer
+from hookline.observability import correlated, logger, metrics, step_keys, tracer
 from hookline.wiring import services
 
 
@@ -30,6 +30,7 @@ class StepInput(BaseModel):
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@correlated(step_keys)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = StepInput.model_validate(event)
     ctx = DeliveryContext.from_services(services())

@@ -15,12 +15,13 @@ from hookline.adapters.operator_key import operator_key
 from hookline.domain.communities import authenticate, key_from_authorization
 from hookline.domain.repositories import CommunityRepository
 from hookline.errors import Unauthorized
-from hookline.observability import logger, tracer
+from hookline.observability import logger, metrics, tracer
 from hookline.wiring import services
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def lambda_handler(
     event: APIGatewayAuthorizerRequestEvent, context: LambdaContext

@@ -16,9 +16,14 @@ from typing import Literal
 from hookline import catalog, clock
 from hookline.domain import retry
 from hookline.domain.attempts import AttemptOutcome
-from hookline.domain.delivery import DeliveryContext, attempt_and_record, new_delivery
+from hookline.domain.delivery import (
+    DeliveryContext,
+    attempt_and_record,
+    delivery_id_for,
+    new_delivery,
+)
 from hookline.domain.models import Delivery, Event, Webhook
-from hookline.observability import logger
+from hookline.observability import bind, logger
 
 Result = Literal["delivered", "failed", "resumed", "skipped"]
 
@@ -102,6 +107,17 @@ def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchRe
 
 
 def _deliver(ctx: DeliveryContext, event: Event, webhook: Webhook) -> Result:
+    keys = {
+        "community_id": event.community_id,
+        "event_id": event.id,
+        "webhook_id": webhook.id,
+        "delivery_id": delivery_id_for(event.id, webhook.id),
+    }
+    with bind(**keys):
+        return _deliver_bound(ctx, event, webhook)
+
+
+def _deliver_bound(ctx: DeliveryContext, event: Event, webhook: Webhook) -> Result:
     now = clock.now()
     delivery = new_delivery(event, webhook, now=now)
     if not ctx.deliveries.create(delivery, expires_at=ctx.expires_at(now)):

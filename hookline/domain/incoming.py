@@ -47,6 +47,7 @@ from hookline.errors import (
     NotFound,
     UnsupportedMediaType,
 )
+from hookline.observability import bind
 from hookline.ports import Item, Mailer, Query, Table, Tables
 
 if TYPE_CHECKING:
@@ -816,6 +817,18 @@ def process(
     hook = IncomingRepository(ctx.tables.communities).by_token_hash(ids.digest(token))
     if hook is None:
         return _rejected(404, "unknown_token", NOT_FOUND_MESSAGE)
+    with bind(community_id=hook.community_id, incoming_webhook_id=hook.id):
+        return _process_known(ctx, hook, form, source_ip, raw_body, headers)
+
+
+def _process_known(
+    ctx: InboundContext,
+    hook: IncomingWebhook,
+    form: Mapping[str, Any] | None,
+    source_ip: str,
+    raw_body: bytes,
+    headers: Mapping[str, str],
+) -> InboundResult:
     checked = _check(hook, form, source_ip, raw_body, headers)
     if isinstance(checked, InboundResult):
         result = checked

@@ -24,7 +24,7 @@ from hookline.domain.delivery import DeliveryContext, attempt_delivery
 from hookline.domain.models import Attempt, Delivery, Webhook
 from hookline.domain.publishing import publish
 from hookline.errors import ConditionFailed, Conflict, NotFound
-from hookline.observability import logger
+from hookline.observability import carry, logger
 
 #: Retry-After may lengthen a wait up to this, never further.
 MAX_WAIT_SECONDS = 24 * 60 * 60
@@ -639,7 +639,7 @@ def recover(ctx: DeliveryContext, community_id: str, webhook_id: str, since: str
         return _queue_recovery(ctx, delivery, waits)
 
     with ThreadPoolExecutor(max_workers=_RECOVER_CONCURRENCY) as pool:
-        queued = sum(pool.map(queue, candidates[:RECOVER_LIMIT]))
+        queued = sum(pool.map(carry(queue), candidates[:RECOVER_LIMIT]))
     message = f"Queued {queued} failed deliveries for re-sending."
     if truncated:
         message += (

@@ -26,8 +26,10 @@ class CommunityCreate(BaseModel):
 
 class CommunityPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    site_url: str | None = Field(default=None, min_length=1, max_length=2048)
+    name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Acme Forum"])
+    site_url: str | None = Field(
+        default=None, min_length=1, max_length=2048, examples=["https://forum.example.com"]
+    )
 
 
 class ApiKeyCreate(BaseModel):

@@ -37,9 +37,11 @@ class GroupCreate(BaseModel):
 
 class GroupPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    slug: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=1000)
+    name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Premium"])
+    slug: str | None = Field(default=None, min_length=1, max_length=100, examples=["premium"])
+    description: str | None = Field(
+        default=None, max_length=1000, examples=["Members with a paid plan."]
+    )
 
 
 def _directory(community_id: str) -> Directory:
