@@ -106,13 +106,29 @@ def run_one(key: str, sizes: dict[str, dict[str, Any]], log: Callable[[str], Non
     return result
 
 
+def render(out: Path, *, readme: bool) -> int:
+    """Write latest.md, the plots and the README section again from ``out``/latest.json."""
+    data = json.loads((out / "latest.json").read_text())
+    results, meta = data["results"], data["meta"]
+    meta["notes"] = notes.notes(results)
+    report.write(results, meta, out)
+    if readme and not meta.get("quick") and out.resolve() == RESULTS.resolve():
+        report.replace_readme_section(README, notes.readme(results, meta))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="", help="comma-separated subset, e.g. b1,b4")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="report directory")
     parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
+    parser.add_argument(
+        "--render", action="store_true", help="only re-render the report from latest.json"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        return render(args.out, readme=not args.no_readme)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     selected = [k.strip() for k in args.only.split(",") if k.strip()] or list(ORDER)

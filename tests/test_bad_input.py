@@ -222,12 +222,6 @@ class TestThroughTheHandlers:
     def test_json_nested_past_the_parser_gets_400(self, world: World, raw: str) -> None:
         assert_clear_4xx(api(world, "POST", "/events", raw=raw), 400, field="body")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG (hookline/domain/publishing.py publish): event data nesting is not checked; "
-        "500 levels overflow the recursion of the DynamoDB serializer (500), 33 are stored by moto "
-        "but refused by DynamoDB (32 levels at most)",
-    )
     @pytest.mark.parametrize("depth", [33, 500, 900])
     def test_event_data_nested_deeper_than_storage_allows_gets_400(
         self, world: World, depth: int
@@ -242,12 +236,6 @@ class TestThroughTheHandlers:
 
     # -- values storage cannot hold ----------------------------------------------------------------
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG (hookline/domain/publishing.py publish): data/actor are stored unchecked; "
-        "NaN/Infinity, numbers over 38 digits and lone surrogates answer 500, an empty map key "
-        "is stored and then stalls the local stack's stream poller",
-    )
     @pytest.mark.parametrize("raw", UNSTORABLE)
     def test_event_data_storage_cannot_hold_gets_400(self, world: World, raw: str) -> None:
         field = "actor" if "actor" in raw else "data"
@@ -518,11 +506,6 @@ class TestThroughTheHandlers:
         assert response["statusCode"] == 400
         assert json.loads(response["body"])["success"] is False
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG (hookline/domain/incoming.py validate_fields): a lone surrogate in a name "
-        "field passes validation and DynamoDB's serializer fails: 500",
-    )
     def test_a_lone_surrogate_in_an_incoming_name_gets_400(self, world: World) -> None:
         _, token = world.incoming()
         status, body = _inbound(token, b'{"email": "s@b.example", "first_name": "\\ud800"}')

@@ -332,12 +332,6 @@ def test_a_failed_start_execution_goes_back_to_the_stream_and_is_delivered(
     assert [attempt_of(r)[1] for r in requests] == list(range(1, delivery.attempts + 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (hookline/domain/dispatch.py _deliver): a pending delivery whose retries could "
-    "not be scheduled is attempted again when the stream redelivers it, so it fails after "
-    "2 + retry_count attempts",
-)
 def test_a_failed_start_execution_still_ends_after_one_plus_retry_count_attempts(
     pipeline: Pipeline,
 ) -> None:
@@ -356,11 +350,6 @@ def test_a_failed_start_execution_still_ends_after_one_plus_retry_count_attempts
     assert len(requests) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (hookline/local/scheduler.py LocalRetryScheduler.schedule): the input is not "
-    "built with retry.workflow_input, so a cycle after attempt n > 1 gets too few attempts",
-)
 def test_the_local_retry_timer_gives_a_failing_resend_a_full_cycle() -> None:
     """`hookline local` must run a resend's retry cycle as Step Functions would: the workflow's
     schedule is indexed by absolute attempt number, so a cycle starting after attempt n needs

@@ -98,6 +98,10 @@ def _optional_text(value: Any, field: str, max_length: int) -> str:
         raise InvalidParam(f"{field} is longer than {max_length} characters.", field=field)
     if _CONTROL.search(text):
         raise InvalidParam(f"{field} must not contain control characters.", field=field)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidParam(f"{field} is not valid UTF-8 text.", field=field) from exc
     return text
 
 

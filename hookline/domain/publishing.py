@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +10,41 @@ from hookline import catalog, clock, ids
 from hookline.domain.models import Community, Event
 from hookline.domain.repositories import EventRepository
 from hookline.errors import InvalidParam
+
+#: DynamoDB nests at most 32 levels; the event item itself takes one.
+MAX_DEPTH = 30
+_MAX_NUMBER = 10**126
+_MIN_NUMBER = 1e-130
+
+
+def check_storable(value: Any, field: str, depth: int = 0) -> None:
+    """Refuse JSON that parses but that the events table cannot hold (too deep, NaN/Infinity,
+    numbers outside DynamoDB's range, lone surrogates, empty keys), naming the field."""
+    if depth > MAX_DEPTH:
+        raise InvalidParam(f"{field} is nested more than {MAX_DEPTH} levels deep.", field=field)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidParam(f"{field} has an empty key.", field=field)
+            check_storable(key, field, depth)
+            check_storable(item, field, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_storable(item, field, depth + 1)
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidParam(f"{field} holds text that is not valid UTF-8.", field=field) from exc
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if abs(value) >= _MAX_NUMBER or len(str(abs(value)).rstrip("0")) > 38:
+            raise InvalidParam(f"{field} holds a number with more than 38 digits.", field=field)
+    elif isinstance(value, float) and (
+        not math.isfinite(value) or (value != 0 and not _MIN_NUMBER <= abs(value) < _MAX_NUMBER)
+    ):
+        raise InvalidParam(f"{field} holds a number out of range (NaN, Infinity).", field=field)
 
 
 def publish(
@@ -35,6 +71,9 @@ def publish(
         raise InvalidParam("data must be a JSON object.", field="data")
     if actor is not None and not isinstance(actor, dict):
         raise InvalidParam("actor must be a JSON object.", field="actor")
+    check_storable(data, "data")
+    if actor is not None:
+        check_storable(actor, "actor")
     now = clock.now()
     event = Event(
         id=event_id or ids.new_id("evt"),
