@@ -263,16 +263,23 @@ def local_stack_run(
     webhooks: int = 5,
     publishers: int = 8,
     timeout: float = 600.0,
+    stack: tuple[ReceiverFarm, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """B1's workload (``events`` x ``webhooks``) through the full local stack: events published
     over HTTP by ``publishers`` threads as fast as the stack takes them, delivered by the stream
     poller and DispatchFunction with moto as DynamoDB. Timed from the first publish to the last
-    receipt."""
+    receipt. ``stack`` is an already started (receivers, stack client) pair to reuse, with one
+    webhook per receiver."""
     from bench.localstack import local_stack, payload
 
     log(f"B1: full local stack (moto), {events} events x {webhooks} webhooks")
-    with ReceiverFarm(webhooks) as farm, local_stack(farm.urls[:webhooks]) as client:
+    with contextlib.ExitStack() as resources:
+        if stack is None:
+            farm = resources.enter_context(ReceiverFarm(webhooks))
+            client = resources.enter_context(local_stack(farm.urls[:webhooks]))
+        else:
+            farm, client = stack
         datas = [payload(client, index) for index in range(events)]
         farm.clear()
         cpu = time.process_time()

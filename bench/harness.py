@@ -149,7 +149,7 @@ def quiet() -> Iterator[None]:
     from hookline.observability import logger
 
     sink = _NullWriter()
-    handlers = [h for h in logger._logger.handlers if isinstance(h, logging.StreamHandler)]
+    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
     previous = [h.stream for h in handlers]
     for handler in handlers:
         handler.setStream(sink)

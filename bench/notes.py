@@ -50,8 +50,8 @@ def _b1(b1: Mapping[str, Any]) -> list[str]:
     if storage:
         out.append(
             f"The in-memory storage adapter ({storage:.0%}: four writes per delivery, each "
-            "deep-copied) stands in for boto3's request serialisation, which costs at least as "
-            "much CPU in Lambda; it is not code Lambda runs."
+            "deep-copied) is not code Lambda runs: there boto3 serialises each DynamoDB request"
+            " instead, at a CPU cost this benchmark does not measure."
         )
     redaction = shares.get("log redaction (hookline.observability, regex)", 0.0)
     if redaction >= 0.05:
@@ -317,7 +317,7 @@ def readme(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             f"{main['ratio_to_eventbridge']:.0f}{TIMES} EventBridge with API destinations "
             f"({money(main['eventbridge_total'])}); the biggest items are "
             + ", ".join(f"{name} ({money(value)})" for name, value in biggest)
-            + f". Every delivery makes {per_delivery['requests']:.0f} DynamoDB writes ("
+            + f". Every delivery makes {per_delivery['requests']:.0f} DynamoDB requests ("
             + ", ".join(f"{v:g}{TIMES} {k}" for k, v in per_delivery["by_request"].items())
             + f") costing {per_delivery['wru']:.0f} WRU, {per_delivery['gsi_wru']:.0f} of them "
             "for the `by_webhook` GSI, and each failed first attempt starts a Standard workflow "

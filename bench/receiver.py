@@ -134,7 +134,7 @@ def _serve(count: int, hold: dict[int, float], kind: str) -> None:
         for index in range(count):
             server = BenchServer(("127.0.0.1", 0), hold=hold.get(index, 0.0))
             threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
             ).start()
             servers.append(server)
         ports = [int(s.server_address[1]) for s in servers]
@@ -170,11 +170,15 @@ def _serve(count: int, hold: dict[int, float], kind: str) -> None:
             reply(True)
         elif command == "stop":
             break
-    for server in servers:
-        if kind == "tests":
+    if kind == "tests":
+        for server in servers:
             server.close()
-        else:
+    else:
+        for server in servers:
             server.stopping.set()
+            # Ask every serve_forever loop to stop first, so they wind down together.
+            server._BaseServer__shutdown_request = True  # type: ignore[attr-defined]
+        for server in servers:
             server.shutdown()
             server.server_close()
     reply(True)

@@ -57,7 +57,7 @@ QUICK: dict[str, dict[str, Any]] = {
     },
     "b1_local": {"events": 3, "webhooks": 1},
     "b1_local_profile": {},
-    "b2": {"events": 2, "rate": 50.0, "timeout": 0.5, "rounds": 1},
+    "b2": {"events": 2, "rate": 50.0, "timeout": 0.3, "rounds": 1},
     "b3": {"totals": (3, 6), "subscribed_counts": (1, 2), "events": 2, "rounds": 1},
     "b4": {"repeats": 1, "only": ["dispatch"], "warm": False, "importtime": False},
     "b5": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "local":
         from hookline.local import LocalOptions, LocalStack, run_until_signalled
+
+        # Metrics are off locally; powertools would still warn on every handler that had none.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
 
         options = LocalOptions(
             host=args.host,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 if TYPE_CHECKING:
     from hookline.domain.attempts import AttemptOutcome
@@ -237,6 +238,17 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Read directly (not through hookline.config.settings) so importing this module reads nothing
 # else from the environment; the value is the same HOOKLINE_STAGE.
 metrics.set_default_dimensions(stage=os.environ.get("HOOKLINE_STAGE") or "dev")
+
+
+def emit(metrics_now: dict[str, tuple[MetricUnit, float]], *, stage: str) -> None:
+    """Write some metrics at once, as one EMF document with the service and stage dimensions
+    (the ones the dashboard and alarms read): {name: (unit, value)}. Thread-safe: each call uses
+    its own metric set, so it suits the dispatcher's pool and needs no handler flush."""
+    document = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    document.add_dimension(name="stage", value=stage)
+    for name, (unit, value) in metrics_now.items():
+        document.add_metric(name=name, unit=unit, value=value)
+    document.flush_metrics()
 
 
 # -- correlation keys ----------------------------------------------------------------------------

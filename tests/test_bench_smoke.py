@@ -22,6 +22,7 @@ from bench import (
     report,
 )
 from bench import run as bench_run
+from bench.localstack import local_stack
 from bench.receiver import ReceiverFarm, blast
 
 QUICK = bench_run.QUICK
@@ -68,8 +69,6 @@ def test_b1_throughput_smoke() -> None:
     assert result["signatures_valid"] == result["signatures_checked"]
     assert result["receiver_capacity"]["bench_1"]["median"] > 0
     assert result["profile"]["groups"]
-    result["local_stack"] = b1_throughput.local_stack_run(**QUICK["b1_local"], log=_quiet)
-    assert result["local_stack"]["lost"] == 0
     assert "## B1" in _render("b1", result)
 
 
@@ -122,10 +121,16 @@ def test_b4_names_the_import_chain_of_a_heavy_module() -> None:
     assert b4_coldstart.slowest_imports(rows, 1) == [{"module": "app", "cumulative_ms": 0.4}]
 
 
-def test_b5_latency_smoke() -> None:
-    result = b5_latency.run(**QUICK["b5"], log=_quiet)
+def test_local_stack_runs_of_b1_and_b5_smoke() -> None:
+    with ReceiverFarm(1) as farm, local_stack(farm.urls[:1]) as client:
+        b1_local = b1_throughput.local_stack_run(
+            **QUICK["b1_local"], stack=(farm, client), log=_quiet
+        )
+        result = b5_latency.run(**QUICK["b5"], stack=(farm, client), log=_quiet)
+    assert b1_local["lost"] == 0 and b1_local["received"] == b1_local["deliveries"]
     assert result["published"] == result["workload"]["events"]
     assert result["lost"] == 0 and result["duplicates"] == 0 and result["publish_errors"] == 0
+    assert result["light"]["lost"] == 0
     assert "## B5" in _render("b5", result)
 
 

@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from hookline import wiring
 from hookline.adapters import http_attempt
 from hookline.domain.attempts import AttemptOutcome
 from tests.localstack_fixtures import LocalStackHandle, local_stack  # noqa: F401
@@ -51,19 +50,25 @@ def _labels() -> list[str]:
     return sorted(result.ok().label for result in committed.get_all_operations())  # type: ignore[union-attr]
 
 
+_REAL_POST = http_attempt.post
+
+
 def loopback_only(
     url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, allow_private: bool
 ) -> AttemptOutcome:
     host = urlsplit(url).hostname or ""
     if host not in ("127.0.0.1", "localhost"):
         return AttemptOutcome.failure(f"refused by the fuzz test: {host} is not loopback")
-    return http_attempt.post(url, body, headers, timeout=timeout, allow_private=allow_private)
+    return _REAL_POST(url, body, headers, timeout=timeout, allow_private=allow_private)
 
 
-@pytest.fixture(autouse=True)
-def _fenced(local_stack: LocalStackHandle) -> Iterator[None]:  # noqa: F811
-    wiring.configure(sender=loopback_only)
-    yield
+@pytest.fixture(scope="module", autouse=True)
+def _fenced() -> Iterator[None]:
+    """Every sender the composition root builds in this module is the fenced one (patched where
+    hookline.wiring looks it up, so background retries between tests are fenced too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(http_attempt, "post", loopback_only)
+        yield
 
 
 @pytest.fixture(scope="module")

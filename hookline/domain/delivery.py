@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit
 
 import hookline
 from hookline import clock, ids
@@ -30,7 +30,7 @@ from hookline.domain.repositories import (
     WebhookRepository,
 )
 from hookline.errors import NotFound
-from hookline.observability import logger
+from hookline.observability import emit, logger
 from hookline.ports import Mailer, RetryScheduler, Sender
 
 if TYPE_CHECKING:
@@ -264,19 +264,13 @@ def _observe(
             "url_host": _host(webhook.url),
         },
     )
-    # One EMF document per attempt from an unshared instance: attempts run on many threads and
-    # powertools' shared metric set is not synchronised. Dimensions match the dashboard's.
-    emf = EphemeralMetrics(namespace="Hookline", service="hookline")
-    emf.add_dimension(name="stage", value=ctx.settings.stage)
-    emf.add_metric(
-        name="DeliverySucceeded" if outcome.success else "DeliveryFailed",
-        unit=MetricUnit.Count,
-        value=1,
+    emit(
+        {
+            "DeliverySucceeded" if outcome.success else "DeliveryFailed": (MetricUnit.Count, 1),
+            "DeliveryLatency": (MetricUnit.Milliseconds, outcome.response_time_ms),
+        },
+        stage=ctx.settings.stage,
     )
-    emf.add_metric(
-        name="DeliveryLatency", unit=MetricUnit.Milliseconds, value=outcome.response_time_ms
-    )
-    emf.flush_metrics()
 
 
 def _host(url: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 from hookline import catalog, clock, ids
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
@@ -24,7 +24,7 @@ from hookline.domain.delivery import DeliveryContext, attempt_delivery
 from hookline.domain.models import Attempt, Delivery, Webhook
 from hookline.domain.publishing import publish
 from hookline.errors import ConditionFailed, Conflict, NotFound
-from hookline.observability import carry, logger
+from hookline.observability import carry, emit, logger
 
 #: Retry-After may lengthen a wait up to this, never further.
 MAX_WAIT_SECONDS = 24 * 60 * 60
@@ -79,17 +79,8 @@ def _lengthen(wait: int, retry_after: int | None) -> int:
 
 
 def _metric(ctx: DeliveryContext, name: str) -> None:
-    """One Count metric, written at once (so it needs no handler's log_metrics flush), with the
-    dimensions service and stage only, as the dashboard reads them."""
-    dimensions = {"service": "hookline", "stage": ctx.settings.stage}
-    with single_metric(
-        name=name,
-        unit=MetricUnit.Count,
-        value=1,
-        namespace="Hookline",
-        default_dimensions=dimensions,
-    ):
-        pass
+    """One Count metric, written at once (it needs no handler's log_metrics flush)."""
+    emit({name: (MetricUnit.Count, 1)}, stage=ctx.settings.stage)
 
 
 def workflow_input(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import hookline
+from hookline.observability import metrics
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -204,6 +205,9 @@ class Functions:
                 str(exc),
                 traceback.format_exception(type(exc), exc, exc.__traceback__),
             ) from exc
+        finally:
+            # Metrics are disabled locally, and powertools then keeps (never flushes) them.
+            metrics.clear_metrics()
         try:
             return json.loads(json.dumps(result))
         except (TypeError, ValueError) as exc:
