@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench import harness
-from bench.localstack import StackClient, local_stack, payload
+from bench.localstack import StackClient, delivery_state, local_stack, payload
 from bench.receiver import ReceiverFarm
 
 TARGET_P99_MS = 1000.0
@@ -79,6 +79,10 @@ def _phase(
             break
         time.sleep(0.1)
     drained = time.monotonic()
+    # Diagnose what did not arrive: did the dispatcher make a delivery, and in what state?
+    arrived = {event_id for _, event_id in seen}
+    missing = [event_id for event_id in published if event_id not in arrived]
+    diagnosis = Counter(delivery_state(client, event_id) for event_id in missing[:50])
     latencies = [
         (at - published[event_id]) * 1000 for at, _, event_id in records if event_id in published
     ]
@@ -99,6 +103,9 @@ def _phase(
         "p99_ms": harness.percentile(latencies, 99),
         "max_ms": max(latencies) if latencies else float("nan"),
         "drain_after_publish_s": drained - publish_end,
+        "missing_sample_states": dict(diagnosis),
+        "dead_letter_batches": len(client.stack.dead_letters),
+        "dispatch_invocations": getattr(client.stack.dispatcher, "invocations", None),
     }
     result["met"] = bool(
         result["p99_ms"] < TARGET_P99_MS and result["lost"] == 0 and not errors and not skipped

@@ -390,6 +390,16 @@ def _b5(result: Mapping[str, Any]) -> list[str]:
             lambda p: f"{p['lost']} / {p['duplicates']} / {p['publish_errors']}",
         ),
         ("drained after publishing ended", lambda p: f"{num(p['drain_after_publish_s'], 1)} s"),
+        (
+            "DispatchFunction invocations / dead-letter batches",
+            lambda p: f"{p.get('dispatch_invocations')} / {p.get('dead_letter_batches')}",
+        ),
+        (
+            "what the stack recorded for undelivered events (sample of 50)",
+            lambda p: (
+                ", ".join(f"{k}: {v}" for k, v in p.get("missing_sample_states", {}).items()) or "—"
+            ),
+        ),
     ]
     lines = [
         "## B5 — end-to-end latency in the local stack",
@@ -660,8 +670,15 @@ def markdown(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     lines = [
         "# Hookline benchmark report",
         "",
-        f"Generated {meta['finished']} by `python -m bench.run` (`make bench`) in "
-        f"{meta['elapsed_s'] / 60:.1f} min. **Machine:** {harness.machine_line(info)}. Load "
+        f"Generated {meta['finished']} by `python -m bench.run` (`make bench`); the "
+        f"benchmarks took {sum(r.get('elapsed_s', 0) for r in results.values()) / 60:.1f} min"
+        + (
+            f" (this invocation re-ran {', '.join(meta['selected'])} only and kept the others' "
+            "earlier results)"
+            if "selected" in meta and len(meta["selected"]) < len(results)
+            else ""
+        )
+        + f". **Machine:** {harness.machine_line(info)}. Load "
         f"average {meta['load_start']} at the start and {meta['load_end']} at the end (1/5/15 "
         "min): other processes share this machine, which is why every comparison is made in "
         f"interleaved rounds and quoted as median (min{DASH}max).",

@@ -85,6 +85,7 @@ class SoakResult:
     publish_seconds: float
     drain_seconds: float
     publish_latency_ms: list[float]
+    refusals: Counter[str]
     first_receipt_ms: list[float]
     pairs: list[Pair]
     attempts: int
@@ -196,6 +197,7 @@ class Publisher:
         self.published: list[tuple[str, float]] = []  # (event id, monotonic publish time)
         self.latency_ms: list[float] = []
         self.rejected = 0
+        self.refusals: Counter[str] = Counter()
         self.offered = 0
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -211,18 +213,22 @@ class Publisher:
     def _publish(self, index: int) -> None:
         started = time.monotonic()
         body = {"event": "post.created", "data": {"post_id": index, "title": f"soak {index}"}}
+        event_id: str | None = None
         try:
             response = self._session().post(self.url, json=body, headers=self.headers, timeout=60)
-            accepted = response.status_code == 202
-            event_id = response.json().get("id") if accepted else None
-        except Exception:
-            accepted, event_id = False, None
+            if response.status_code == 202:
+                event_id = str(response.json()["id"])
+            else:
+                refusal = f"HTTP {response.status_code}: {response.text[:120]}"
+        except Exception as exc:
+            refusal = f"{type(exc).__name__}: {str(exc)[:120]}"
         with self._lock:
             self.latency_ms.append((time.monotonic() - started) * 1000)
-            if accepted and event_id:
-                self.published.append((str(event_id), started))
+            if event_id:
+                self.published.append((event_id, started))
             else:
                 self.rejected += 1
+                self.refusals[refusal] += 1
 
     def run(self) -> float:
         config = self.config
@@ -279,37 +285,50 @@ def _scan_deliveries(table_name: str) -> tuple[dict[str, dict[str, Any]], dict[s
     import boto3
 
     client = boto3.client("dynamodb", region_name="us-east-1")
+    items: list[dict[str, Any]] = []
+    for tries in range(10):
+        try:
+            items = [
+                item
+                for page in client.get_paginator("scan").paginate(TableName=table_name)
+                for item in page["Items"]
+            ]
+            break
+        except RuntimeError:
+            # moto is not thread-safe: a scan racing a write can fail; read again.
+            if tries == 9:
+                raise
+            time.sleep(0.5)
     deliveries: dict[str, dict[str, Any]] = {}
     attempts: dict[str, list[Any]] = defaultdict(list)
-    for page in client.get_paginator("scan").paginate(TableName=table_name):
-        for item in page["Items"]:
-            pk, sk = item["pk"]["S"], item["sk"]["S"]
-            delivery_id = pk[2:]
-            if sk == "META":
-                deliveries[delivery_id] = {
-                    "state": item["state"]["S"],
-                    "attempts": int(item.get("attempts", {}).get("N", "0")),
-                    "next_attempt_at": item.get("next_attempt_at", {}).get("S"),
-                }
-            elif sk.startswith("A#"):
-                success = item.get("success", {}).get("BOOL", False)
-                status = item.get("status_code", {}).get("N")
-                attempts[delivery_id].append(
-                    (int(sk[2:]), bool(success), int(status) if status else None)
-                )
+    for item in items:
+        pk, sk = item["pk"]["S"], item["sk"]["S"]
+        delivery_id = pk[2:]
+        if sk == "META":
+            deliveries[delivery_id] = {
+                "state": item["state"]["S"],
+                "attempts": int(item.get("attempts", {}).get("N", "0")),
+                "next_attempt_at": item.get("next_attempt_at", {}).get("S"),
+            }
+        elif sk.startswith("A#"):
+            success = item.get("success", {}).get("BOOL", False)
+            status = item.get("status_code", {}).get("N")
+            attempts[delivery_id].append(
+                (int(sk[2:]), bool(success), int(status) if status else None)
+            )
     return deliveries, {key: sorted(value) for key, value in attempts.items()}
 
 
 def _quiesce(stack: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
-    """Stop the stream poller and the retry timer (waits still due are dropped: those
-    deliveries stay `retrying`), then read the table once attempts in flight have landed: two
-    reads in a row that agree."""
-    for part in (stack.dispatcher, stack.scheduler):
-        if part is not None:
-            part.stop()
+    """Stop the stream poller (after the batch it is dispatching) and the retry timer (after the
+    attempts it is making; waits still due are dropped, so those deliveries stay `retrying`),
+    then read the table: twice, until two reads agree."""
+    if stack.dispatcher is not None:
+        stack.dispatcher.stop(timeout=600)
+    if stack.scheduler is not None:
+        stack.scheduler.stop(timeout=120)
     previous = _scan_deliveries(stack.tables["DELIVERIES_TABLE"])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    for _ in range(30):
         time.sleep(1.0)
         current = _scan_deliveries(stack.tables["DELIVERIES_TABLE"])
         if current == previous:
@@ -385,6 +404,7 @@ def run(config: SoakConfig) -> SoakResult:
             publish_seconds=publish_seconds,
             drain_seconds=drain_seconds,
             publish_latency_ms=publisher.latency_ms,
+            refusals=publisher.refusals,
             first_receipt_ms=first_receipt,
             pairs=pairs,
             attempts=sum(len(a) for d, a in stored_attempts.items() if d in by_id),
@@ -548,6 +568,9 @@ def report(result: SoakResult) -> str:
             "show the local stack's capacity (moto runs every DynamoDB call in this process, "
             "on these cores) falling short of the offered rate, not the delivery guarantees.",
         ]
+    if result.refusals:
+        lines += ["", "Publishes refused:", ""]
+        lines += [f"- {count}: {reason}" for reason, count in result.refusals.most_common(10)]
     if result.unaccounted:
         lines += ["", "Unaccounted pairs (first 20):", ""]
         for pair in result.unaccounted[:20]:

@@ -19,6 +19,12 @@ def encode(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def after(item: dict[str, Any], hash_attr: str, range_attr: str) -> str:
+    """The cursor that continues a listing after `item` (table and index keys)."""
+    keys = ("pk", "sk", hash_attr, range_attr)
+    return encode({name: item[name] for name in keys})
+
+
 def decode(cursor: str, *, partition_attr: str, partition: str) -> dict[str, Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)

@@ -197,16 +197,7 @@ class DynamoTable:
             if more or "LastEvaluatedKey" not in response:
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        next_cursor = None
-        if more and selected:
-            last = selected[-1]
-            key = {
-                "pk": last["pk"],
-                "sk": last["sk"],
-                hash_attr: last[hash_attr],
-                range_attr: last[range_attr],
-            }
-            next_cursor = cursors.encode(key)
+        next_cursor = cursors.after(selected[-1], hash_attr, range_attr) if more else None
         return Page(selected, next_cursor)
 
     def batch_get(self, keys: Sequence[tuple[str, str]]) -> list[Item]:

@@ -15,14 +15,13 @@ from typing import Literal
 
 from hookline import catalog, clock
 from hookline.domain import retry
-from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import (
     DeliveryContext,
     attempt_and_record,
     delivery_id_for,
     new_delivery,
 )
-from hookline.domain.models import Delivery, Event, Webhook
+from hookline.domain.models import Event, Webhook
 from hookline.observability import bind, logger
 
 Result = Literal["delivered", "failed", "resumed", "skipped"]
@@ -126,10 +125,9 @@ def _deliver_bound(ctx: DeliveryContext, event: Event, webhook: Webhook) -> Resu
             raise RuntimeError(f"delivery {delivery.id} exists but could not be read")
         if existing.state != "pending":
             return "skipped"
-        if existing.attempts > 0:
-            # Attempted and failed, but its retries never started (the scheduler failed or the
-            # invocation died): start them now, so the delivery still gets 1 + retry_count tries.
-            retry.start_retries(ctx, existing, webhook, _last_outcome(ctx, existing))
+        # Attempted and failed, but its retries never started (the scheduler failed or the
+        # invocation died): start them now, so the delivery still gets 1 + retry_count tries.
+        if retry.resume_retries(ctx, existing, webhook):
             return "resumed"
         delivery = existing
     result = attempt_and_record(ctx, delivery, webhook, event, 1)
@@ -137,19 +135,3 @@ def _deliver_bound(ctx: DeliveryContext, event: Event, webhook: Webhook) -> Resu
         return "delivered"
     retry.start_retries(ctx, result.delivery, webhook, result.outcome)
     return "failed"
-
-
-def _last_outcome(ctx: DeliveryContext, delivery: Delivery) -> AttemptOutcome:
-    """The failed outcome of a delivery's latest recorded attempt, for the retry policy."""
-    attempts = ctx.deliveries.attempts(delivery.id)
-    if not attempts:
-        return AttemptOutcome.failure(delivery.last_error or "delivery failed")
-    last = max(attempts, key=lambda a: a.attempt)
-    return AttemptOutcome(
-        success=False,
-        status_code=last.status_code,
-        response_time_ms=last.response_time_ms,
-        response_body=last.response_body,
-        error=last.error,
-        gone=last.status_code == 410,
-    )
