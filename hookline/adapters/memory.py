@@ -86,7 +86,8 @@ class MemoryTable:
                 ]
             else:
                 rows = list(self._rows.get(query.partition, {}).values())
-            rows = [copy.deepcopy(item) for item in rows]
+        # Stored items are replaced, never changed in place, so reading them outside the lock is
+        # safe; only the items returned are copied.
         rows.sort(
             key=lambda item: (item[range_attr], item["pk"], item["sk"]), reverse=query.descending
         )
@@ -118,7 +119,7 @@ class MemoryTable:
             if query.limit is not None and len(selected) >= query.limit:
                 more = True
                 break
-            selected.append(item)
+            selected.append(copy.deepcopy(item))
         next_cursor = cursors.after(selected[-1], hash_attr, range_attr) if more else None
         return Page(selected, next_cursor)
 
