@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 local: $(STAMP)
-	$(BIN)/hookline local $(ARGS)
+	$(BIN)/hookline local --allow-private-targets $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hookline functions tests bench

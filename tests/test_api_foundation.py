@@ -377,3 +377,18 @@ def test_patch_community(community: dict[str, Any], lambda_context: Any) -> None
         lambda_context,
     )
     assert status == 400 and body["data"]["field"] == "site_url"
+
+
+@pytest.mark.parametrize("content_type", ["Application/JSON", "application/json; charset=UTF-8"])
+def test_json_media_type_is_case_insensitive(
+    community: dict[str, Any], lambda_context: Any, content_type: str
+) -> None:
+    event = request(
+        "api-create-webhook.json",
+        path=_webhook_path(community),
+        body={"url": "https://crm.example.com/hooks", "events": ["post.*"]},
+        headers={"Content-Type": content_type},
+        authorizer=_as(community),
+    )
+    status, body = call_api(event, lambda_context)
+    assert status == 201, body

@@ -530,7 +530,7 @@ def test_persistent_throttling_is_reported_and_nothing_is_lost(dynamo: dict[str,
         assert _log(pipeline, delivery_id) == [(1, True, 200)]
 
 
-def test_publishing_under_throttling_answers_5xx_and_a_retry_publishes_once(
+def test_publishing_under_throttling_answers_503_and_a_retry_publishes_once(
     dynamo: dict[str, str],
 ) -> None:
     pipeline = _dynamo_pipeline(dynamo)
@@ -548,7 +548,7 @@ def test_publishing_under_throttling_answers_5xx_and_a_retry_publishes_once(
         finally:
             _unthrottle()
         assert throttle.throttled >= 8
-        assert refused.status >= 500
+        assert refused.status == 503 and refused.body["code"] == "service_unavailable"
         assert set(refused.body) == {"code", "message", "data"}
         assert refused.body["data"]["status"] == refused.status
         assert "throughput" not in json.dumps(refused.body)  # no AWS internals leak

@@ -436,6 +436,19 @@ def test_next_address_is_tried_when_one_refuses() -> None:
         assert len(rx.requests) == 1
 
 
+def test_plain_http_reaches_only_loopback_even_on_the_local_stack() -> None:
+    outcome = post(
+        "http://receiver.test:8080/",
+        BODY,
+        HEADERS,
+        timeout=2,
+        allow_private=True,
+        resolver=lambda host, port: ["10.0.0.5"],
+    )
+    assert not outcome.success and outcome.status_code is None
+    assert outcome.error is not None and "loopback targets only" in outcome.error
+
+
 # -- TLS: SNI and certificate checks use the host name while the socket goes to the pinned IP -----
 
 

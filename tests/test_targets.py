@@ -74,7 +74,7 @@ def test_private_targets_are_refused_at_create(host: str, reason: str) -> None:
 
 @pytest.mark.parametrize(("host", "reason"), PRIVATE_HOSTS)
 def test_private_targets_are_allowed_on_the_local_stack(host: str, reason: str) -> None:
-    url = f"http://{host}:8080/hook"
+    url = f"https://{host}:8080/hook"
     assert check_webhook_url(url, allow_private=True) == url
 
 
@@ -124,10 +124,25 @@ def test_bad_urls_are_refused_with_a_clear_message(url: str, message: str) -> No
     assert message in info.value.message
 
 
-def test_http_is_allowed_only_with_allow_private() -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:3000/_inspect/a",
+        "http://localhost:8080/",
+        "http://[::1]:9/",
+        "http://127.1/",
+    ],
+)
+def test_plain_http_is_allowed_only_to_loopback_on_the_local_stack(url: str) -> None:
     with pytest.raises(InvalidUrl, match="HTTPS"):
-        check_webhook_url("http://example.com/", allow_private=False)
-    assert check_webhook_url("http://example.com/", allow_private=True) == "http://example.com/"
+        check_webhook_url(url, allow_private=False)
+    assert check_webhook_url(url, allow_private=True) == url
+
+
+@pytest.mark.parametrize("url", ["http://example.com/", "http://10.0.0.5/", "http://intranet/"])
+def test_plain_http_elsewhere_is_refused_even_on_the_local_stack(url: str) -> None:
+    with pytest.raises(InvalidUrl, match="HTTPS"):
+        check_webhook_url(url, allow_private=True)
 
 
 def test_url_length_limit_is_inclusive() -> None:

@@ -616,6 +616,8 @@ def post(
             addresses = _resolve(target.host, target.port, resolver or system_resolver, budget)
         if not allow_private:
             _check(target, addresses)
+        elif target.scheme == "http" and not all(a.is_loopback for a in addresses):
+            raise _Refused("refused: plain http is allowed for loopback targets only; use https")
     except _Refused as exc:
         return AttemptOutcome.failure(str(exc), _ms(started))
 

@@ -38,6 +38,14 @@ def _precheck(event: dict[str, Any]) -> None:
         raise UnsupportedMediaType(
             f"Content-Type {content_type!r} is not supported; send application/json."
         )
+    # Media types are case-insensitive and +json types are JSON; powertools matches the exact
+    # lower-case "application/json" prefix, so hand it that.
+    for name in list(event.get("headers") or {}):
+        if name.lower() == "content-type":
+            event["headers"][name] = "application/json"
+    for name in list(event.get("multiValueHeaders") or {}):
+        if name.lower() == "content-type":
+            event["multiValueHeaders"][name] = ["application/json"]
     try:
         json.loads(body)
     except RecursionError as exc:

@@ -86,11 +86,44 @@ def build_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response:
+        if _is_throttling(error):
+            # Storage is shedding load: nothing was accepted, and the client may simply retry.
+            logger.warning("storage throttled the request", extra={"error": type(error).__name__})
+            body = {
+                "code": "service_unavailable",
+                "message": "Hookline is busy; retry the request shortly.",
+                "data": {"status": 503},
+            }
+            return Response(
+                status_code=503,
+                content_type="application/json",
+                body=json.dumps(body),
+                headers={"Retry-After": "1"},
+            )
         logger.exception("unhandled error")
         body = {"code": "internal_error", "message": "Internal error.", "data": {"status": 500}}
         return Response(status_code=500, content_type="application/json", body=json.dumps(body))
 
     return app
+
+
+_THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    }
+)
+
+
+def _is_throttling(error: Exception) -> bool:
+    """A botocore ClientError whose code says the service is throttling (duck-typed, so this
+    module needs no botocore import)."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return response.get("Error", {}).get("Code") in _THROTTLING_CODES
 
 
 def _path_exists(app: APIGatewayRestResolver, path: str, method: str) -> bool:

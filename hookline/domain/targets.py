@@ -183,10 +183,23 @@ def is_local_name(name: str) -> bool:
     return name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES)
 
 
+def _is_loopback_host(host: str) -> bool:
+    ip = parse_host_ip(host)
+    if ip is not None:
+        return ip.is_loopback or (
+            isinstance(ip, ipaddress.IPv6Address)
+            and ip.ipv4_mapped is not None
+            and ip.ipv4_mapped.is_loopback
+        )
+    name = _normalize_name(host)
+    return name == "localhost" or name.endswith(".localhost")
+
+
 def check_webhook_url(url: str, *, allow_private: bool) -> str:
     """Validate a webhook target URL and return it (surrounding whitespace removed).
 
-    Raises InvalidUrl unless the URL is absolute, https (http only with ``allow_private``), has
+    Raises InvalidUrl unless the URL is absolute, https (http only to loopback with
+    ``allow_private``), has
     a host and no user info, is at most 2048 characters, and - unless ``allow_private`` - its host
     is neither a non-global IP literal nor a local name (localhost, *.localhost, *.local,
     *.internal, single-label names).
@@ -205,12 +218,14 @@ def check_webhook_url(url: str, *, allow_private: bool) -> str:
         raise InvalidUrl(f"Webhook URL is not valid: {exc}.", field="url") from exc
 
     scheme = parts.scheme.lower()
-    allowed = ("https", "http") if allow_private else ("https",)
     if not scheme or not parts.netloc:
         raise InvalidUrl(
             "Webhook URL must be absolute, e.g. https://example.com/hook.", field="url"
         )
-    if scheme not in allowed:
+    # Plain http only for loopback receivers in the local stack (TLS adds nothing there).
+    if scheme != "https" and not (
+        scheme == "http" and allow_private and _is_loopback_host(parts.hostname or "")
+    ):
         raise InvalidUrl("Webhook URL must use HTTPS protocol.", field="url")
     if "@" in parts.netloc:
         raise InvalidUrl("Webhook URL must not contain a user name or password.", field="url")

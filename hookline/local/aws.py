@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -81,11 +82,36 @@ def clear_client_caches() -> None:
                 clear()
 
 
+_moto_lock = threading.RLock()
+
+
+@contextmanager
+def _serialised_moto() -> Iterator[None]:
+    """moto's backends are not thread-safe (under load: "dictionary changed size during
+    iteration"), and the local stack calls AWS from many threads: the API server, the stream
+    poller, the dispatcher's pool and the retry timer. While the stack runs, one lock around
+    moto's request handling makes each emulated AWS call atomic, as it is against AWS."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    unlocked = BotocoreStubber.__call__
+
+    def locked(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        with _moto_lock:
+            return unlocked(self, event_name, request, **kwargs)
+
+    BotocoreStubber.__call__ = locked  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BotocoreStubber.__call__ = unlocked  # type: ignore[method-assign]
+
+
 class MotoSession:
     """moto's mock_aws for the whole process, plus the fake AWS environment."""
 
     def __init__(self) -> None:
         self._mock: Any = None
+        self._serialised: Any = None
         self.env = EnvironmentPatch()
 
     def start(self) -> None:
@@ -93,6 +119,8 @@ class MotoSession:
         self.env.set(AWS_ENV)
         from moto import mock_aws
 
+        self._serialised = _serialised_moto()
+        self._serialised.__enter__()
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
         self._mock.start()
         clear_client_caches()
@@ -101,6 +129,9 @@ class MotoSession:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        if self._serialised is not None:
+            self._serialised.__exit__(None, None, None)
+            self._serialised = None
         clear_client_caches()
         self.env.restore()
 
