@@ -392,3 +392,17 @@ def test_json_media_type_is_case_insensitive(
     )
     status, body = call_api(event, lambda_context)
     assert status == 201, body
+
+
+@pytest.mark.parametrize("raw", ["[{}]", '[{"name": "x"}]', "[]", '"text"', "7"])
+def test_a_body_that_is_not_an_object_is_refused(
+    community: dict[str, Any], lambda_context: Any, raw: str
+) -> None:
+    event = request(
+        "api-update-webhook.json",
+        path=f"/v1/communities/{community['id']}",
+        raw_body=raw,
+        authorizer=_as(community),
+    )
+    status, body = call_api(event, lambda_context)
+    assert status == 400 and body["data"]["field"] == "body", body

@@ -47,11 +47,14 @@ def _precheck(event: dict[str, Any]) -> None:
         if name.lower() == "content-type":
             event["multiValueHeaders"][name] = ["application/json"]
     try:
-        json.loads(body)
+        parsed = json.loads(body)
     except RecursionError as exc:
         raise InvalidParam("Request body is nested too deeply.", field="body") from exc
     except ValueError as exc:
         raise InvalidParam(f"Request body is not valid JSON: {exc}.", field="body") from exc
+    # Every route takes an object (powertools would unwrap a one-object array by itself).
+    if not isinstance(parsed, dict):
+        raise InvalidParam("Request body must be a JSON object.", field="body")
 
 
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
