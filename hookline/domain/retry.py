@@ -274,6 +274,23 @@ def _set_retrying(ctx: DeliveryContext, delivery_id: str, next_at: str) -> None:
             continue
 
 
+def _prior_decision(
+    ctx: DeliveryContext, delivery_id: str, attempt_no: int, waits: Sequence[int], limit: int
+) -> tuple[Delivery | None, Decision | None]:
+    """What a retry step decides without attempting: a vanished delivery is cancelled, a final
+    one keeps its state, and an attempt already recorded is replayed (steps are retried by Step
+    Functions, so they must be idempotent). Otherwise (delivery, None): the step goes ahead."""
+    delivery = ctx.deliveries.find(delivery_id)
+    if delivery is None:
+        return None, Decision("cancelled", 0, attempt_no)
+    if delivery.state in _FINAL_STATES:
+        return delivery, Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
+    recorded = _recorded(ctx, delivery_id, attempt_no)
+    if recorded is not None:
+        return delivery, _replay(delivery, recorded, waits, limit)
+    return delivery, None
+
+
 def run_attempt(
     ctx: DeliveryContext,
     delivery_id: str,
@@ -292,14 +309,10 @@ def run_attempt(
     left, or a 410 which also disables the webhook).
     """
     limit = _max_attempts(waits, max_attempts)
-    delivery = ctx.deliveries.find(delivery_id)
-    if delivery is None:
-        return Decision("cancelled", 0, attempt_no)
-    if delivery.state in _FINAL_STATES:
-        return Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
-    recorded = _recorded(ctx, delivery_id, attempt_no)
-    if recorded is not None:
-        return _replay(delivery, recorded, waits, limit)
+    delivery, decided = _prior_decision(ctx, delivery_id, attempt_no, waits, limit)
+    if decided is not None:
+        return decided
+    assert delivery is not None
 
     webhook = ctx.webhooks.find(delivery.community_id, delivery.webhook_id)
     if webhook is None:
@@ -338,14 +351,10 @@ def record_crash(
     the crash) and decides like any failed attempt.
     """
     limit = _max_attempts(waits, max_attempts)
-    delivery = ctx.deliveries.find(delivery_id)
-    if delivery is None:
-        return Decision("cancelled", 0, attempt_no)
-    if delivery.state in _FINAL_STATES:
-        return Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
-    recorded = _recorded(ctx, delivery_id, attempt_no)
-    if recorded is not None:
-        return _replay(delivery, recorded, waits, limit)
+    delivery, decided = _prior_decision(ctx, delivery_id, attempt_no, waits, limit)
+    if decided is not None:
+        return decided
+    assert delivery is not None
 
     text = f"attempt crashed: {_crash_text(error)}"[:RESPONSE_BODY_LIMIT]
     now = clock.now_iso()
