@@ -14,6 +14,9 @@ from hookline.errors import InvalidParam
 
 MAX_EVENTS = 100
 MAX_HEADERS = 20
+MIN_SECRET_KEY_BYTES = 24
+MIN_PLAIN_SECRET_LENGTH = 16
+MAX_SECRET_LENGTH = 512
 ROTATION_OVERLAP = timedelta(hours=24)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 #: RFC 9110 field-value characters (tab, visible ASCII, obs-text), which is also what can be sent:
@@ -77,12 +80,27 @@ def validate_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def validate_secret(secret: str) -> str:
-    if len(secret) < 8 or len(secret) > 512:
-        raise InvalidParam("secret must be 8 to 512 characters.", field="secret")
+    """A user-chosen signing secret (webhooks and incoming webhooks): long enough to be a key."""
+    if len(secret) > MAX_SECRET_LENGTH:
+        raise InvalidParam(
+            f"secret must be at most {MAX_SECRET_LENGTH} characters.", field="secret"
+        )
     try:
-        signing.validate_secret(secret)
+        key = signing.signing_key(secret)
     except ValueError as exc:
         raise InvalidParam(f"secret is not usable: {exc}.", field="secret") from exc
+    if secret.startswith(signing.SECRET_PREFIX) and len(key) < MIN_SECRET_KEY_BYTES:
+        raise InvalidParam(
+            f"secret is too weak: a whsec_ secret must carry at least {MIN_SECRET_KEY_BYTES} "
+            f"bytes of key after base64 decoding (it carries {len(key)}).",
+            field="secret",
+        )
+    if not secret.startswith(signing.SECRET_PREFIX) and len(secret) < MIN_PLAIN_SECRET_LENGTH:
+        raise InvalidParam(
+            f"secret is too weak: a plain secret must be at least {MIN_PLAIN_SECRET_LENGTH} "
+            "characters (or use a whsec_ secret).",
+            field="secret",
+        )
     return secret
 
 
