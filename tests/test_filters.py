@@ -11,8 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto.events.models import EventPattern
 
+from hookline import wiring
 from hookline.domain import filters
+from hookline.domain.dispatch import dispatch_events
 from hookline.domain.filters import FilterError
+from tests.delivery_helpers import delivery_context, make_community, make_event, make_webhook
+from tests.receivers import Receiver
 
 PAYLOAD = {
     "id": "evt_1",
@@ -261,3 +265,34 @@ def test_the_random_run_sees_both_outcomes() -> None:
 
     run()
     assert outcomes == {True, False}
+
+
+def test_dispatch_applies_the_filter_after_the_type_and_writes_nothing_for_the_rest(
+    memory_services: wiring.Services,
+) -> None:
+    community, _ = make_community(memory_services)
+    with Receiver() as rx:
+        hook = make_webhook(
+            memory_services,
+            community.id,
+            rx.url_for("/support"),
+            events=["post.created"],
+            filter={"data": {"space_slug": ["support"]}},
+        )
+        before = memory_services.tables.webhooks.get(f"C#{community.id}", f"W#{hook.id}")
+        skipped = [
+            make_event(community, "post.created", {"space_slug": "general"}),
+            make_event(community, "post.created", {"title": "no space"}),
+            make_event(community, "member.joined", {"space_slug": "support"}),
+        ]
+        report = dispatch_events(delivery_context(memory_services), skipped)
+        assert report.attempted == 0 and report.skipped == 0
+        assert memory_services.tables.deliveries.scan_all() == []
+        after = memory_services.tables.webhooks.get(f"C#{community.id}", f"W#{hook.id}")
+        assert after == before
+
+        kept = make_event(community, "post.created", {"space_slug": "support"})
+        report = dispatch_events(delivery_context(memory_services), [kept])
+        [request] = rx.wait_for(1)
+        assert json.loads(request.body)["id"] == kept.id
+        assert report.delivered == 1
