@@ -48,6 +48,8 @@ class Webhook(Record):
     retry_count: int = 3
     description: str = ""
     format: WebhookFormat = "json"
+    #: An EventBridge pattern over the delivered payload (hookline.domain.filters); None: all.
+    filter: dict[str, Any] | None = None
     last_triggered_at: str | None = None
     last_error: str | None = None
     disabled_reason: str | None = None

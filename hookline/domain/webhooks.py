@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from hookline import catalog, clock, ids
-from hookline.domain import signing, targets
+from hookline.domain import filters, signing, targets
 from hookline.domain.models import Webhook
 from hookline.domain.repositories import WebhookRepository
 from hookline.errors import InvalidParam
@@ -104,6 +104,32 @@ def validate_secret(secret: str) -> str:
     return secret
 
 
+def validate_filter(pattern: Any) -> dict[str, Any]:
+    try:
+        return filters.validate(pattern)
+    except filters.FilterError as exc:
+        raise InvalidParam(f"Invalid filter: {exc}.", field="filter", path=exc.where) from exc
+
+
+def _routing(changes: dict[str, Any]) -> dict[str, Any]:
+    """The routing fields being set; an explicit null clears the filter."""
+    out: dict[str, Any] = {}
+    if "filter" in changes:
+        out["filter"] = None if changes["filter"] is None else validate_filter(changes["filter"])
+    return out
+
+
+def filter_test(webhook: Webhook, payload: dict[str, Any]) -> dict[str, Any]:
+    """Would ``payload`` (a delivered body) pass this webhook's routing, and if not, why not?
+    The event type is checked too when the payload names one."""
+    reasons: list[str] = []
+    event = payload.get("event")
+    if isinstance(event, str) and not catalog.matches(webhook.events, event):
+        reasons.append(f"event: {event!r} is not among this webhook's events {webhook.events}")
+    reasons += filters.explain(webhook.filter, payload)
+    return {"matches": not reasons, "reasons": reasons, "filter": webhook.filter}
+
+
 def _normalise(changes: dict[str, Any], *, allow_private: bool) -> dict[str, Any]:
     """Validate the fields being set; returns the stored form. `is_active` is folded into status."""
     out: dict[str, Any] = {}
@@ -123,6 +149,7 @@ def _normalise(changes: dict[str, Any], *, allow_private: bool) -> dict[str, Any
         out["events"] = validate_events(changes["events"])
     if changes.get("headers") is not None:
         out["headers"] = validate_headers(changes["headers"])
+    out.update(_routing(changes))
     for name in ("name", "description", "retry_count", "format"):
         if changes.get(name) is not None:
             out[name] = changes[name]
