@@ -52,6 +52,7 @@ BODIES: dict[tuple[str, str], Any] = {
 #: Body routes whose body is optional.
 NO_BODY = {
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/rotate-secret"),
+    ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/rotate-secret/complete"),
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/test"),
     (
         "POST",
