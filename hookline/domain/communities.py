@@ -12,12 +12,13 @@ from hookline.domain.models import ApiKey, Community
 from hookline.domain.repositories import CommunityRepository
 from hookline.errors import Forbidden, InvalidUrl, NotFound, Unauthorized
 
-Role = Literal["operator", "admin"]
+Role = Literal["operator", "admin", "portal"]
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller: the operator (all communities) or one community's admin key."""
+    """The authenticated caller: the operator (all communities), one community's admin key, or
+    a portal session of one community (hookline.domain.portal)."""
 
     role: Role
     key_id: str
