@@ -37,6 +37,8 @@ from hookline.domain.signing import (
 )
 
 HEADER_BODY_TIMESTAMP = "X-Hookline-Timestamp"
+SCHEME_STANDARD = "standard-webhooks"
+SCHEME_BODY = "x-hookline-signature"
 
 
 class VerificationError(Exception):
@@ -130,15 +132,25 @@ def verify(
     *,
     tolerance_seconds: int = 300,
     now: int | None = None,
+    scheme: str | None = None,
 ) -> None:
-    """Raise VerificationError unless ``body`` and ``headers`` were signed with ``secret``."""
+    """Raise VerificationError unless ``body`` and ``headers`` were signed with ``secret``.
+
+    ``scheme`` ("standard-webhooks" or "x-hookline-signature") checks that scheme only;
+    by default the Standard Webhooks headers are checked when present, else the body scheme."""
     if not secret:
         raise VerificationError("no secret configured")
     if not isinstance(body, bytes | bytearray):
         raise VerificationError("body must be the raw request bytes")
     found = _lower_keys(headers)
     current = int(time.time()) if now is None else int(now)
-    if any(name in found for name in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)):
+    if scheme not in (None, SCHEME_STANDARD, SCHEME_BODY):
+        raise ValueError(f"unknown signature scheme {scheme!r}")
+    if scheme == SCHEME_BODY:
+        _verify_body(found, bytes(body), secret, tolerance_seconds, current)
+    elif scheme == SCHEME_STANDARD or any(
+        name in found for name in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)
+    ):
         _verify_standard(found, bytes(body), secret, tolerance_seconds, current)
     elif HEADER_BODY_SIGNATURE.lower() in found:
         _verify_body(found, bytes(body), secret, tolerance_seconds, current)
