@@ -17,6 +17,7 @@ import requests
 
 from hookline import wiring
 from hookline.config import Settings
+from hookline.domain.repositories import WebhookRepository
 from hookline.local.lambdas import LambdaContext, load_handler
 from tests.apigw import api_event
 from tests.incoming_helpers import World, aws_services, inbound_event, multipart
@@ -355,6 +356,19 @@ class TestThroughTheHandlers:
             {"webhook-signature": "v1,forged"},
             {"X-Hookline-Signature": "sha256=forged"},
             {"x-hookline-event": "member.banned"},
+            {"X-Hookline-Attempt": "1"},  # every X-Hookline-* name is Hookline's
+            {"X-Hookline-Anything": "x"},
+            {"Upgrade": "websocket"},
+            {"TE": "trailers"},
+            {"Keep-Alive": "timeout=5"},
+            {"Trailer": "X-Checksum"},
+            {"Expect": "100-continue"},
+            {"Content-Encoding": "gzip"},
+            {"Proxy-Authorization": "Basic eDp5"},
+            {"Connection": "close"},
+            {"X-Evil": "next line\x85"},
+            {"X-Evil": "nbsp\u00a0"},
+            {"X-Evil": "caf\u00e9"},
             {"X-Evil": 123},
             {"X-Evil": None},
             {"X-Evil": ["a", "b"]},
@@ -383,12 +397,44 @@ class TestThroughTheHandlers:
             )
             assert_clear_4xx(answer, 400, field="headers")
         status, current = api(world, "GET", f"/webhooks/{created['id']}")
-        assert status == 200 and current["headers"] == {"X-A": "1"}
+        assert status == 200 and current["headers"] == {"X-A": "********"}
+        stored = WebhookRepository(world.services.tables.webhooks).get(
+            world.community.id, created["id"]
+        )
+        assert stored.headers == {"X-A": "1"}
 
-    def test_legitimate_header_values_are_kept(self, world: World) -> None:
-        headers = {"X-Api-Key": "k-123", "X-Note": "caf\u00e9\tok", "Authorization": "Bearer abc"}
+    def test_legitimate_header_values_are_kept_and_never_shown(self, world: World) -> None:
+        headers = {"X-Api-Key": "k-123", "X-Note": "cafe\tok", "Authorization": "Bearer abc"}
         status, created = api(world, "POST", "/webhooks", raw=json.dumps(_webhook(headers=headers)))
-        assert status == 201 and created["headers"] == headers
+        assert status == 201 and created["headers"] == dict.fromkeys(headers, "********")
+        stored = WebhookRepository(world.services.tables.webhooks).get(
+            world.community.id, created["id"]
+        )
+        assert stored.headers == headers
+
+    def test_a_read_back_mask_keeps_the_stored_value(self, world: World) -> None:
+        headers = {"X-Api-Key": "crm-key-123", "X-Old": "gone"}
+        status, created = api(world, "POST", "/webhooks", raw=json.dumps(_webhook(headers=headers)))
+        assert status == 201
+        status, fetched = api(world, "GET", f"/webhooks/{created['id']}")
+        sent_back = {"X-Api-Key": fetched["headers"]["X-Api-Key"], "X-New": "v"}
+        status, updated = api(
+            world,
+            "PUT",
+            f"/webhooks/{created['id']}",
+            raw=json.dumps({"headers": sent_back, "secret": fetched["secret"]}),
+        )
+        assert status == 200, updated
+        stored = WebhookRepository(world.services.tables.webhooks).get(
+            world.community.id, created["id"]
+        )
+        assert stored.headers == {"X-Api-Key": "crm-key-123", "X-New": "v"}
+        assert stored.secret == created["secret"]
+        # a mask for a header that has no stored value is refused
+        answer = api(
+            world, "POST", "/webhooks", raw=json.dumps(_webhook(headers={"X-B": "********"}))
+        )
+        assert_clear_4xx(answer, 400, field="headers")
 
     # -- query and path parameters -----------------------------------------------------------------
 

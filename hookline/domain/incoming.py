@@ -307,6 +307,8 @@ def _normalise(
     set (it is then shown once). Referenced spaces and courses must exist."""
     out: dict[str, Any] = {}
     new_secret = False
+    if webhooks.is_masked_secret(fields.get("signing_secret")):
+        fields = {k: v for k, v in fields.items() if k != "signing_secret"}
     if fields.get("name") is not None:
         out["name"] = validate_group_name(fields["name"])
     for name, kind in _GROUP_FIELDS:
