@@ -108,6 +108,29 @@ def _nested(depth: int) -> dict[str, Any]:
     return value
 
 
+def nested_multipart(depth: int) -> tuple[bytes, str]:
+    """A form whose one part is multipart/mixed, nested ``depth`` levels deep (1,100 fit 64 KB)."""
+    body = b'--0\r\nContent-Disposition: form-data; name="email"\r\n\r\na@b.example\r\n--0--\r\n'
+    for level in range(1, depth + 1):
+        head = f"--{level}\r\nContent-Type:multipart/mixed;boundary={level - 1}\r\n\r\n"
+        body = head.encode() + body  # unclosed, as a parser tolerates
+    return body, f"multipart/form-data; boundary={depth}"
+
+
+def many_nested_fields(count: int) -> tuple[bytes, str]:
+    """One top-level part holding ``count`` fields in a nested multipart/mixed."""
+    inner = b"".join(
+        f'--in\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nv\r\n'.encode()
+        for i in range(count)
+    )
+    body = (
+        b'--out\r\nContent-Disposition: form-data; name="email"\r\n\r\na@b.example\r\n'
+        b"--out\r\nContent-Type: multipart/mixed; boundary=in\r\n\r\n" + inner + b"--in--\r\n"
+        b"--out--\r\n"
+    )
+    return body, "multipart/form-data; boundary=out"
+
+
 def _inbound(token: str, body: bytes, content_type: str | None = "application/json") -> Any:
     event = inbound_event(token, body, content_type)
     response = load_handler("inbound")(event, LambdaContext("InboundFunction"))
@@ -234,6 +257,22 @@ class TestThroughTheHandlers:
         _, token = world.incoming()
         status, body = _inbound(token, b"[" * 30_000 + b"]" * 30_000)
         assert status == 400 and body["success"] is False
+
+    @pytest.mark.parametrize(
+        "shape", [nested_multipart(1100), nested_multipart(1), many_nested_fields(150)]
+    )
+    def test_nested_multipart_gets_400(self, world: World, shape: tuple[bytes, str]) -> None:
+        hook, token = world.incoming()
+        body, content_type = shape
+        assert len(body) < 64 * KB
+        status, answer = _inbound(token, body, content_type)
+        assert status == 400, answer
+        assert answer == {
+            "success": False,
+            "message": "Nested multipart parts are not supported; send flat form fields.",
+        }
+        assert world.directory().find_by_email("a@b.example") is None
+        assert world.logs(hook.id)[0].reason == "invalid_body"
 
     # -- values storage cannot hold ----------------------------------------------------------------
 
@@ -594,6 +633,19 @@ def test_http_wrong_content_type_gets_415(tenant: Tenant) -> None:
 def test_http_deep_nesting_gets_400(tenant: Tenant) -> None:
     response = _http(tenant, "/events", b"[" * 100_000 + b"]" * 100_000, "application/json")
     assert _assert_http_4xx(response, 400)["data"]["field"] == "body"
+
+
+def test_http_deeply_nested_multipart_gets_400(tenant: Tenant) -> None:
+    body, content_type = nested_multipart(1100)
+    response = requests.post(
+        tenant.stack.url(f"/v1/hooks/{tenant.token}"),
+        data=body,
+        headers={"Content-Type": content_type},
+        timeout=10,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["success"] is False
+    assert "Nested multipart" in response.json()["message"]
 
 
 def test_http_invalid_utf8_never_gets_a_5xx(tenant: Tenant) -> None:

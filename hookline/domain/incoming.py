@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -444,13 +445,38 @@ def log_view(entry: IncomingLog) -> dict[str, Any]:
 # -- request bodies ---------------------------------------------------------------------------
 
 
+_PART_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_MULTIPART_PART = re.compile(rb"(?im)^content-type:\s*multipart/")
+
+
+def _refuse_nested_parts(boundary: str, body: bytes) -> None:
+    """Refuse parts that are multipart themselves, and more parts than fields, before the email
+    parser recurses into them (deep nesting costs seconds of CPU, then a RecursionError)."""
+    chunks = body.split(b"--" + boundary.encode("latin-1", "replace"))[1:]
+    if len(chunks) > MAX_FIELDS + 1:  # the closing delimiter makes one more chunk
+        raise InvalidParam(f"Request body has more than {MAX_FIELDS} fields.", field="body")
+    for chunk in chunks:
+        part_head = _PART_HEAD_END.split(chunk, maxsplit=1)[0]
+        if _MULTIPART_PART.search(part_head):
+            raise InvalidParam(
+                "Nested multipart parts are not supported; send flat form fields.", field="body"
+            )
+
+
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
     if "\r" in content_type or "\n" in content_type:
         raise InvalidParam("Content-Type header is malformed.", field="Content-Type")
     head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not message.get_param("boundary"):
+    boundary = (
+        BytesParser(policy=policy.HTTP).parsebytes(head, headersonly=True).get_param("boundary")
+    )
+    if not boundary or not isinstance(boundary, str):
         raise InvalidParam("multipart/form-data needs a boundary parameter.", field="Content-Type")
+    _refuse_nested_parts(boundary, body)
+    try:
+        message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    except RecursionError as exc:  # a belt: nesting is refused above without parsing
+        raise InvalidParam("Nested multipart parts are not supported.", field="body") from exc
     if not message.is_multipart():
         if body.strip() in (b"", f"--{message.get_param('boundary')}--".encode()):
             return {}  # a form with no fields
