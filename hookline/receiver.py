@@ -125,6 +125,13 @@ def _verify_body(
         raise VerificationError("no matching signature")
 
 
+def _check_inputs(secret: str, body: bytes) -> None:
+    if not secret:
+        raise VerificationError("no secret configured")
+    if not isinstance(body, bytes | bytearray):
+        raise VerificationError("body must be the raw request bytes")
+
+
 def verify(
     headers: Mapping[str, str],
     body: bytes,
@@ -134,10 +141,7 @@ def verify(
     now: int | None = None,
 ) -> None:
     """Raise VerificationError unless ``body`` and ``headers`` were signed with ``secret``."""
-    if not secret:
-        raise VerificationError("no secret configured")
-    if not isinstance(body, bytes | bytearray):
-        raise VerificationError("body must be the raw request bytes")
+    _check_inputs(secret, body)
     found = _lower_keys(headers)
     current = int(time.time()) if now is None else int(now)
     if any(name in found for name in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)):
@@ -158,10 +162,7 @@ def verify_standard(
 ) -> SignedMessage:
     """The Standard Webhooks scheme only (its signature covers the id and the timestamp, so a
     replay can be told apart); returns what it covers. Raises VerificationError."""
-    if not secret:
-        raise VerificationError("no secret configured")
-    if not isinstance(body, bytes | bytearray):
-        raise VerificationError("body must be the raw request bytes")
+    _check_inputs(secret, body)
     current = int(time.time()) if now is None else int(now)
     return _verify_standard(_lower_keys(headers), bytes(body), secret, tolerance_seconds, current)
 
