@@ -88,9 +88,8 @@ def test_webhook_crud(community: dict[str, Any], lambda_context: Any) -> None:
         lambda_context,
     )
     assert status == 200
-    assert fetched["secret"] != created["secret"] and fetched["secret"].endswith(
-        created["secret"][-4:]
-    )
+    assert fetched["secret"] == "whsec_********"  # the kind of secret, nothing of its value
+    assert fetched["headers"] == {"X-Api-Key": "********"}
 
     status, patched = call_api(
         request("api-update-webhook.json", path=path, authorizer=_as(community)), lambda_context

@@ -146,7 +146,7 @@ def build_request(
     )
     taken = {name.lower() for name in headers} | webhooks.RESERVED_HEADERS
     for name, value in webhook.headers.items():
-        if name.lower() not in taken:
+        if name.lower() not in taken and not webhooks.is_reserved_header(name):
             headers[name] = value
             taken.add(name.lower())
     return body, headers
