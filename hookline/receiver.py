@@ -11,7 +11,8 @@ Either signature scheme is accepted: Standard Webhooks (``webhook-id``, ``webhoo
 ``webhook-signature``; the timestamp must be within ``tolerance_seconds`` of now, any ``v1``
 entry may match, which keeps a secret rotation seamless) or ``X-Hookline-Signature``
 (``sha256=<hex>`` of the raw body; when ``X-Hookline-Timestamp`` is present it must be within the
-tolerance too). When the Standard Webhooks headers are present they are the ones checked.
+tolerance too; during a secret rotation ``X-Hookline-Signature-Next`` may match instead). When the
+Standard Webhooks headers are present they are the ones checked.
 Checks fail closed: no secret, no signature or an unparsable header is a failure.
 """
 
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from hookline.domain.signing import (
     BODY_SIGNATURE_PREFIX,
     HEADER_BODY_SIGNATURE,
+    HEADER_BODY_SIGNATURE_NEXT,
     HEADER_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
@@ -112,9 +114,14 @@ def _verify_body(
     timestamp = found.get(HEADER_BODY_TIMESTAMP.lower())
     if timestamp is not None:
         _check_time(timestamp, tolerance_seconds, now)
-    expected = body_signature(secret, body)
-    normalized = BODY_SIGNATURE_PREFIX + given[len(BODY_SIGNATURE_PREFIX) :].lower()
-    if not hmac.compare_digest(normalized.encode(), expected.encode()):
+    expected = body_signature(secret, body).encode()
+    candidates = [given, found.get(HEADER_BODY_SIGNATURE_NEXT.lower(), "").strip()]
+    matched = False
+    for candidate in candidates:
+        if candidate.lower().startswith(BODY_SIGNATURE_PREFIX):
+            normalized = BODY_SIGNATURE_PREFIX + candidate[len(BODY_SIGNATURE_PREFIX) :].lower()
+            matched |= hmac.compare_digest(normalized.encode(), expected)
+    if not matched:
         raise VerificationError("no matching signature")
 
 

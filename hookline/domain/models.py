@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 WebhookStatus = Literal["active", "inactive"]
 WebhookFormat = Literal["json", "slack", "discord"]
+Scope = Literal["admin", "publish", "read"]
 DeliveryState = Literal["pending", "delivered", "retrying", "failed", "cancelled"]
 
 
@@ -29,9 +30,18 @@ class ApiKey(Record):
     name: str
     prefix: str
     key_hash: str
+    #: admin: everything of the community; publish: POST events only; read: GET only.
+    scopes: list[Scope] = Field(default_factory=lambda: list[Scope](["admin"]))
     created_at: str
     revoked_at: str | None = None
     last_used_at: str | None = None
+
+
+class PreviousSecret(Record):
+    """A replaced secret that keeps signing until ``expires_at`` (a rotation's promise)."""
+
+    secret: str
+    expires_at: str
 
 
 class Webhook(Record):
@@ -42,12 +52,14 @@ class Webhook(Record):
     events: list[str]
     status: WebhookStatus = "active"
     secret: str | None = None
-    previous_secret: str | None = None
-    previous_secret_expires_at: str | None = None
+    #: Secrets still in a rotation's overlap, oldest first (hookline.domain.rotation).
+    previous_secrets: list[PreviousSecret] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
     retry_count: int = 3
     description: str = ""
     format: WebhookFormat = "json"
+    #: An EventBridge pattern over the delivered payload (hookline.domain.filters); None: all.
+    filter: dict[str, Any] | None = None
     last_triggered_at: str | None = None
     last_error: str | None = None
     disabled_reason: str | None = None
@@ -55,6 +67,21 @@ class Webhook(Record):
     permanent_failures: int = 0
     created_at: str
     updated_at: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_single_previous_secret(cls, data: Any) -> Any:
+        # Items written before rotations could overlap held one previous_secret.
+        if (
+            isinstance(data, dict)
+            and data.get("previous_secret")
+            and not data.get("previous_secrets")
+        ):
+            expires_at = data.get("previous_secret_expires_at")
+            if expires_at:
+                folded = {"secret": data["previous_secret"], "expires_at": expires_at}
+                data = {**data, "previous_secrets": [folded]}
+        return data
 
     @property
     def is_active(self) -> bool:
