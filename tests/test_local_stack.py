@@ -18,13 +18,17 @@ import requests
 
 from hookline.local import lambdas
 from hookline.local.apigw import match_route, policy_allows
-from hookline.local.blueprint import DEFAULT_ROUTES, Route, StreamSource, load_blueprint
+from hookline.local.blueprint import Route, StreamSource, load_blueprint
 from hookline.local.lambdas import FunctionError, Functions
 from hookline.local.poller import EventSourceMapping, pattern_matches
 from hookline.local.scheduler import LocalRetryScheduler
 from tests.localstack_fixtures import local_stack  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
+PROXY_ROUTES = (
+    Route("POST", "/v1/hooks/{token}", "inbound", authorized=False),
+    Route("ANY", "/v1/{proxy+}", "api", authorized=True),
+)
 EVENTS = REPO / "events"
 
 
@@ -404,7 +408,7 @@ def test_routes_pick_the_most_specific_resource():
     assert match_route(routes, "POST", "/v1/hooks/tok/extra") is None
     assert match_route(routes, "GET", "/v1/hooks/tok") is None
     # Without a template the stack falls back to one greedy API route.
-    route, params = match_route(DEFAULT_ROUTES, "GET", "/v1/x/y") or (None, None)
+    route, params = match_route(PROXY_ROUTES, "GET", "/v1/x/y") or (None, None)
     assert route is not None and params == {"proxy": "x/y"}
 
 

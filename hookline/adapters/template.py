@@ -1,9 +1,10 @@
 """Reads template.yaml: the tables, parameter defaults and the retry state machine definition.
 
-The local stack and the tests build their DynamoDB tables from here instead of restating keys,
-indexes and streams. The template uses CloudFormation tags (!Ref, !GetAtt, !Sub), so it is read
-with cfn-lint's loader, imported lazily: the Lambda layer never imports cfn-lint (and ships no
-template.yaml).
+The one reader of template.yaml: the local stack and the tests build their DynamoDB tables, the
+local API and the functions' environment from here instead of restating them. The template uses
+CloudFormation's short-form tags (!Ref, !GetAtt, !Sub), read as their long forms ({"Ref": ...},
+{"Fn::GetAtt": [...]}) by a PyYAML safe loader imported lazily. Development only: the Lambda
+layer does not ship this module (nor template.yaml).
 """
 
 from __future__ import annotations
@@ -61,12 +62,32 @@ def _path(path: Path | str | None) -> Path:
     return Path(path) if path is not None else TEMPLATE_PATH
 
 
+def _intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
+    """A short-form tag (!Ref X, !GetAtt A.B, !Sub ..., !If [...]) as its long form."""
+    import yaml
+
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    return {name: value}
+
+
 @lru_cache(maxsize=8)
 def _load_cached(path: Path, mtime_ns: int) -> dict[str, Any]:
-    from cfnlint.decode import cfn_yaml  # lazy: cfn-lint is a local/dev dependency only
+    import yaml  # lazy: PyYAML is a local/dev dependency only
 
-    loaded = cfn_yaml.load(str(path))
-    # cfn-lint returns its own node types (dict_node, str_node); plain JSON values are simpler.
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", _intrinsic)
+    with path.open(encoding="utf-8") as handle:
+        loaded = yaml.load(handle, Loader=Loader)  # noqa: S506 (a SafeLoader subclass)
     result: dict[str, Any] = json.loads(json.dumps(loaded))
     return result
 

@@ -12,7 +12,6 @@ moto and the process environment are process-wide, so one LocalStack runs at a t
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sys
@@ -31,7 +30,7 @@ from hookline.local.asl import Execution
 from hookline.local.blueprint import Blueprint, load_blueprint
 from hookline.local.inspector import BinTargets, Inspector, targets_bin
 from hookline.local.poller import EventSourceMapping, Record, StreamReader, StreamTail
-from hookline.local.scheduler import LocalRetryScheduler, definition_path
+from hookline.local.scheduler import LocalRetryScheduler
 from hookline.local.server import LocalHttpServer, serve_in_thread
 
 T = TypeVar("T")
@@ -298,13 +297,9 @@ class LocalStack:
     def _retry_definition(self, functions: lambdas.Functions) -> dict[str, Any]:
         """statemachine/retry.asl.json with the template's DefinitionSubstitutions applied."""
         attempt_arn = lambdas.function_arn(functions.config("attempt").function_name)
-        try:
-            from hookline.adapters.template import retry_state_machine_definition
-
-            text = retry_state_machine_definition(attempt_arn)
-        except (KeyError, FileNotFoundError):
-            text = definition_path().read_text().replace("${AttemptFunctionArn}", attempt_arn)
-        definition: dict[str, Any] = json.loads(text)
+        definition: dict[str, Any] = json.loads(
+            template.retry_state_machine_definition(attempt_arn)
+        )
         return definition
 
     def _ensure_wiring(self) -> None:
@@ -454,20 +449,16 @@ class _Router:
             return self.stack.inspector.handle(request)
         path = gateway.strip_stage(request.path)
         if path in DOC_PATHS and request.method in ("GET", "HEAD"):
-            docs = self.docs(path)
-            if docs is not None:
-                return docs
+            return self.docs(path)
         response = gateway.handle(request)
         self.stack.console.failed_call(request, response)
         return response
 
-    def docs(self, path: str) -> HttpResponse | None:
-        """The OpenAPI document and Swagger UI from hookline.api.openapi (None when that module
-        is missing: the request then goes to API Gateway like any other)."""
-        try:
-            openapi = importlib.import_module("hookline.api.openapi")
-        except ImportError:
-            return None
+    def docs(self, path: str) -> HttpResponse:
+        """The OpenAPI document and Swagger UI from hookline.api.openapi (imported on first use:
+        it is heavy)."""
+        from hookline.api import openapi
+
         if path == "/v1/docs":
             page = openapi.swagger_ui_html("/v1/openapi.json")
             return HttpResponse(200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
