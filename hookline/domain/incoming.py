@@ -18,8 +18,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email import policy
-from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl
@@ -445,6 +443,11 @@ def log_view(entry: IncomingLog) -> dict[str, Any]:
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
     if "\r" in content_type or "\n" in content_type:
         raise InvalidParam("Content-Type header is malformed.", field="Content-Type")
+    # Imported here: the email package's header machinery is a good share of a cold start, and
+    # only multipart bodies need it.
+    from email import policy
+    from email.parser import BytesParser
+
     head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
     message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
     if not message.get_param("boundary"):
