@@ -225,6 +225,35 @@ def table_environment(
     }
 
 
+def static_value(template: dict[str, Any], node: Any, default: Any = None) -> Any:
+    """A property's value as far as a static reading can tell: a literal as it is, a Ref to a
+    parameter as the parameter's Default; anything else (a Ref to a resource, an Fn::
+    intrinsic, an absent value) is ``default``."""
+    if isinstance(node, dict) and set(node) == {"Ref"}:
+        parameter = (template.get("Parameters") or {}).get(node["Ref"]) or {}
+        return parameter.get("Default", default)
+    if node is None or (isinstance(node, dict) and any(key.startswith("Fn::") for key in node)):
+        return default
+    return node
+
+
+def function_environment(template: dict[str, Any]) -> dict[str, str]:
+    """The functions' Globals environment with parameters at their defaults, as strings (booleans
+    lower-case). Variables whose value a static reading cannot tell (e.g. a table's name, a Ref
+    to a resource) are left out."""
+    variables = (
+        ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    ).get("Variables") or {}
+    env: dict[str, str] = {}
+    for name, node in variables.items():
+        value = static_value(template, node)
+        if isinstance(value, bool):
+            env[name] = str(value).lower()
+        elif isinstance(value, str | int | float):
+            env[name] = str(value)
+    return env
+
+
 def parameter_default(name: str, path: Path | str | None = None) -> str:
     """A template parameter's Default, as a string (CloudFormation passes parameters as
     strings). KeyError when the parameter or its default is absent."""

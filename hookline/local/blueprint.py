@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hookline.adapters.template import load_template as read_template
+from hookline.adapters.template import static_value
 from hookline.local.lambdas import FUNCTIONS, FunctionConfig, default_function_name, repo_root
 
 DEFAULT_AUTHORIZER_CACHE_TTL = 30
@@ -77,24 +79,17 @@ def load_template(path: Path | None = None) -> dict[str, Any] | None:
     path = path or template_path()
     if not path.is_file():
         return None
-    from hookline.adapters.template import load_template as read
-
-    return read(path)
+    return read_template(path)
 
 
 class _Resolver:
-    """Resolves the few intrinsics a static reading can: Ref to a parameter's default."""
+    """A template's values as far as a static reading can tell (hookline.adapters.template)."""
 
     def __init__(self, template: dict[str, Any]) -> None:
-        self.parameters: dict[str, Any] = template.get("Parameters") or {}
+        self.template = template
 
     def value(self, node: Any, default: Any = None) -> Any:
-        if isinstance(node, dict) and set(node) == {"Ref"}:
-            param = self.parameters.get(node["Ref"]) or {}
-            return param.get("Default", default)
-        if isinstance(node, dict) and any(key.startswith("Fn::") for key in node):
-            return default
-        return default if node is None else node
+        return static_value(self.template, node, default)
 
 
 def _int(value: Any, default: int) -> int:
@@ -180,26 +175,10 @@ def _gateway_responses(api: dict[str, Any], ref: _Resolver) -> dict[str, Gateway
     return found
 
 
-def _parameter_default(name: str) -> Any:
-    """hookline.adapters.template.parameter_default when that module offers it."""
-    try:
-        from hookline.adapters import template as template_adapter
-    except ImportError:
-        return None
-    reader = getattr(template_adapter, "parameter_default", None)
-    if reader is None:
-        return None
-    try:
-        return reader(name)
-    except (KeyError, LookupError, ValueError):
-        return None
-
-
 def load_blueprint(path: Path | None = None) -> Blueprint:
     template = load_template(path)
     if template is None:
-        ttl = _int(_parameter_default("AuthorizerCacheTtlSeconds"), DEFAULT_AUTHORIZER_CACHE_TTL)
-        return Blueprint(routes=DEFAULT_ROUTES, authorizer_cache_ttl=ttl)
+        return Blueprint(routes=DEFAULT_ROUTES)
     ref = _Resolver(template)
     resources = template.get("Resources") or {}
     api = next(
@@ -217,14 +196,9 @@ def load_blueprint(path: Path | None = None) -> Blueprint:
     )
     identity = authorizer.get("Identity") or {}
     ttl = ref.value(
-        identity.get("ReauthorizeEvery"), _parameter_default("AuthorizerCacheTtlSeconds")
+        identity.get("ReauthorizeEvery"),
+        ref.value({"Ref": "AuthorizerCacheTtlSeconds"}, DEFAULT_AUTHORIZER_CACHE_TTL),
     )
-    if ttl is None:
-        ttl = (
-            (template.get("Parameters") or {})
-            .get("AuthorizerCacheTtlSeconds", {})
-            .get("Default", DEFAULT_AUTHORIZER_CACHE_TTL)
-        )
     headers = identity.get("Headers") or ["Authorization"]
     binary = ref.value(api.get("BinaryMediaTypes"), None)
     stage = ref.value(api.get("StageName"), "dev")

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hookline import clock
 from hookline.local.apigw import HttpRequest, HttpResponse, error_response
+from hookline.receiver import VerificationError, verify
 
 PREFIX = "/_inspect"
 KEEP_PER_NAME = 100
@@ -83,10 +84,6 @@ def check_signature(
     usable = [s for s in secrets if s]
     if not usable:
         return {"verified": None, "scheme": scheme, "reason": "the webhook has no secret"}
-    try:
-        from hookline.receiver import VerificationError, verify
-    except ImportError:
-        return {"verified": None, "scheme": scheme, "reason": "hookline.receiver is not available"}
     reason = "signature did not verify"
     for secret in usable:
         try:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hookline.adapters.stepfunctions import execution_name
 from hookline.local.asl import Execution, StateMachine, TaskError
 from hookline.local.lambdas import (
     FUNCTIONS,
@@ -39,15 +40,6 @@ Listener = Callable[[Execution, str, float], None]
 
 def definition_path() -> Path:
     return repo_root() / "statemachine" / "retry.asl.json"
-
-
-def execution_name(delivery_id: str, attempt: int) -> str:
-    """The deployed scheduler's execution name when available, so idempotency matches."""
-    try:
-        from hookline.adapters.stepfunctions import execution_name as deployed
-    except ImportError:
-        return f"{delivery_id}-a{attempt}"
-    return deployed(delivery_id, attempt)
 
 
 class LocalRetryScheduler:

@@ -12,7 +12,6 @@ moto and the process environment are process-wide, so one LocalStack runs at a t
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from hookline import clock, ids
+from hookline.adapters.template import function_environment
 from hookline.local import aws, lambdas
 from hookline.local.apigw import ApiGateway, HttpRequest, HttpResponse
 from hookline.local.asl import Execution
@@ -287,22 +287,7 @@ class LocalStack:
         """The template's Globals environment with parameters at their defaults (references to
         resources are left to the local values set afterwards)."""
         template = load_template()
-        if template is None:
-            return {}
-        parameters = template.get("Parameters") or {}
-        variables = (
-            ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
-        ).get("Variables") or {}
-        env: dict[str, str] = {}
-        for name, value in variables.items():
-            if isinstance(value, dict) and set(value) == {"Ref"}:
-                param = parameters.get(value["Ref"])
-                if param is None or "Default" not in param:
-                    continue
-                value = param["Default"]
-            if isinstance(value, str | int | float | bool):
-                env[name] = str(value).lower() if isinstance(value, bool) else str(value)
-        return env
+        return function_environment(template) if template is not None else {}
 
     def _retry_definition(self, functions: lambdas.Functions) -> dict[str, Any]:
         """statemachine/retry.asl.json with the template's DefinitionSubstitutions applied."""
@@ -472,18 +457,14 @@ class _Router:
             return self.stack.inspector.handle(request)
         path = gateway.strip_stage(request.path)
         if path in DOC_PATHS and request.method in ("GET", "HEAD"):
-            docs = self.docs(path)
-            if docs is not None:
-                return docs
+            return self.docs(path)
         return gateway.handle(request)
 
-    def docs(self, path: str) -> HttpResponse | None:
-        """The OpenAPI document and Swagger UI from hookline.api.openapi (None when that module
-        is missing: the request then goes to API Gateway like any other)."""
-        try:
-            openapi = importlib.import_module("hookline.api.openapi")
-        except ImportError:
-            return None
+    def docs(self, path: str) -> HttpResponse:
+        """The OpenAPI document and Swagger UI, generated here by hookline.api.openapi (imported
+        on the first request for them: the generator is development-only)."""
+        from hookline.api import openapi
+
         if path == "/v1/docs":
             page = openapi.swagger_ui_html("/v1/openapi.json")
             return HttpResponse(200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
