@@ -13,7 +13,9 @@ DeliveryState = Literal["pending", "delivered", "retrying", "failed", "cancelled
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Validators are built on first use, not at import: a handler's cold start builds only the
+    # records its first request touches.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class Community(Record):

@@ -35,7 +35,7 @@ READ_ONLY = frozenset(
 class WebhookFields(BaseModel):
     """Any subset of a webhook's writable fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str | None = Field(default=None, max_length=200, examples=["Slack #community"])
     url: str | None = Field(default=None, max_length=2048, examples=["https://example.com/hooks"])
