@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.browser.support import AXE, PortalPage
-from tests.localstack_fixtures import LocalStackHandle, start_local_stack
+from tests.localstack_fixtures import LocalStackHandle, local_stack  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -20,15 +20,6 @@ def _require_browser() -> str:
     if chromium is None or not AXE.is_file():
         pytest.fail("browser tests need `make browser-deps` (chromium, playwright, axe-core)")
     return chromium
-
-
-@pytest.fixture(scope="module")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle]:
-    stack = start_local_stack(data_dir=tmp_path_factory.mktemp("hookline-portal"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +36,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def portal(browser: Any, local_stack: LocalStackHandle) -> Iterator[PortalPage]:
+def portal(browser: Any, local_stack: LocalStackHandle) -> Iterator[PortalPage]:  # noqa: F811
     """A fresh desktop-sized context (no storage shared with other tests). axe is injected
     through Playwright, so this context bypasses the page's CSP; test_csp checks the CSP."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)

@@ -11,7 +11,14 @@ import requests
 
 from tests.browser.support import PortalPage, eventually
 from tests.localstack_fixtures import LocalStackHandle
-from tests.portal_helpers import Tenant, link_parts, new_community, portal_session
+from tests.portal_helpers import (
+    Tenant,
+    admin_post,
+    inspector_webhook,
+    link_parts,
+    new_community,
+    portal_session,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -22,14 +29,8 @@ def tenant(local_stack: LocalStackHandle) -> Tenant:
 
 
 def _publish(stack: LocalStackHandle, tenant: Tenant, title: str) -> str:
-    answer = requests.post(
-        stack.url(f"/v1/communities/{tenant.id}/events"),
-        headers=stack.headers(tenant.key),
-        json={"event": "post.created", "data": {"post_id": 1, "title": title}},
-        timeout=10,
-    )
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["id"])
+    body = {"event": "post.created", "data": {"post_id": 1, "title": title}}
+    return str(admin_post(stack, tenant, "/events", body)["id"])
 
 
 def _received(stack: LocalStackHandle, bin_name: str, event: str) -> list[dict[str, Any]]:
@@ -145,17 +146,7 @@ def test_webhook_flow(portal: PortalPage, local_stack: LocalStackHandle, tenant:
     assert "Recover failed" not in recovered.inner_text()
 
     # Active off: nothing is delivered to it (a second webhook shows the event went out).
-    sentinel = requests.post(
-        local_stack.url(f"/v1/communities/{tenant.id}/webhooks"),
-        headers=local_stack.headers(tenant.key),
-        json={
-            "name": "Sentinel",
-            "url": local_stack.inspector_url("portal-sentinel"),
-            "events": ["post.created"],
-        },
-        timeout=10,
-    )
-    assert sentinel.status_code == 201
+    inspector_webhook(local_stack, tenant, "Sentinel", "portal-sentinel", ["post.created"])
     page.get_by_role("link", name="Webhooks").first.click()
     portal.heading("Webhooks").wait_for()
     crm_row = page.get_by_role("row").filter(has_text="CRM")
@@ -263,22 +254,8 @@ def test_incoming_webhook_flow(
 def test_every_screen_fits_375_px_and_passes_axe(
     browser: Any, local_stack: LocalStackHandle, tenant: Tenant
 ) -> None:
-    hook = requests.post(
-        local_stack.url(f"/v1/communities/{tenant.id}/webhooks"),
-        headers=local_stack.headers(tenant.key),
-        json={
-            "name": "Narrow",
-            "url": local_stack.inspector_url("narrow-with-a-long-name"),
-            "events": ["post.*"],
-        },
-        timeout=10,
-    ).json()["id"]
-    incoming = requests.post(
-        local_stack.url(f"/v1/communities/{tenant.id}/incoming-webhooks"),
-        headers=local_stack.headers(tenant.key),
-        json={"name": "Narrow form"},
-        timeout=10,
-    ).json()["id"]
+    hook = inspector_webhook(local_stack, tenant, "Narrow", "narrow-with-a-long-name", ["post.*"])
+    incoming = admin_post(local_stack, tenant, "/incoming-webhooks", {"name": "Narrow form"})["id"]
     _publish(
         local_stack, tenant, "A title long enough to wrap on a narrow phone screen, twice over"
     )
@@ -336,12 +313,7 @@ def test_keyboard_only(portal: PortalPage, local_stack: LocalStackHandle, tenant
 def test_read_only_session_shows_and_changes_nothing(
     portal: PortalPage, local_stack: LocalStackHandle, tenant: Tenant
 ) -> None:
-    made = requests.post(
-        local_stack.url(f"/v1/communities/{tenant.id}/webhooks"),
-        headers=local_stack.headers(tenant.key),
-        json={"name": "Watched", "url": local_stack.inspector_url("watched"), "events": ["*"]},
-        timeout=10,
-    ).json()
+    watched = inspector_webhook(local_stack, tenant, "Watched", "watched", ["*"])
     page = portal.page
     portal.open(portal_session(local_stack, tenant, read_only=True)["url"])
     portal.heading("Webhooks").wait_for()
@@ -357,7 +329,7 @@ def test_read_only_session_shows_and_changes_nothing(
     # The server refuses what the page does not offer.
     token = page.evaluate("JSON.parse(sessionStorage.getItem('hookline.portal.session')).token")
     refused = requests.patch(
-        local_stack.url(f"/v1/communities/{tenant.id}/webhooks/{made['id']}"),
+        local_stack.url(f"/v1/communities/{tenant.id}/webhooks/{watched}"),
         headers={"Authorization": f"Bearer {token}"},
         json={"is_active": False},
         timeout=10,
