@@ -53,7 +53,7 @@ export async function webhookList(main, portal) {
         h("th", { scope: "row", "data-label": "Name" }, h("a", { href: `#/webhooks/${hook.id}` }, hook.name || hook.id)),
         h("td", { "data-label": "URL host" }, hostOf(hook.url)),
         h("td", { "data-label": "Events" }, hook.events.join(", ")),
-        h("td", { "data-label": "Active" }, h("label", { class: "switch" }, toggle, " Active")),
+        h("td", {}, h("label", { class: "switch" }, toggle, " Active")),
         last,
         h("td", { "data-label": "Last error" }, hook.last_error || "—"),
       ),
