@@ -114,5 +114,22 @@ class Sender(Protocol):
     ) -> AttemptOutcome: ...
 
 
+class RateLimiter(Protocol):
+    """Spaces the sends of each key (a webhook) with state every process shares.
+
+    Times are epoch milliseconds. A reservation is a promise: whoever reserved a slot sends at
+    it, so callers reserve only when they are about to send.
+    """
+
+    def reserve(self, key: str, interval_ms: int, *, now_ms: int) -> int:
+        """Claim the key's next send slot: ``interval_ms`` after the slot claimed before it, and
+        not before a hold. Returns the slot, never earlier than ``now_ms``."""
+        ...
+
+    def hold(self, key: str, until_ms: int) -> None:
+        """No slot for ``key`` before ``until_ms`` (a receiver's Retry-After); never shortens."""
+        ...
+
+
 class Mailer(Protocol):
     def send(self, *, to: str, subject: str, text: str) -> None: ...
