@@ -167,3 +167,28 @@ def test_test_pings_and_resends_are_not_paced(memory_services: wiring.Services) 
         rx.wait_for(2)
     assert time.monotonic() - started < 5
     assert first.attempt.rate_limit_wait_ms == 0 and second.attempt.rate_limit_wait_ms == 0
+
+
+def test_a_turn_too_far_off_is_handed_back_untouched(memory_services: wiring.Services) -> None:
+    community, _ = make_community(memory_services)
+    with Receiver() as rx:
+        hook = make_webhook(memory_services, community.id, rx.url_for("/h"), rate_limit=0.1)
+        ctx = delivery_context(memory_services)
+        first, second = make_event(community), make_event(community)
+        deliveries = [new_delivery(e, hook) for e in (first, second)]
+        for delivery in deliveries:
+            ctx.deliveries.create(delivery, expires_at=ctx.expires_at())
+        attempt_and_record(ctx, deliveries[0], hook, first, 1, wait_at_most=5)
+        started = time.monotonic()
+        with pytest.raises(pacing.NotYet) as handed_back:
+            attempt_and_record(ctx, deliveries[1], hook, second, 1, wait_at_most=5)
+        assert time.monotonic() - started < 1
+        rx.wait_for(1)
+        time.sleep(0.1)
+        assert len(rx.requests) == 1
+    # The next slot is 10 s off: come back when it is about half the horizon away.
+    assert handed_back.value.retry_in_seconds in (7, 8)
+    assert ctx.deliveries.attempts(deliveries[1].id) == []
+    assert ctx.deliveries.find(deliveries[1].id) == deliveries[1]
+    # Nothing was claimed: the next free slot is still the one 10 s after the first send.
+    assert handed_back.value.turn.slot_ms - handed_back.value.turn.reserved_at_ms <= 10_000

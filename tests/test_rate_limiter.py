@@ -14,9 +14,10 @@ from hookline.adapters import template
 from hookline.adapters.memory import MemoryRateLimiter
 from hookline.adapters.rate_limiter import DynamoRateLimiter
 from hookline.local.aws import MotoSession
-from hookline.ports import RateLimiter
+from hookline.ports import RateLimiter, Slot
 
 NOW = 1_800_000_000_000
+ANY_TIME = 10**12
 
 
 @pytest.fixture
@@ -40,47 +41,53 @@ def limiter(request: pytest.FixtureRequest) -> RateLimiter:
     return DynamoRateLimiter(table)
 
 
+def _take(limiter: RateLimiter, key: str, interval_ms: int, now_ms: int) -> int:
+    slot = limiter.reserve(key, interval_ms, now_ms=now_ms, horizon_ms=ANY_TIME)
+    assert slot.taken
+    return slot.at_ms
+
+
 def test_slots_are_spaced_by_the_interval(limiter: RateLimiter) -> None:
-    slots = [limiter.reserve("wh_1", 500, now_ms=NOW) for _ in range(5)]
+    slots = [_take(limiter, "wh_1", 500, NOW) for _ in range(5)]
     assert slots == [NOW, NOW + 500, NOW + 1000, NOW + 1500, NOW + 2000]
 
 
 def test_keys_are_paced_separately(limiter: RateLimiter) -> None:
-    assert limiter.reserve("wh_1", 1000, now_ms=NOW) == NOW
-    assert limiter.reserve("wh_2", 1000, now_ms=NOW) == NOW
-    assert limiter.reserve("wh_1", 1000, now_ms=NOW) == NOW + 1000
+    assert _take(limiter, "wh_1", 1000, NOW) == NOW
+    assert _take(limiter, "wh_2", 1000, NOW) == NOW
+    assert _take(limiter, "wh_1", 1000, NOW) == NOW + 1000
 
 
 def test_an_idle_key_sends_at_once(limiter: RateLimiter) -> None:
-    limiter.reserve("wh_1", 1000, now_ms=NOW)
+    _take(limiter, "wh_1", 1000, NOW)
     later = NOW + 60_000
-    assert limiter.reserve("wh_1", 1000, now_ms=later) == later
-    assert limiter.reserve("wh_1", 1000, now_ms=later) == later + 1000
+    assert _take(limiter, "wh_1", 1000, later) == later
+    assert _take(limiter, "wh_1", 1000, later) == later + 1000
 
 
 def test_a_reservation_never_lies_in_the_past(limiter: RateLimiter) -> None:
-    assert limiter.reserve("wh_1", 1000, now_ms=NOW) == NOW
+    assert _take(limiter, "wh_1", 1000, NOW) == NOW
     # Half-way through the interval: the next slot is still one interval after the last.
-    assert limiter.reserve("wh_1", 1000, now_ms=NOW + 400) == NOW + 1000
+    assert _take(limiter, "wh_1", 1000, NOW + 400) == NOW + 1000
 
 
 def test_a_hold_delays_the_next_slots_and_never_shortens(limiter: RateLimiter) -> None:
     limiter.hold("wh_1", NOW + 30_000)
     limiter.hold("wh_1", NOW + 10_000)  # an earlier hold does not undo the later one
-    assert limiter.reserve("wh_1", 1000, now_ms=NOW) == NOW + 30_000
-    assert limiter.reserve("wh_1", 1000, now_ms=NOW) == NOW + 31_000
+    assert _take(limiter, "wh_1", 1000, NOW) == NOW + 30_000
+    assert _take(limiter, "wh_1", 1000, NOW) == NOW + 31_000
 
 
 def test_a_hold_applies_to_unpaced_keys_too(limiter: RateLimiter) -> None:
     limiter.hold("wh_1", NOW + 5000)
-    assert limiter.reserve("wh_1", 0, now_ms=NOW) == NOW + 5000
-    assert limiter.reserve("wh_1", 0, now_ms=NOW) == NOW + 5000
-    assert limiter.reserve("wh_1", 0, now_ms=NOW + 6000) == NOW + 6000
+    assert _take(limiter, "wh_1", 0, NOW) == NOW + 5000
+    assert _take(limiter, "wh_1", 0, NOW) == NOW + 5000
+    assert _take(limiter, "wh_1", 0, NOW + 6000) == NOW + 6000
 
 
 def test_concurrent_reservations_get_distinct_slots(limiter: RateLimiter) -> None:
     def reserve(_: Any) -> int:
-        return limiter.reserve("wh_busy", 100, now_ms=NOW)
+        return _take(limiter, "wh_busy", 100, NOW)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         slots = sorted(pool.map(reserve, range(40)))
@@ -90,11 +97,27 @@ def test_concurrent_reservations_get_distinct_slots(limiter: RateLimiter) -> Non
 def test_dynamodb_state_is_shared_between_limiter_instances(moto_webhooks_table: str) -> None:
     """Two processes (two adapters) see one pace: the state is in the table."""
     first, second = DynamoRateLimiter(moto_webhooks_table), DynamoRateLimiter(moto_webhooks_table)
-    assert first.reserve("wh_1", 1000, now_ms=NOW) == NOW
-    assert second.reserve("wh_1", 1000, now_ms=NOW) == NOW + 1000
+    assert _take(first, "wh_1", 1000, NOW) == NOW
+    assert _take(second, "wh_1", 1000, NOW) == NOW + 1000
     second.hold("wh_1", NOW + 9000)
-    assert first.reserve("wh_1", 1000, now_ms=NOW) == NOW + 9000
+    assert _take(first, "wh_1", 1000, NOW) == NOW + 9000
     item = boto3.resource("dynamodb", region_name="us-east-1").Table(moto_webhooks_table)
     stored = item.get_item(Key={"pk": "RATE#wh_1", "sk": "RATE"})["Item"]
     assert int(stored["next_ms"]) == NOW + 10_000
     assert int(stored["expires_at"]) > NOW // 1000
+
+
+def test_a_slot_beyond_the_horizon_is_not_claimed(limiter: RateLimiter) -> None:
+    for _ in range(3):
+        _take(limiter, "wh_1", 1000, NOW)  # slots NOW, +1 s, +2 s; the next free one is +3 s
+    refused = limiter.reserve("wh_1", 1000, now_ms=NOW, horizon_ms=3000)
+    assert refused == Slot(NOW + 3000, taken=False)
+    # Refusing claimed nothing: with a longer horizon the same slot is taken.
+    assert limiter.reserve("wh_1", 1000, now_ms=NOW, horizon_ms=3001) == Slot(NOW + 3000)
+    # An idle key is always served at once, whatever the horizon.
+    assert limiter.reserve("wh_2", 1000, now_ms=NOW, horizon_ms=0) == Slot(NOW)
+
+
+def test_a_hold_beyond_the_horizon_is_reported(limiter: RateLimiter) -> None:
+    limiter.hold("wh_1", NOW + 60_000)
+    assert limiter.reserve("wh_1", 0, now_ms=NOW, horizon_ms=10_000) == Slot(NOW + 60_000, False)

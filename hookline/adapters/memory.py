@@ -11,7 +11,7 @@ from typing import Any
 
 from hookline.adapters import cursor as cursors
 from hookline.errors import ConditionFailed
-from hookline.ports import Item, Page, Query
+from hookline.ports import Item, Page, Query, Slot
 
 
 def _matches(item: Item, expect: Mapping[str, Any]) -> bool:
@@ -152,11 +152,13 @@ class MemoryRateLimiter:
         self._next: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def reserve(self, key: str, interval_ms: int, *, now_ms: int) -> int:
+    def reserve(self, key: str, interval_ms: int, *, now_ms: int, horizon_ms: int) -> Slot:
         with self._lock:
             slot = max(self._next.get(key, now_ms), now_ms)
+            if slot > now_ms and slot >= now_ms + horizon_ms:
+                return Slot(slot, taken=False)
             self._next[key] = slot + interval_ms
-            return slot
+            return Slot(slot)
 
     def hold(self, key: str, until_ms: int) -> None:
         with self._lock:

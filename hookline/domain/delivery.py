@@ -184,15 +184,17 @@ def attempt_and_record(
     attempt: int,
     *,
     paced: bool = True,
+    wait_at_most: float | None = None,
 ) -> AttemptResult:
     """``attempt_delivery``, also returning the delivery as stored after the attempt.
 
     A paced attempt first waits for the webhook's turn (its rate limit, or a Retry-After it was
-    given); the attempt records that wait. ``paced=False`` sends at once (test pings).
+    given), and records that wait; a turn more than ``wait_at_most`` seconds off raises
+    pacing.NotYet before anything is sent or written. ``paced=False`` sends at once.
     """
     waited_ms = (
-        pacing.wait_for(
-            pacing.take_turn(ctx.rate_limiter, webhook), webhook, stage=ctx.settings.stage
+        pacing.wait_turn(
+            ctx.rate_limiter, webhook, stage=ctx.settings.stage, horizon_seconds=wait_at_most
         )
         if paced
         else 0

@@ -44,32 +44,77 @@ def is_paced(webhook: Webhook, now: datetime) -> bool:
     return webhook.throttled_until is not None and clock.parse_iso(webhook.throttled_until) > now
 
 
+#: Turns nearer than this are waited for in process; further ones are handed back (NotYet).
+MAX_WAIT_IN_PROCESS_SECONDS = 10.0
+#: "No horizon": every turn is taken and waited for.
+_UNBOUNDED_MS = 10**13
+
+
 @dataclass(frozen=True)
 class Turn:
-    """A reserved send slot: send at ``slot_ms`` (epoch ms), and no sooner."""
+    """A send slot: ``taken`` means it is this delivery's, to send at ``slot_ms`` (epoch ms) and
+    no sooner; otherwise it is the webhook's next free slot, too far off to claim."""
 
     slot_ms: int
     reserved_at_ms: int
+    taken: bool = True
 
     @property
     def wait_ms(self) -> int:
         return max(0, self.slot_ms - self.reserved_at_ms)
 
 
-def take_turn(limiter: RateLimiter, webhook: Webhook, now: datetime | None = None) -> Turn | None:
-    """Reserve the webhook's next slot; None, without asking the limiter, when it is unpaced."""
+class NotYet(Exception):
+    """The webhook's turn is too far off to wait for here; come back in ``retry_in_seconds``.
+    Nothing was claimed, sent or recorded."""
+
+    def __init__(self, turn: Turn, horizon_ms: int) -> None:
+        # Come back when the free slot is about half the horizon away.
+        ahead_ms = turn.wait_ms - horizon_ms // 2
+        self.retry_in_seconds = max(1, -(-ahead_ms // 1000))
+        self.turn = turn
+        super().__init__(f"next turn in {turn.wait_ms} ms; retry in {self.retry_in_seconds} s")
+
+
+def take_turn(
+    limiter: RateLimiter,
+    webhook: Webhook,
+    now: datetime | None = None,
+    *,
+    horizon_seconds: float | None = None,
+) -> Turn | None:
+    """Claim the webhook's next slot, if it is nearer than ``horizon_seconds`` (None: any);
+    None, without asking the limiter, when the webhook is unpaced."""
     moment = now or clock.now()
     if not is_paced(webhook, moment):
         return None
     now_ms = _ms(moment)
-    slot = limiter.reserve(webhook.id, interval_ms(webhook.rate_limit), now_ms=now_ms)
-    return Turn(slot_ms=slot, reserved_at_ms=now_ms)
+    horizon_ms = _UNBOUNDED_MS if horizon_seconds is None else int(horizon_seconds * 1000)
+    slot = limiter.reserve(
+        webhook.id, interval_ms(webhook.rate_limit), now_ms=now_ms, horizon_ms=horizon_ms
+    )
+    return Turn(slot_ms=slot.at_ms, reserved_at_ms=now_ms, taken=slot.taken)
 
 
-def wait_for(turn: Turn | None, webhook: Webhook, *, stage: str) -> int:
-    """Sleep until the turn's slot; returns the milliseconds waited (0 for no turn)."""
+def wait_turn(
+    limiter: RateLimiter, webhook: Webhook, *, stage: str, horizon_seconds: float | None = None
+) -> int:
+    """Take the webhook's turn and sleep until it comes; returns the milliseconds waited (0 for
+    an unpaced webhook). Raises NotYet, having claimed nothing, for a turn beyond the horizon."""
+    turn = take_turn(limiter, webhook, horizon_seconds=horizon_seconds)
     if turn is None:
         return 0
+    if not turn.taken:
+        logger.info(
+            "waiting for the rate limit",
+            extra={
+                "webhook_id": webhook.id,
+                "rate_limit": webhook.rate_limit,
+                "wait_ms": turn.wait_ms,
+                "handed_back": True,
+            },
+        )
+        raise NotYet(turn, int((horizon_seconds or 0) * 1000))
     remaining = turn.slot_ms - _ms(clock.now())
     if remaining > 0:
         logger.info(
