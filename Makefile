@@ -8,7 +8,7 @@ export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local test lint typecheck unit template test-slow bench soak openapi clean
+.PHONY: install local test lint typecheck unit template test-slow bench soak openapi clean browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,14 @@ template: $(STAMP)
 	$(BIN)/sam validate --lint --template-file template.yaml
 	$(BIN)/sam build --template-file template.yaml --build-dir .aws-sam/build
 
-test: lint typecheck template unit
+# Browser tests (tests/browser/): Debian's Chromium (Playwright's own download cannot work here),
+# Playwright for Python in the venv, and axe-core from npm in a git-ignored node_modules/.
+browser-deps: $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright
+	test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent axe-core
+
+test: browser-deps lint typecheck template unit
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
@@ -51,4 +58,4 @@ openapi: $(STAMP)
 	$(BIN)/python -m hookline.api.openapi --write docs/openapi.json
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache node_modules

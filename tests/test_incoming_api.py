@@ -128,6 +128,9 @@ def test_missing_spaces_and_courses_are_named(world: World) -> None:
         ({"allowed_ips": "10.0.0.0/8"}, "allowed_ips"),
         ({"max_body_bytes": 10}, "max_body_bytes"),
         ({"signing_secret": "short"}, "signing_secret"),
+        ({"signing_secret": "whsec_AA=="}, "signing_secret"),  # a 1-byte key
+        ({"signing_secret": "whsec_" + "A" * 30}, "signing_secret"),  # 22 bytes
+        ({"signing_secret": "fifteen-chars-x"}, "signing_secret"),
         ({"add_spaces": "sp_1"}, "add_spaces"),
         ({"unknown": 1}, "unknown"),
     ],

@@ -235,6 +235,53 @@ def parameter_default(name: str, path: Path | str | None = None) -> str:
     return str(default)
 
 
+def resolve(node: Any, parameters: dict[str, Any], default: Any = None) -> Any:
+    """A static reading of one property: a Ref to a parameter gives its Default; any other
+    intrinsic (a resource Ref, Fn::...) gives `default`."""
+    if isinstance(node, dict) and set(node) == {"Ref"}:
+        param = parameters.get(node["Ref"]) or {}
+        return param.get("Default", default)
+    if isinstance(node, dict) and any(key.startswith("Fn::") for key in node):
+        return default
+    return default if node is None else node
+
+
+def function_environment(
+    logical_id: str | None = None, path: Path | str | None = None
+) -> dict[str, str]:
+    """The environment variables a function gets (the Globals', then its own), parameters at
+    their defaults; variables naming a resource (a table, the state machine) are left out, for
+    the caller to fill. Without `logical_id`: the Globals' alone."""
+    template = load_template(path)
+    parameters = template.get("Parameters") or {}
+    globals_env = (
+        ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    ).get("Variables") or {}
+    own: dict[str, Any] = {}
+    if logical_id is not None:
+        props = (template["Resources"][logical_id].get("Properties")) or {}
+        own = (props.get("Environment") or {}).get("Variables") or {}
+    env: dict[str, str] = {}
+    for name, node in {**globals_env, **own}.items():
+        value = resolve(node, parameters)
+        if isinstance(value, bool):
+            env[name] = str(value).lower()
+        elif isinstance(value, str | int | float):
+            env[name] = str(value)
+    return env
+
+
+def function_variable_names(logical_id: str, path: Path | str | None = None) -> list[str]:
+    """Every environment variable name a function is given, resource references included."""
+    template = load_template(path)
+    globals_env = (
+        ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    ).get("Variables") or {}
+    props = (template["Resources"][logical_id].get("Properties")) or {}
+    own = (props.get("Environment") or {}).get("Variables") or {}
+    return list({**globals_env, **own})
+
+
 def retry_state_machine_definition(
     attempt_function_arn: str, path: Path | str | None = None
 ) -> str:

@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 import hookline
 from hookline import clock, ids
 from hookline.config import Settings
-from hookline.domain import pacing, signing, webhooks
+from hookline.domain import pacing, rotation, signing, webhooks
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
 from hookline.domain.models import Attempt, Delivery, Event, Webhook
 from hookline.domain.payload import render_body
@@ -141,7 +141,7 @@ def build_request(
     headers.update(
         signing.sign_headers(
             secret=webhook.secret,
-            previous_secret=webhooks.active_previous_secret(webhook),
+            previous_secrets=rotation.previous_secrets(webhook),
             message_id=delivery_id,
             timestamp=timestamp,
             body=body,

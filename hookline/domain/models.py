@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 WebhookStatus = Literal["active", "inactive"]
 WebhookFormat = Literal["json", "slack", "discord"]
+Scope = Literal["admin", "publish", "read"]
 #: Deliveries per second by format when a webhook sets no rate_limit (Slack takes about one
 #: message a second, Discord about 30 a minute); json webhooks are unlimited.
 DEFAULT_RATE_LIMITS: dict[str, float] = {"slack": 1.0, "discord": 0.5}
@@ -33,9 +34,18 @@ class ApiKey(Record):
     name: str
     prefix: str
     key_hash: str
+    #: admin: everything of the community; publish: POST events only; read: GET only.
+    scopes: list[Scope] = Field(default_factory=lambda: list[Scope](["admin"]))
     created_at: str
     revoked_at: str | None = None
     last_used_at: str | None = None
+
+
+class PreviousSecret(Record):
+    """A replaced secret that keeps signing until ``expires_at`` (a rotation's promise)."""
+
+    secret: str
+    expires_at: str
 
 
 class Webhook(Record):
@@ -46,8 +56,8 @@ class Webhook(Record):
     events: list[str]
     status: WebhookStatus = "active"
     secret: str | None = None
-    previous_secret: str | None = None
-    previous_secret_expires_at: str | None = None
+    #: Secrets still in a rotation's overlap, oldest first (hookline.domain.rotation).
+    previous_secrets: list[PreviousSecret] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
     retry_count: int = 3
     description: str = ""
@@ -72,6 +82,21 @@ class Webhook(Record):
     def _default_rate_limit(cls, data: Any) -> Any:
         if isinstance(data, dict) and "rate_limit" not in data:
             return {**data, "rate_limit": DEFAULT_RATE_LIMITS.get(data.get("format") or "json")}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_single_previous_secret(cls, data: Any) -> Any:
+        # Items written before rotations could overlap held one previous_secret.
+        if (
+            isinstance(data, dict)
+            and data.get("previous_secret")
+            and not data.get("previous_secrets")
+        ):
+            expires_at = data.get("previous_secret_expires_at")
+            if expires_at:
+                folded = {"secret": data["previous_secret"], "expires_at": expires_at}
+                data = {**data, "previous_secrets": [folded]}
         return data
 
     @property

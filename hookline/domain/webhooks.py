@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 from hookline import catalog, clock, ids
@@ -14,7 +13,9 @@ from hookline.errors import InvalidParam
 
 MAX_EVENTS = 100
 MAX_HEADERS = 20
-ROTATION_OVERLAP = timedelta(hours=24)
+MIN_SECRET_KEY_BYTES = 24
+MIN_PLAIN_SECRET_LENGTH = 16
+MAX_SECRET_LENGTH = 512
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 #: RFC 9110 field-value characters (tab, visible ASCII, obs-text), which is also what can be sent:
 #: other control characters would reach receivers raw, non-Latin-1 ones could never be sent.
@@ -33,6 +34,7 @@ RESERVED_HEADERS = frozenset(
         "webhook-timestamp",
         "webhook-signature",
         "X-Hookline-Signature",
+        "X-Hookline-Signature-Next",
         "X-Hookline-Event",
         "X-Hookline-Delivery",
         "X-Hookline-Timestamp",
@@ -77,12 +79,27 @@ def validate_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def validate_secret(secret: str) -> str:
-    if len(secret) < 8 or len(secret) > 512:
-        raise InvalidParam("secret must be 8 to 512 characters.", field="secret")
+    """A user-chosen signing secret (webhooks and incoming webhooks): long enough to be a key."""
+    if len(secret) > MAX_SECRET_LENGTH:
+        raise InvalidParam(
+            f"secret must be at most {MAX_SECRET_LENGTH} characters.", field="secret"
+        )
     try:
-        signing.validate_secret(secret)
+        key = signing.signing_key(secret)
     except ValueError as exc:
         raise InvalidParam(f"secret is not usable: {exc}.", field="secret") from exc
+    if secret.startswith(signing.SECRET_PREFIX) and len(key) < MIN_SECRET_KEY_BYTES:
+        raise InvalidParam(
+            f"secret is too weak: a whsec_ secret must carry at least {MIN_SECRET_KEY_BYTES} "
+            f"bytes of key after base64 decoding (it carries {len(key)}).",
+            field="secret",
+        )
+    if not secret.startswith(signing.SECRET_PREFIX) and len(secret) < MIN_PLAIN_SECRET_LENGTH:
+        raise InvalidParam(
+            f"secret is too weak: a plain secret must be at least {MIN_PLAIN_SECRET_LENGTH} "
+            "characters (or use a whsec_ secret).",
+            field="secret",
+        )
     return secret
 
 
@@ -183,26 +200,6 @@ def update_webhook(
     return repo.update(community_id, webhook_id, changes, remove=remove)
 
 
-def rotate_secret(repo: WebhookRepository, community_id: str, webhook_id: str) -> Webhook:
-    """A new secret; the old one keeps signing alongside it for ROTATION_OVERLAP."""
-    current = repo.get(community_id, webhook_id)
-    now = clock.now()
-    changes: dict[str, Any] = {"secret": ids.new_webhook_secret(), "updated_at": clock.iso(now)}
-    if current.secret:
-        changes["previous_secret"] = current.secret
-        changes["previous_secret_expires_at"] = clock.iso(now + ROTATION_OVERLAP)
-    return repo.update(community_id, webhook_id, changes)
-
-
-def active_previous_secret(webhook: Webhook) -> str | None:
-    """The previous secret while its overlap window lasts."""
-    if not webhook.previous_secret or not webhook.previous_secret_expires_at:
-        return None
-    if clock.parse_iso(webhook.previous_secret_expires_at) <= clock.now():
-        return None
-    return webhook.previous_secret
-
-
 def mask_secret(secret: str | None) -> str | None:
     if not secret:
         return None
@@ -214,8 +211,7 @@ def public_view(webhook: Webhook, *, reveal_secret: bool = False) -> dict[str, A
     """The webhook as the API shows it. The secret is shown in full only on create/rotate."""
     view = webhook.model_dump(
         exclude={
-            "previous_secret",
-            "previous_secret_expires_at",
+            "previous_secrets",
             "community_id",
             "failing_since",
             "permanent_failures",

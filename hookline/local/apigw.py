@@ -365,7 +365,9 @@ class ApiGateway:
             "httpMethod": request.method,
             "extendedRequestId": base64.b64encode(uuid.uuid4().bytes[:12]).decode().rstrip("="),
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/{self.stage}{path}",
+            # The path as requested: /<stage>/v1/... on the stage URL, /v1/... otherwise (as
+            # through a custom domain), so URLs built from it work as printed.
+            "path": request.path,
             "accountId": ACCOUNT_ID,
             "protocol": request.protocol,
             "stage": self.stage,
