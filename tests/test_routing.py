@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.localstack_fixtures import LocalStackHandle, local_stack  # noqa: F401
-from tests.receivers import Receiver
+from tests.receivers import Receiver, Reply
 
 SUPPORT_ONLY = {"data": {"space_slug": ["support"]}}
 
@@ -298,3 +298,21 @@ def test_a_slack_webhook_without_a_rate_limit_gets_about_one_a_second(
     times = sorted(r.received_at for r in received)
     assert all(b - a >= 0.8 for a, b in itertools.pairwise(times)), times
     assert times[-1] - times[0] >= 3.5, times
+
+
+def test_retry_after_on_a_429_slows_the_webhooks_next_deliveries(admin: Admin) -> None:
+    with Receiver([Reply(429, {"Retry-After": "2"}), Reply(200)]) as rx:
+        hook = admin.webhook(rx.url_for("/busy"))  # json: no rate limit of its own
+        refused_id = admin.publish({"n": 1})
+        [refused] = rx.wait_for(1, timeout=15)
+        later_id = admin.publish({"n": 2})
+        received = rx.wait_for(3, timeout=20)
+    after = received[1:]
+    # Both the retry of the refused delivery and the next delivery wait out the Retry-After.
+    assert sorted(json.loads(r.body)["id"] for r in after) == sorted([refused_id, later_id])
+    assert all(r.received_at - refused.received_at >= 1.8 for r in after), [
+        r.received_at - refused.received_at for r in after
+    ]
+    log = admin.call("GET", f"/webhooks/{hook['id']}/logs?per_page=50").json()["data"]
+    assert sorted((e["status_code"], e["attempt"]) for e in log) == [(200, 1), (200, 2), (429, 1)]
+    assert all(e["rate_limit_wait_ms"] > 0 for e in log if e["status_code"] == 200)
