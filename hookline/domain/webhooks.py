@@ -7,7 +7,7 @@ from typing import Any
 
 from hookline import catalog, clock, ids
 from hookline.domain import filters, signing, targets
-from hookline.domain.models import Webhook
+from hookline.domain.models import DEFAULT_RATE_LIMITS, Webhook
 from hookline.domain.repositories import WebhookRepository
 from hookline.errors import InvalidParam
 
@@ -139,10 +139,15 @@ def validate_filter(pattern: Any) -> dict[str, Any]:
 
 
 def _routing(changes: dict[str, Any]) -> dict[str, Any]:
-    """The routing fields being set; an explicit null clears the filter."""
+    """The routing fields being set. An explicit null clears the filter, or lifts the rate limit;
+    a new format without a rate_limit brings that format's default limit."""
     out: dict[str, Any] = {}
     if "filter" in changes:
         out["filter"] = None if changes["filter"] is None else validate_filter(changes["filter"])
+    if "rate_limit" in changes:
+        out["rate_limit"] = changes["rate_limit"]
+    elif changes.get("format") is not None:
+        out["rate_limit"] = DEFAULT_RATE_LIMITS.get(changes["format"])
     return out
 
 
@@ -254,6 +259,7 @@ def public_view(webhook: Webhook, *, reveal_secret: bool = False) -> dict[str, A
             "community_id",
             "failing_since",
             "permanent_failures",
+            "throttled_until",
         }
     )
     view["community_id"] = webhook.community_id

@@ -54,6 +54,12 @@ class WebhookFields(BaseModel):
         description="An EventBridge event pattern over the delivered payload; null: every event.",
         examples=[{"data": {"space_slug": ["support"]}}],
     )
+    rate_limit: Annotated[float, Field(strict=True, gt=0, le=1000)] | None = Field(
+        default=None,
+        description="Deliveries per second; null: unlimited. Default: 1 for slack, 0.5 for "
+        "discord, unlimited for json.",
+        examples=[2],
+    )
 
     @model_validator(mode="before")
     @classmethod
