@@ -347,4 +347,3 @@ def test_dashboard_and_alarms_read_the_metrics_the_code_writes(template: dict[st
         }
     for logical_id, resource in resources(template, "AWS::CloudWatch::Alarm").items():
         assert resource["Properties"]["AlarmActions"]["Fn::If"][0] == "HasAlarmEmail", logical_id
-
