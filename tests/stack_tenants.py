@@ -155,3 +155,26 @@ def make_tenant(stack: LocalStackHandle, name: str, *, wait: float = 10.0) -> Te
             return tenant
         time.sleep(0.05)
     raise AssertionError(f"no delivery for {name}'s webhook within {wait} s")
+
+
+def new_community(
+    stack: LocalStackHandle, name: str, site_url: str = "https://forum.example.com"
+) -> tuple[str, str]:
+    """A bare community made with the operator key: (community id, its admin key)."""
+    answer = requests.post(
+        stack.url("/v1/communities"),
+        headers=stack.operator_headers(),
+        json={"name": name, "site_url": site_url},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"], answer.json()["api_key"]["key"]
+
+
+def call(
+    stack: LocalStackHandle, method: str, path: str, key: str, **kwargs: Any
+) -> requests.Response:
+    """One API call with `key` as the Bearer key."""
+    return requests.request(
+        method, stack.url(path), headers=stack.headers(key), timeout=30, **kwargs
+    )

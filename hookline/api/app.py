@@ -8,7 +8,16 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hookline.api.resolver import MAX_BODY_BYTES, build_resolver
-from hookline.api.routes import communities, deliveries, directory, events, incoming, logs, webhooks
+from hookline.api.routes import (
+    communities,
+    deliveries,
+    directory,
+    event_types,
+    events,
+    incoming,
+    logs,
+    webhooks,
+)
 from hookline.errors import HooklineError, InvalidParam, PayloadTooLarge, UnsupportedMediaType
 
 app = build_resolver()
@@ -19,6 +28,7 @@ app.include_router(logs.router)
 app.include_router(deliveries.router)
 app.include_router(directory.router)
 app.include_router(incoming.router)
+app.include_router(event_types.router)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 

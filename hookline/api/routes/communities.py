@@ -1,4 +1,4 @@
-"""Communities, API keys and the event-type catalog."""
+"""Communities and their API keys."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from hookline import catalog
-from hookline.api.context import caller, community_access, principal
+from hookline.api.context import community_access, principal
 from hookline.domain import communities
 from hookline.domain.models import ApiKey, Community
 from hookline.domain.repositories import CommunityRepository
@@ -106,14 +105,3 @@ def revoke_api_key(community_id: str, key_id: str) -> dict[str, Any]:
     community_access(router, community_id)
     key = communities.revoke_key(_repo(), community_id, key_id)
     return {**_key_view(key), "message": "API key revoked."}
-
-
-@router.get("/v1/event-types", summary="List the event types webhooks can subscribe to")
-def list_event_types() -> dict[str, Any]:
-    caller(router)
-    return {
-        "data": [
-            {"name": t.name, "group": t.group, "description": t.description}
-            for t in catalog.EVENT_TYPES.values()
-        ]
-    }
