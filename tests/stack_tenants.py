@@ -27,6 +27,7 @@ ID_ATTRIBUTES = {
     "course_id": "course_id",
     "user_id": "user_id",
     "incoming_id": "incoming_id",
+    "name": "event_type",
 }
 
 
@@ -47,6 +48,7 @@ class Tenant:
     incoming_id: str = ""
     token: str = ""
     user_id: str = ""
+    event_type: str = ""
     email: str = ""
     password: str = ""
     #: Every API response body this tenant's calls got, as (method, path, status, text).
@@ -100,6 +102,7 @@ class Tenant:
             self.email,
             f"{self.name}-bin",
             f"{self.name} Lounge",
+            self.event_type,
         ]
 
 
@@ -109,7 +112,8 @@ def token_of(url: str) -> str:
 
 def make_tenant(stack: LocalStackHandle, name: str, *, wait: float = 10.0) -> Tenant:
     """A community with a spare API key, a webhook on the stack's inspector that has been
-    delivered to, a space, a course, an incoming webhook and the member it created."""
+    delivered to, a space, a course, an incoming webhook and the member it created, and a
+    custom event type."""
     created = requests.post(
         stack.url("/v1/communities"),
         headers=stack.operator_headers(),
@@ -141,6 +145,7 @@ def make_tenant(stack: LocalStackHandle, name: str, *, wait: float = 10.0) -> Te
         },
     )
     tenant.incoming_id, tenant.token = incoming["id"], token_of(incoming["url"])
+    tenant.event_type = tenant.ok("POST", "/event-types", json={"name": f"{name}.signal"})["name"]
     tenant.email, tenant.password = f"member@{name}.example", f"Pw-{name}-Sup3rSecret!"
     joined = tenant.inbound({"email": tenant.email, "user_pass": tenant.password})
     assert joined.status_code == 200, joined.text
