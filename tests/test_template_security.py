@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookline import ids, wiring
 from hookline.adapters import template as tpl
-from hookline.domain import communities, incoming_signature
+from hookline.domain import communities, incoming_signature, portal
 from hookline.domain.repositories import CommunityRepository
 from hookline.errors import Unauthorized
 from hookline.receiver import SignedMessage
@@ -250,10 +250,18 @@ def test_the_authorizer_does_only_what_its_policy_allows(
     _community, _key, plaintext = communities.create_community(
         repo, name="Other", site_url="https://other.example"
     )
+    sessions = portal.PortalSessionRepository(world.services.tables.communities)
+    _session, portal_token = portal.create_session(
+        sessions, _community.id, expires_in=600, read_only=True, created_by=_key.id
+    )
     recorder.calls.clear()
-    communities.authenticate(repo, plaintext, None)  # what AuthorizerFunction calls
+    # what AuthorizerFunction calls: API keys and portal tokens, known and unknown
+    communities.authenticate(repo, plaintext, None)
     with pytest.raises(Unauthorized):
         communities.authenticate(repo, "hk_" + "x" * 43, None)
+    assert portal.authenticate(sessions, portal_token).community_id == _community.id
+    with pytest.raises(Unauthorized):
+        portal.authenticate(sessions, portal.TOKEN_PREFIX + ids.new_token())
     statements = _statements_on(template, "AuthorizerFunction", "CommunitiesTable")
-    assert recorder.calls == {("dynamodb:GetItem", "KEYHASH#")}
+    assert recorder.calls == {("dynamodb:GetItem", "KEYHASH#"), ("dynamodb:GetItem", "PSHASH#")}
     assert all(_allowed(statements, a, p + "x") for a, p in recorder.calls)

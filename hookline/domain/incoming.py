@@ -19,8 +19,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email import policy
-from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl
@@ -466,6 +464,11 @@ def _refuse_nested_parts(boundary: str, body: bytes) -> None:
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
     if "\r" in content_type or "\n" in content_type:
         raise InvalidParam("Content-Type header is malformed.", field="Content-Type")
+    # Imported here: the email package's header machinery is a good share of a cold start, and
+    # only multipart bodies need it.
+    from email import policy
+    from email.parser import BytesParser
+
     head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
     boundary = (
         BytesParser(policy=policy.HTTP).parsebytes(head, headersonly=True).get_param("boundary")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Collection
 from typing import Any
 
 from hookline import catalog, clock, ids
-from hookline.domain import signing, targets
-from hookline.domain.models import Webhook
+from hookline.domain import filters, signing, targets
+from hookline.domain.models import DEFAULT_RATE_LIMITS, Webhook
 from hookline.domain.repositories import WebhookRepository
 from hookline.errors import InvalidParam
 
@@ -17,7 +17,6 @@ MAX_HEADERS = 20
 MIN_SECRET_KEY_BYTES = 24
 MIN_PLAIN_SECRET_LENGTH = 16
 MAX_SECRET_LENGTH = 512
-ROTATION_OVERLAP = timedelta(hours=24)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 #: Visible ASCII, spaces and tabs: what every receiver and proxy reads the same way.
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]{0,4096}")
@@ -56,12 +55,13 @@ def is_reserved_header(name: str) -> bool:
     return lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIX)
 
 
-def validate_events(events: list[str]) -> list[str]:
+def validate_events(events: list[str], custom: Collection[str] = ()) -> list[str]:
+    """The subscription, deduplicated; ``custom`` names the community's own event types."""
     if not events:
         raise InvalidParam("events must list at least one event type.", field="events")
     if len(events) > MAX_EVENTS:
         raise InvalidParam(f"events may list at most {MAX_EVENTS} entries.", field="events")
-    unknown = [e for e in events if not catalog.is_valid_pattern(e)]
+    unknown = [e for e in events if not catalog.is_valid_pattern(e, custom)]
     if unknown:
         raise InvalidParam(
             "Unknown event types: "
@@ -133,8 +133,43 @@ def validate_secret(secret: str) -> str:
     return secret
 
 
+def validate_filter(pattern: Any) -> dict[str, Any]:
+    try:
+        return filters.validate(pattern)
+    except filters.FilterError as exc:
+        raise InvalidParam(f"Invalid filter: {exc}.", field="filter", path=exc.where) from exc
+
+
+def _routing(changes: dict[str, Any]) -> dict[str, Any]:
+    """The routing fields being set. An explicit null clears the filter, or lifts the rate limit;
+    a new format without a rate_limit brings that format's default limit."""
+    out: dict[str, Any] = {}
+    if "filter" in changes:
+        out["filter"] = None if changes["filter"] is None else validate_filter(changes["filter"])
+    if "rate_limit" in changes:
+        out["rate_limit"] = changes["rate_limit"]
+    elif changes.get("format") is not None:
+        out["rate_limit"] = DEFAULT_RATE_LIMITS.get(changes["format"])
+    return out
+
+
+def filter_test(webhook: Webhook, payload: dict[str, Any]) -> dict[str, Any]:
+    """Would ``payload`` (a delivered body) pass this webhook's routing, and if not, why not?
+    The event type is checked too when the payload names one."""
+    reasons: list[str] = []
+    event = payload.get("event")
+    if isinstance(event, str) and not catalog.matches(webhook.events, event):
+        reasons.append(f"event: {event!r} is not among this webhook's events {webhook.events}")
+    reasons += filters.explain(webhook.filter, payload)
+    return {"matches": not reasons, "reasons": reasons, "filter": webhook.filter}
+
+
 def _normalise(
-    changes: dict[str, Any], *, allow_private: bool, current: Webhook | None = None
+    changes: dict[str, Any],
+    *,
+    allow_private: bool,
+    current: Webhook | None = None,
+    custom_events: Collection[str] = (),
 ) -> dict[str, Any]:
     """Validate the fields being set; returns the stored form. `is_active` is folded into status.
     A secret sent back as its mask means "unchanged"."""
@@ -154,9 +189,10 @@ def _normalise(
     if changes.get("secret") is not None:
         out["secret"] = validate_secret(changes["secret"])
     if changes.get("events") is not None:
-        out["events"] = validate_events(changes["events"])
+        out["events"] = validate_events(changes["events"], custom_events)
     if changes.get("headers") is not None:
         out["headers"] = validate_headers(changes["headers"], current.headers if current else None)
+    out.update(_routing(changes))
     for name in ("name", "description", "retry_count", "format"):
         if changes.get(name) is not None:
             out[name] = changes[name]
@@ -164,13 +200,18 @@ def _normalise(
 
 
 def create_webhook(
-    repo: WebhookRepository, community_id: str, fields: dict[str, Any], *, allow_private: bool
+    repo: WebhookRepository,
+    community_id: str,
+    fields: dict[str, Any],
+    *,
+    allow_private: bool,
+    custom_events: Collection[str] = (),
 ) -> Webhook:
     if not fields.get("url"):
         raise InvalidParam("url is required.", field="url")
     if fields.get("events") is None:
         raise InvalidParam("events is required.", field="events")
-    values = _normalise(fields, allow_private=allow_private)
+    values = _normalise(fields, allow_private=allow_private, custom_events=custom_events)
     now = clock.now_iso()
     webhook = Webhook(
         id=ids.new_id("wh"),
@@ -191,9 +232,12 @@ def update_webhook(
     fields: dict[str, Any],
     *,
     allow_private: bool,
+    custom_events: Collection[str] = (),
 ) -> Webhook:
     current = repo.get(community_id, webhook_id)
-    changes = _normalise(fields, allow_private=allow_private, current=current)
+    changes = _normalise(
+        fields, allow_private=allow_private, current=current, custom_events=custom_events
+    )
     remove: tuple[str, ...] = ()
     if changes.get("status") == "active" and current.status != "active":
         # Re-activation clears the auto-disable state so the endpoint starts afresh.
@@ -201,26 +245,6 @@ def update_webhook(
         remove = ("disabled_reason", "failing_since")
     changes["updated_at"] = clock.now_iso()
     return repo.update(community_id, webhook_id, changes, remove=remove)
-
-
-def rotate_secret(repo: WebhookRepository, community_id: str, webhook_id: str) -> Webhook:
-    """A new secret; the old one keeps signing alongside it for ROTATION_OVERLAP."""
-    current = repo.get(community_id, webhook_id)
-    now = clock.now()
-    changes: dict[str, Any] = {"secret": ids.new_webhook_secret(), "updated_at": clock.iso(now)}
-    if current.secret:
-        changes["previous_secret"] = current.secret
-        changes["previous_secret_expires_at"] = clock.iso(now + ROTATION_OVERLAP)
-    return repo.update(community_id, webhook_id, changes)
-
-
-def active_previous_secret(webhook: Webhook) -> str | None:
-    """The previous secret while its overlap window lasts."""
-    if not webhook.previous_secret or not webhook.previous_secret_expires_at:
-        return None
-    if clock.parse_iso(webhook.previous_secret_expires_at) <= clock.now():
-        return None
-    return webhook.previous_secret
 
 
 def mask_secret(secret: str | None) -> str | None:
@@ -245,11 +269,11 @@ def public_view(webhook: Webhook, *, reveal_secret: bool = False) -> dict[str, A
     """The webhook as the API shows it. The secret is shown in full only on create/rotate."""
     view = webhook.model_dump(
         exclude={
-            "previous_secret",
-            "previous_secret_expires_at",
+            "previous_secrets",
             "community_id",
             "failing_since",
             "permanent_failures",
+            "throttled_until",
         }
     )
     view["community_id"] = webhook.community_id
