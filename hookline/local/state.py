@@ -46,7 +46,7 @@ def operator_key(state_dir: Path | None, given: str | None) -> tuple[str, str]:
     if from_env:
         return from_env, "env"
     if state_dir is None:
-        return ids.new_api_key(), "new"
+        return ids.new_api_key(), "generated"
     path = state_dir / KEY_FILE
     if path.is_file():
         key = path.read_text(encoding="utf-8").strip()
@@ -113,7 +113,12 @@ class Journal:
         self.path = state_dir / JOURNAL
         self.events_table = events_table
         self._fd: int | None = None
-        self._lock = threading.Lock()
+        # Guards the file and the group commit: lines appended, lines known durable, and
+        # whether a thread is in fdatasync now (the others wait for it rather than sync again).
+        self._lock = threading.Condition()
+        self._appended = 0
+        self._synced = 0
+        self._syncing = False
         self.replayed = 0
 
     # -- writing ------------------------------------------------------------------------------
@@ -127,6 +132,7 @@ class Journal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            self._lock.notify_all()
 
     def _append(self, entry: dict[str, Any]) -> bool:
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
@@ -134,14 +140,28 @@ class Journal:
             if self._fd is None:
                 return False
             os.write(self._fd, line)
+            self._appended += 1
         return True
 
     def sync(self) -> None:
-        """Make everything appended so far durable (outside moto's lock: fsyncs overlap)."""
-        fd = self._fd
-        if fd is not None:
-            with contextlib.suppress(OSError):  # closed meanwhile by stop()
-                os.fsync(fd)
+        """Return once everything appended so far is on disk. Called outside moto's lock;
+        concurrent callers share one fdatasync (group commit)."""
+        with self._lock:
+            target = self._appended
+            while self._synced < target and self._fd is not None:
+                if self._syncing:
+                    self._lock.wait()
+                    continue
+                self._syncing, upto, fd = True, self._appended, self._fd
+                self._lock.release()
+                try:
+                    with contextlib.suppress(OSError):  # closed meanwhile by stop()
+                        os.fdatasync(fd)
+                finally:
+                    self._lock.acquire()
+                    self._syncing = False
+                    self._synced = max(self._synced, upto)
+                    self._lock.notify_all()
 
     def record_request(self, operation: str, body: bytes) -> bool:
         """Called with moto held, for every DynamoDB call it answered 200: True when recorded
