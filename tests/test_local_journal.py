@@ -30,16 +30,20 @@ def _put(pk: str, **extra: Any) -> bytes:
 def test_replay_applies_writes_in_order_and_ignores_a_torn_line(tmp_path: Path) -> None:
     journal = Journal(tmp_path, "events")
     journal.open()
-    assert journal.record_request("PutItem", _put("a", blob={"B": "AAEC"}, n={"N": "1"}))
+    assert journal.record_request(
+        "dynamodb", "PutItem", _put("a", blob={"B": "AAEC"}, n={"N": "1"}), b"{}"
+    )
     update = {
         "TableName": "t",
         "Key": {"pk": {"S": "a"}},
         "UpdateExpression": "SET n = n + :one",
         "ExpressionAttributeValues": {":one": {"N": "1"}},
     }
-    assert journal.record_request("UpdateItem", json.dumps(update).encode())
-    assert journal.record_request("PutItem", _put("b"))
-    assert not journal.record_request("GetItem", b"{}")  # reads are not journaled
+    assert journal.record_request("dynamodb", "UpdateItem", json.dumps(update).encode(), b"{}")
+    assert journal.record_request("dynamodb", "PutItem", _put("b"), b"{}")
+    assert not journal.record_request(
+        "dynamodb", "GetItem", b"{}", b"{}"
+    )  # reads are not journaled
     journal.sync()
     journal.close()
     with (tmp_path / JOURNAL).open("ab") as handle:
@@ -85,7 +89,7 @@ def test_concurrent_writers_share_fdatasync(tmp_path: Path, monkeypatch: Any) ->
 
     def write(n: int) -> None:
         for i in range(10):
-            journal.record_request("PutItem", _put(f"{n}-{i}"))
+            journal.record_request("dynamodb", "PutItem", _put(f"{n}-{i}"), b"{}")
             journal.sync()
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
@@ -96,3 +100,38 @@ def test_concurrent_writers_share_fdatasync(tmp_path: Path, monkeypatch: Any) ->
     journal.close()
     assert len((tmp_path / JOURNAL).read_text().splitlines()) == 80
     assert len(calls) < 80  # writers waiting meanwhile were covered by one sync
+
+
+def test_unconsumed_sqs_messages_are_sent_again(tmp_path: Path) -> None:
+    with aws.moto_session() as session:
+        sqs = session.client("sqs")
+        queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+        journal = Journal(tmp_path, "events")
+        journal.open()
+        aws.record_writes(journal.record_request, journal.sync)
+        try:
+            sqs.send_message(QueueUrl=queue, MessageBody="consumed")
+            sqs.send_message_batch(
+                QueueUrl=queue,
+                Entries=[
+                    {"Id": "1", "MessageBody": "waiting"},
+                    {"Id": "2", "MessageBody": "taken"},
+                ],
+            )
+            handed = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+            by_body = {m["Body"]: m["ReceiptHandle"] for m in handed}
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=by_body["consumed"])
+            sqs.delete_message_batch(
+                QueueUrl=queue, Entries=[{"Id": "a", "ReceiptHandle": by_body["taken"]}]
+            )
+        finally:
+            aws.record_writes(None)
+            journal.close()
+
+    with aws.moto_session() as session:  # a fresh moto, as after a restart
+        sqs = session.client("sqs")
+        queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+        resent = Journal(tmp_path, "events").resend_messages(sqs)
+        assert [p["MessageBody"] for p in resent.values()] == ["waiting"]
+        waiting = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in waiting] == ["waiting"]
