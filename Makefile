@@ -34,7 +34,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-local: $(LOCAL_STAMP)
+# A full install (make install / make test) serves the local stack too.
+local: $(if $(wildcard $(STAMP)),$(STAMP),$(LOCAL_STAMP))
 	$(BIN)/hookline local --allow-private-targets $(ARGS)
 
 lint: $(STAMP)
