@@ -8,7 +8,7 @@ export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local test lint typecheck unit template test-slow bench soak openapi env-json clean browser-deps
+.PHONY: install local test lint typecheck unit template test-slow bench soak openapi env-json clean browser-deps screenshots
 
 LOCAL_STAMP := $(VENV)/.installed-local
 # pip shows what it collects and installs (progress), without its version nag.
@@ -61,6 +61,9 @@ browser-deps: $(STAMP)
 	test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent axe-core
 
 test: browser-deps lint typecheck template unit
+
+screenshots: browser-deps
+	$(BIN)/python -m tests.browser.screenshots
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow

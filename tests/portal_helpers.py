@@ -49,3 +49,25 @@ def portal_session(stack: LocalStackHandle, tenant: Tenant, **fields: Any) -> di
 def link_parts(url: str) -> dict[str, str]:
     """community and token from a portal link's fragment."""
     return {name: values[0] for name, values in parse_qs(urlsplit(url).fragment).items()}
+
+
+def admin_post(
+    stack: LocalStackHandle, tenant: Tenant, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST /v1/communities/<id><path> with the admin key; the created resource."""
+    answer = requests.post(
+        stack.url(f"/v1/communities/{tenant.id}{path}"),
+        headers=stack.headers(tenant.key),
+        json=body,
+        timeout=10,
+    )
+    assert answer.status_code in (201, 202), answer.text
+    return dict(answer.json())
+
+
+def inspector_webhook(
+    stack: LocalStackHandle, tenant: Tenant, name: str, bin_name: str, events: list[str]
+) -> str:
+    """A webhook pointing at the local stack's inspector bin `bin_name`: its id."""
+    body = {"name": name, "url": stack.inspector_url(bin_name), "events": events}
+    return str(admin_post(stack, tenant, "/webhooks", body)["id"])

@@ -168,6 +168,7 @@ def test_receiver_gets_signed_exact_bytes_and_our_headers(
         "response_body": '{"ok":true}',
         "error": None,
         "success": True,
+        "rate_limit_wait_ms": 0,
         "created_at": "",
     }
     item = memory_services.tables.deliveries.get(f"D#{delivery.id}", "A#0001")

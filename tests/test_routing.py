@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 import requests
 
 from tests.localstack_fixtures import LocalStackHandle, local_stack  # noqa: F401
-from tests.receivers import Receiver
+from tests.receivers import Receiver, Reply
 
 SUPPORT_ONLY = {"data": {"space_slug": ["support"]}}
 
@@ -210,3 +211,108 @@ def test_filter_test_says_whether_and_why_not(admin: Admin) -> None:
     assert _error(admin.call("POST", path, {"payload": {}, "extra": 1}))["data"]["field"] == "extra"
     missing = admin.call("POST", "/webhooks/wh_nope/filter-test", {"payload": {}})
     assert missing.status_code == 404
+
+
+# ------------------------------------------------------------------------------ rate limits
+
+
+def _burst(admin: Admin, count: int) -> list[str]:
+    return [admin.publish({"space_slug": "support", "n": n}) for n in range(count)]
+
+
+def _most_in_one_second(times: list[float]) -> int:
+    return max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({}, None),
+        ({"format": "slack"}, 1.0),
+        ({"format": "discord"}, 0.5),
+        ({"format": "slack", "rate_limit": None}, None),
+        ({"rate_limit": 2}, 2.0),
+        ({"rate_limit": 0.25}, 0.25),
+        ({"rate_limit": 1000}, 1000.0),
+    ],
+)
+def test_rate_limit_defaults_by_format_and_is_shown(
+    admin: Admin, fields: dict[str, Any], shown: float | None
+) -> None:
+    hook = admin.webhook("http://127.0.0.1:9/h", **fields)
+    assert hook["rate_limit"] == shown
+    assert admin.call("GET", f"/webhooks/{hook['id']}").json()["rate_limit"] == shown
+
+
+def test_rate_limit_is_set_by_patch_and_put(admin: Admin) -> None:
+    hook = admin.webhook("http://127.0.0.1:9/h")
+    path = f"/webhooks/{hook['id']}"
+    assert admin.call("PATCH", path, {"rate_limit": 3}).json()["rate_limit"] == 3.0
+    assert admin.call("PUT", path, {"rate_limit": None}).json()["rate_limit"] is None
+    # A new format brings its default unless a rate_limit comes with it.
+    assert admin.call("PATCH", path, {"format": "discord"}).json()["rate_limit"] == 0.5
+    both = admin.call("PATCH", path, {"format": "slack", "rate_limit": 4}).json()
+    assert both["format"] == "slack" and both["rate_limit"] == 4.0
+    # A change of other fields keeps the limit.
+    renamed = admin.call("PUT", path, {"name": "renamed"})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["rate_limit"] == 4.0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1000.5, "2", True, [1], {"per_second": 1}])
+def test_bad_rate_limit_is_400_naming_rate_limit(admin: Admin, bad: Any) -> None:
+    body = {"url": "http://127.0.0.1:9/h", "events": ["*"], "rate_limit": bad}
+    assert _error(admin.call("POST", "/webhooks", body))["data"]["field"] == "rate_limit"
+    hook = admin.webhook("http://127.0.0.1:9/h")
+    patched = admin.call("PATCH", f"/webhooks/{hook['id']}", {"rate_limit": bad})
+    assert _error(patched)["data"]["field"] == "rate_limit"
+
+
+def test_a_burst_to_a_rate_limited_webhook_is_spaced_to_the_limit(
+    admin: Admin, receiver: Receiver
+) -> None:
+    hook = admin.webhook(receiver.url_for("/paced"), rate_limit=2)
+    wanted = _burst(admin, 10)
+    received = receiver.wait_for(10, timeout=30)
+    time.sleep(0.3)
+    assert sorted(json.loads(r.body)["id"] for r in receiver.requests) == sorted(wanted)
+    times = sorted(r.received_at for r in received)
+    assert _most_in_one_second(times) <= 3, times
+    assert times[-1] - times[0] >= 3.5, times
+
+    # Waiting is not an attempt: one successful attempt each, and the log shows the waits.
+    log = admin.call("GET", f"/webhooks/{hook['id']}/logs?per_page=50").json()["data"]
+    assert len(log) == 10 and all(entry["success"] for entry in log)
+    assert {entry["attempt"] for entry in log} == {1}
+    waits = sorted(entry["rate_limit_wait_ms"] for entry in log)
+    assert waits[-1] >= 300 and sum(1 for w in waits if w > 0) >= 3, waits
+
+
+def test_a_slack_webhook_without_a_rate_limit_gets_about_one_a_second(
+    admin: Admin, receiver: Receiver
+) -> None:
+    hook = admin.webhook(receiver.url_for("/slack"), format="slack")
+    assert hook["rate_limit"] == 1.0
+    _burst(admin, 5)
+    received = receiver.wait_for(5, timeout=30)
+    times = sorted(r.received_at for r in received)
+    assert all(b - a >= 0.8 for a, b in itertools.pairwise(times)), times
+    assert times[-1] - times[0] >= 3.5, times
+
+
+def test_retry_after_on_a_429_slows_the_webhooks_next_deliveries(admin: Admin) -> None:
+    with Receiver([Reply(429, {"Retry-After": "2"}), Reply(200)]) as rx:
+        hook = admin.webhook(rx.url_for("/busy"))  # json: no rate limit of its own
+        refused_id = admin.publish({"n": 1})
+        [refused] = rx.wait_for(1, timeout=15)
+        later_id = admin.publish({"n": 2})
+        received = rx.wait_for(3, timeout=20)
+    after = received[1:]
+    # Both the retry of the refused delivery and the next delivery wait out the Retry-After.
+    assert sorted(json.loads(r.body)["id"] for r in after) == sorted([refused_id, later_id])
+    assert all(r.received_at - refused.received_at >= 1.8 for r in after), [
+        r.received_at - refused.received_at for r in after
+    ]
+    log = admin.call("GET", f"/webhooks/{hook['id']}/logs?per_page=50").json()["data"]
+    assert sorted((e["status_code"], e["attempt"]) for e in log) == [(200, 1), (200, 2), (429, 1)]
+    assert all(e["rate_limit_wait_ms"] > 0 for e in log if e["status_code"] == 200)

@@ -594,7 +594,8 @@ def resend(
         raise Conflict("The delivery changed meanwhile; try again.", field="delivery_id") from exc
 
     attempt_no = delivery.attempts + 1
-    attempt, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no)
+    # A resend is asked for by a person through the API: it is sent at once.
+    attempt, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no, paced=False)
     if outcome.success:
         message = f"Delivered on attempt {attempt_no}."
     else:

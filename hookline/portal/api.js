@@ -79,3 +79,16 @@ export function query(params) {
   const text = search.toString();
   return text ? `?${text}` : "";
 }
+
+// Every item of a community listing, following next_cursor (at most `pages` pages of 50).
+export async function everything(path, pages = 20) {
+  const items = [];
+  let cursor = null;
+  for (let page = 0; page < pages; page += 1) {
+    const listing = await community("GET", `${path}${query({ per_page: 50, cursor })}`);
+    items.push(...listing.data);
+    cursor = listing.next_cursor;
+    if (!cursor) break;
+  }
+  return items;
+}

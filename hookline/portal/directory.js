@@ -1,11 +1,11 @@
 // Spaces and courses: enough of the directory to set up incoming webhooks.
 
-import { ApiError, community } from "./api.js";
+import { ApiError, community, everything } from "./api.js";
 import { clear, field, h, say } from "./dom.js";
 import { clearErrors, showError } from "./forms.js";
 
 async function section(portal, kind, singular, refresh) {
-  const listing = await community("GET", `/${kind}?per_page=100`);
+  const groups = await everything(`/${kind}`);
   const title = kind === "spaces" ? "Spaces" : "Courses";
   const name = h("input", { type: "text", maxlength: "200", autocomplete: "off" });
   const form = h(
@@ -30,8 +30,8 @@ async function section(portal, kind, singular, refresh) {
     "section",
     { "aria-labelledby": `${kind}-title` },
     h("h2", { id: `${kind}-title` }, title),
-    listing.data.length
-      ? h("ul", { class: "cards-list" }, listing.data.map((g) => h("li", { class: "card" }, g.name, h("span", { class: "hint" }, ` · ${g.slug}`))))
+    groups.length
+      ? h("ul", { class: "cards-list" }, groups.map((g) => h("li", { class: "card" }, g.name, h("span", { class: "hint" }, ` · ${g.slug}`))))
       : h("p", {}, `No ${kind} yet.`),
     portal.readOnly ? null : form,
   );

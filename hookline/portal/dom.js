@@ -77,6 +77,9 @@ export function say(message) {
   window.setTimeout(() => {
     status.textContent = message;
   }, 30);
+  window.setTimeout(() => {
+    if (status.textContent === message) status.textContent = "";
+  }, 6000);
 }
 
 export function copyButton(text, label = "Copy") {

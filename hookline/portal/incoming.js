@@ -1,6 +1,6 @@
 // Incoming webhooks: secret URLs that create members and manage their spaces and courses.
 
-import { ApiError, community } from "./api.js";
+import { ApiError, community, everything } from "./api.js";
 import { clear, confirmDialog, copyButton, field, h, say, uid, when } from "./dom.js";
 import { clearErrors, group, showError } from "./forms.js";
 
@@ -8,8 +8,8 @@ import { clearErrors, group, showError } from "./forms.js";
 let revealed = null;
 
 export async function incomingList(main, portal) {
-  const listing = await community("GET", "/incoming-webhooks?per_page=100");
-  const items = listing.data.map((hook) =>
+  const hooks = await everything("/incoming-webhooks");
+  const items = hooks.map((hook) =>
     h(
       "li",
       { class: "card" },
@@ -47,7 +47,7 @@ function choices(legend, groups, selected, emptyText) {
 }
 
 async function allGroups(kind) {
-  return (await community("GET", `/${kind}?per_page=100`)).data;
+  return everything(`/${kind}`);
 }
 
 export async function incomingForm(main, portal, id) {

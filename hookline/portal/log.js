@@ -13,7 +13,7 @@ function isoFrom(localValue) {
 
 function sinceForm(label, button, hint, run) {
   const input = h("input", { type: "datetime-local", step: "1" });
-  const out = h("p", { class: "hint", "aria-live": "polite" });
+  const out = h("p", { class: "hint outcome", "aria-live": "polite" });
   const form = h(
     "form",
     { novalidate: true, class: "inline-form" },

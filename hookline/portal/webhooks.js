@@ -1,7 +1,7 @@
 // Webhooks: the list with its Active toggles, the form, and one webhook's page
 // (Send test, Rotate secret, Delete).
 
-import { ApiError, community, query } from "./api.js";
+import { ApiError, community, everything } from "./api.js";
 import { clear, confirmDialog, copyButton, field, h, hostOf, say, uid, when } from "./dom.js";
 import { clearErrors, group, showError } from "./forms.js";
 
@@ -15,8 +15,7 @@ function statusText(entry) {
 }
 
 export async function webhookList(main, portal) {
-  const listing = await community("GET", "/webhooks?per_page=100");
-  const hooks = listing.data;
+  const hooks = await everything("/webhooks");
   const body = h("tbody");
   const table = h(
     "table",
@@ -54,7 +53,7 @@ export async function webhookList(main, portal) {
         h("th", { scope: "row", "data-label": "Name" }, h("a", { href: `#/webhooks/${hook.id}` }, hook.name || hook.id)),
         h("td", { "data-label": "URL host" }, hostOf(hook.url)),
         h("td", { "data-label": "Events" }, hook.events.join(", ")),
-        h("td", { "data-label": "Active" }, h("label", { class: "switch" }, toggle, " Active")),
+        h("td", {}, h("label", { class: "switch" }, toggle, " Active")),
         last,
         h("td", { "data-label": "Last error" }, hook.last_error || "—"),
       ),
@@ -105,7 +104,10 @@ function eventsFieldset(portal, selected) {
     );
   }
   for (const input of boxes) input.setAttribute("aria-describedby", `${input.id}-hint`);
-  const fieldset = group("Events", sections, { id: "events", hint: "Pick the event types this webhook receives." });
+  const fieldset = group("Events", h("div", { class: "event-groups" }, sections), {
+    id: "events",
+    hint: "Pick the event types this webhook receives.",
+  });
   fieldset.setAttribute("tabindex", "-1");
   return { fieldset, boxes };
 }

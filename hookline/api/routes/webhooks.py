@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from hookline.api.context import community_access
 from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
 from hookline.domain import rotation, webhooks
+from hookline.domain.event_types import CustomEventTypes
 from hookline.domain.models import Webhook
 from hookline.domain.repositories import CommunityRepository, EventRepository, WebhookRepository
 from hookline.wiring import services
@@ -35,7 +36,7 @@ READ_ONLY = frozenset(
 class WebhookFields(BaseModel):
     """Any subset of a webhook's writable fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str | None = Field(default=None, max_length=200, examples=["Slack #community"])
     url: str | None = Field(default=None, max_length=2048, examples=["https://example.com/hooks"])
@@ -53,6 +54,12 @@ class WebhookFields(BaseModel):
         default=None,
         description="An EventBridge event pattern over the delivered payload; null: every event.",
         examples=[{"data": {"space_slug": ["support"]}}],
+    )
+    rate_limit: Annotated[float, Field(strict=True, gt=0, le=1000)] | None = Field(
+        default=None,
+        description="Deliveries per second; null: unlimited. Default: 1 for slack, 0.5 for "
+        "discord, unlimited for json.",
+        examples=[2],
     )
 
     @model_validator(mode="before")
@@ -89,6 +96,13 @@ def _allow_private() -> bool:
     return services().settings.allow_private_targets
 
 
+def _custom_events(community_id: str, fields: dict[str, Any]) -> set[str]:
+    """The community's own event types, read only when the subscription changes."""
+    if fields.get("events") is None:
+        return set()
+    return CustomEventTypes(services().tables.communities, community_id).names()
+
+
 @router.get("/v1/communities/<community_id>/webhooks", summary="List webhooks")
 def list_webhooks(
     community_id: str, page: PageParam = 1, per_page: PerPageParam = 20, cursor: CursorParam = None
@@ -110,8 +124,13 @@ def create_webhook(
 ) -> tuple[dict[str, Any], int]:
     community_access(router, community_id)
     CommunityRepository(services().tables.communities).get(community_id)
+    fields = body.model_dump(exclude_unset=True)
     webhook = webhooks.create_webhook(
-        _repo(), community_id, body.model_dump(exclude_unset=True), allow_private=_allow_private()
+        _repo(),
+        community_id,
+        fields,
+        allow_private=_allow_private(),
+        custom_events=_custom_events(community_id, fields),
     )
     return _view(webhook, reveal_secret=True), 201
 
@@ -124,12 +143,14 @@ def get_webhook(community_id: str, webhook_id: str) -> dict[str, Any]:
 
 def _update(community_id: str, webhook_id: str, body: WebhookFields) -> dict[str, Any]:
     community_access(router, community_id)
+    fields = body.model_dump(exclude_unset=True)
     webhook = webhooks.update_webhook(
         _repo(),
         community_id,
         webhook_id,
-        body.model_dump(exclude_unset=True),
+        fields,
         allow_private=_allow_private(),
+        custom_events=_custom_events(community_id, fields),
     )
     return _view(webhook)
 
