@@ -44,7 +44,8 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 	touch $(CHECKOV_STAMP)
 
-local: $(LOCAL_STAMP)
+# A full install (make install / make test) serves the local stack too.
+local: $(if $(wildcard $(STAMP)),$(STAMP),$(LOCAL_STAMP))
 	$(BIN)/hookline local --allow-private-targets $(ARGS)
 
 lint: $(STAMP)
