@@ -94,14 +94,16 @@ def _sender(config: Settings) -> Sender:
 
 
 def _build() -> Services:
-    """The AWS adapters, except where configure() supplied a replacement (never built then)."""
+    """The AWS adapters, except where configure() supplied a replacement (never built then).
+    Every function's first request reads a table, so the tables adapter (boto3) is made now;
+    its DynamoDB client still waits for the first call. The rest waits for first use."""
     config: Settings = _overrides.get("settings") or settings()
-    factories = {"tables": _tables, "scheduler": _scheduler, "mailer": _mailer, "sender": _sender}
+    deferred = {"scheduler": _scheduler, "mailer": _mailer, "sender": _sender}
     parts = {
         name: _overrides.get(name) or _Deferred(functools.partial(make, config))
-        for name, make in factories.items()
+        for name, make in deferred.items()
     }
-    return Services(settings=config, **parts)
+    return Services(settings=config, tables=_overrides.get("tables") or _tables(config), **parts)
 
 
 def services() -> Services:
