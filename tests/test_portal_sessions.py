@@ -240,3 +240,20 @@ def test_sample_events_of_the_portal_routes() -> None:
     assert asset["statusCode"] == 200
     assert asset["headers"]["Content-Type"].startswith("text/javascript")
     assert asset["body"] == (portal_assets.ASSETS / "app.js").read_text(encoding="utf-8")
+
+
+def test_template_and_local_stack_route_the_portal_without_the_authorizer() -> None:
+    from hookline.adapters.template import load_template
+    from hookline.local.blueprint import load_blueprint
+
+    events = load_template()["Resources"]["ApiFunction"]["Properties"]["Events"]
+    routes = {
+        (e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"]
+        for e in events.values()
+    }
+    for key in (("GET", "/portal"), ("GET", "/portal/{asset}")):
+        assert routes[key]["Auth"] == {"Authorizer": "NONE"}, key
+    local = {(r.method, r.resource): r for r in load_blueprint().routes}
+    assert not local[("GET", "/portal")].authorized and local[("GET", "/portal")].function == "api"
+    assert not local[("GET", "/portal/{asset}")].authorized
+    assert local[("ANY", "/v1/communities/{proxy+}")].authorized
