@@ -235,7 +235,7 @@ class RedactingFilter(logging.Filter):
 # -- the powertools utilities ------------------------------------------------------------------
 
 logger = Logger(service=SERVICE, json_serializer=redacting_serializer)
-tracer = Tracer(service=SERVICE)
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Read directly (not through hookline.config.settings) so importing this module reads nothing
 # else from the environment; the value is the same HOOKLINE_STAGE.

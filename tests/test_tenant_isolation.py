@@ -49,10 +49,14 @@ BODIES: dict[tuple[str, str], Any] = {
         "name": "Intruders"
     },
     ("POST", "/v1/communities/<community_id>/portal-sessions"): {"expires_in": 60},
+    ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/filter-test"): {
+        "payload": {"event": "post.created", "data": {}}
+    },
 }
 #: Body routes whose body is optional.
 NO_BODY = {
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/rotate-secret"),
+    ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/rotate-secret/complete"),
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/test"),
     (
         "POST",

@@ -152,6 +152,8 @@ def check_request(session: PortalSession, method: str, path: str) -> None:
     reading = method.upper() in _READ_METHODS
     if resource == "" and len(parts) == 3 and reading:
         return  # the community itself, read only
+    if parts[:2] == ["v1", "event-types"] and reading:
+        return  # the catalogue the webhook form offers
     if resource not in _RESOURCES:
         raise Forbidden("A portal session cannot use this route.")
     if not reading and (session.read_only or not _RESOURCES[resource]):

@@ -76,10 +76,6 @@ def handler_path(name: str) -> Path:
     return repo_root() / "functions" / name / "app.py"
 
 
-def has_handler(name: str) -> bool:
-    return handler_path(name).is_file()
-
-
 _loaded: dict[str, Handler] = {}
 _load_lock = threading.Lock()
 

@@ -24,7 +24,7 @@ RESERVED_EVENTS = catalog.OPERATIONAL_EVENTS | {"test.ping"}
 
 
 class EventPublish(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     event: str = Field(min_length=1, max_length=100, examples=["post.created"])
     data: dict[str, Any] = Field(
@@ -66,7 +66,7 @@ def _view(event: Event, *, duplicate: bool) -> dict[str, Any]:
 def publish_event(
     community_id: str, body: Annotated[EventPublish, Body()]
 ) -> tuple[dict[str, Any], int]:
-    community_access(router, community_id)
+    community_access(router, community_id, scope="publish")
     if body.event in RESERVED_EVENTS:
         raise InvalidParam(
             f"Event type {body.event!r} is sent by Hookline itself and cannot be published.",

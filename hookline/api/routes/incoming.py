@@ -21,7 +21,7 @@ _Ids = list[Annotated[str, Field(min_length=1, max_length=100)]]
 
 
 class _IncomingBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     add_spaces: _Ids | None = Field(
         default=None, max_length=incoming.MAX_GROUPS, description="Space ids to add the user to."
