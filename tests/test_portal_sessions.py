@@ -3,6 +3,7 @@ do, expiry, read-only sessions, and the portal's files with their security heade
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import timedelta
@@ -17,6 +18,7 @@ from hookline.api import portal_assets
 from tests.localstack_fixtures import LocalStackHandle, local_stack  # noqa: F401
 from tests.portal_helpers import (
     Tenant,
+    inspector_webhook,
     link_parts,
     new_community,
     portal_session,
@@ -257,3 +259,22 @@ def test_template_and_local_stack_route_the_portal_without_the_authorizer() -> N
     assert not local[("GET", "/portal")].authorized and local[("GET", "/portal")].function == "api"
     assert not local[("GET", "/portal/{asset}")].authorized
     assert local[("ANY", "/v1/communities/{proxy+}")].authorized
+
+
+def test_changes_through_the_portal_name_the_session_as_actor(
+    local_stack: LocalStackHandle,  # noqa: F811
+    tenants: tuple[Tenant, Tenant],
+) -> None:
+    acme, _ = tenants
+    inspector_webhook(local_stack, acme, "Spaces", "portal-actor", ["space.created"])
+    session = portal_session(local_stack, acme)
+    token = link_parts(session["url"])["token"]
+    made = _call(
+        local_stack, "POST", f"/v1/communities/{acme.id}/spaces", token, {"name": "Portal"}
+    )
+    assert made.status_code == 201, made.text
+    deadline = time.monotonic() + 10
+    while not local_stack.inspected("portal-actor") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [call] = local_stack.inspected("portal-actor")
+    assert json.loads(call["body"])["actor"] == {"type": "portal_session", "id": session["id"]}
