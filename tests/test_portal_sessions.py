@@ -278,3 +278,28 @@ def test_changes_through_the_portal_name_the_session_as_actor(
         time.sleep(0.1)
     [call] = local_stack.inspected("portal-actor")
     assert json.loads(call["body"])["actor"] == {"type": "portal_session", "id": session["id"]}
+
+
+def test_another_site_cannot_act_with_the_portal(
+    local_stack: LocalStackHandle,  # noqa: F811
+    tenants: tuple[Tenant, Tenant],
+) -> None:
+    """CSRF: the token is never a cookie, so a cross-site form post carries no credential, and
+    the API grants no other origin a CORS read."""
+    acme, _ = tenants
+    token = link_parts(portal_session(local_stack, acme)["url"])["token"]
+    forged = requests.post(
+        local_stack.url(f"/v1/communities/{acme.id}/spaces"),
+        headers={"Origin": "https://evil.example", "Cookie": f"token={token}"},
+        data={"name": "Forged"},
+        timeout=10,
+    )
+    assert forged.status_code == 401
+    read = _call(local_stack, "GET", f"/v1/communities/{acme.id}/webhooks", token)
+    preflight = requests.options(
+        local_stack.url(f"/v1/communities/{acme.id}/webhooks"),
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        timeout=10,
+    )
+    for answer in (read, preflight):
+        assert "Access-Control-Allow-Origin" not in answer.headers
