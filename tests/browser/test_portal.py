@@ -164,6 +164,7 @@ def test_webhook_flow(portal: PortalPage, local_stack: LocalStackHandle, tenant:
     # Rotate secret (shown once), then Delete after a confirmation.
     crm_row.get_by_role("link", name="CRM").click()
     portal.heading("CRM").wait_for()
+    page.get_by_label("Old secret keeps working for").select_option("0")
     page.get_by_role("button", name="Rotate secret").click()
     page.get_by_role("heading", name="New signing secret").wait_for()
     rotated = page.locator("#shown-secret").inner_text()
@@ -245,6 +246,17 @@ def test_incoming_webhook_flow(
     page.get_by_role("dialog").get_by_role("button", name="Rotate URL").click()
     page.get_by_role("heading", name="New incoming webhook URL").wait_for()
     rotated = page.locator("#shown-url").inner_text()
+    # Requiring a signature later shows the generated signing secret once.
+    page.get_by_role("link", name="Edit").click()
+    portal.heading("Edit Shop purchases").wait_for()
+    page.get_by_label("Require signature").check()
+    page.get_by_role("button", name="Save incoming webhook").click()
+    page.get_by_role("heading", name="Signing secret").wait_for()
+    signing = page.locator(".once code").inner_text()
+    assert len(signing) > 20
+    page.reload()
+    portal.heading("Shop purchases").wait_for()
+    assert signing not in page.content()
     assert (
         rotated != url
         and requests.post(url, data={"email": "x@example.com"}, timeout=10).status_code == 404
