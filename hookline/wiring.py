@@ -7,9 +7,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from hookline.adapters.memory import MemoryRateLimiter
 from hookline.config import Settings, settings
 from hookline.ports import Mailer, RateLimiter, RetryScheduler, Sender, Tables
+
+
+def _memory_rate_limiter() -> RateLimiter:
+    # Development-only (not in the Lambda layer): reached only when configure() replaced the
+    # tables, which Lambda never does.
+    from hookline.adapters.memory import MemoryRateLimiter
+
+    return MemoryRateLimiter()
 
 
 @dataclass(frozen=True)
@@ -20,7 +27,7 @@ class Services:
     mailer: Mailer
     sender: Sender
     #: With in-memory tables the pace is kept in memory too (one process).
-    rate_limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    rate_limiter: RateLimiter = field(default_factory=_memory_rate_limiter)
 
 
 _lock = threading.Lock()
@@ -48,7 +55,7 @@ def _build() -> Services:
     limiter = _overrides.get("rate_limiter")
     if limiter is None and isinstance(parts["tables"], DynamoTables):
         limiter = DynamoRateLimiter(config.webhooks_table)
-    return Services(settings=config, **parts, rate_limiter=limiter or MemoryRateLimiter())
+    return Services(settings=config, **parts, rate_limiter=limiter or _memory_rate_limiter())
 
 
 def services() -> Services:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from hookline.api.context import community_access
 from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
 from hookline.domain import rotation, webhooks
+from hookline.domain.event_types import CustomEventTypes
 from hookline.domain.models import Webhook
 from hookline.domain.repositories import CommunityRepository, EventRepository, WebhookRepository
 from hookline.wiring import services
@@ -95,6 +96,13 @@ def _allow_private() -> bool:
     return services().settings.allow_private_targets
 
 
+def _custom_events(community_id: str, fields: dict[str, Any]) -> set[str]:
+    """The community's own event types, read only when the subscription changes."""
+    if fields.get("events") is None:
+        return set()
+    return CustomEventTypes(services().tables.communities, community_id).names()
+
+
 @router.get("/v1/communities/<community_id>/webhooks", summary="List webhooks")
 def list_webhooks(
     community_id: str, page: PageParam = 1, per_page: PerPageParam = 20, cursor: CursorParam = None
@@ -116,8 +124,13 @@ def create_webhook(
 ) -> tuple[dict[str, Any], int]:
     community_access(router, community_id)
     CommunityRepository(services().tables.communities).get(community_id)
+    fields = body.model_dump(exclude_unset=True)
     webhook = webhooks.create_webhook(
-        _repo(), community_id, body.model_dump(exclude_unset=True), allow_private=_allow_private()
+        _repo(),
+        community_id,
+        fields,
+        allow_private=_allow_private(),
+        custom_events=_custom_events(community_id, fields),
     )
     return _view(webhook, reveal_secret=True), 201
 
@@ -130,12 +143,14 @@ def get_webhook(community_id: str, webhook_id: str) -> dict[str, Any]:
 
 def _update(community_id: str, webhook_id: str, body: WebhookFields) -> dict[str, Any]:
     community_access(router, community_id)
+    fields = body.model_dump(exclude_unset=True)
     webhook = webhooks.update_webhook(
         _repo(),
         community_id,
         webhook_id,
-        body.model_dump(exclude_unset=True),
+        fields,
         allow_private=_allow_private(),
+        custom_events=_custom_events(community_id, fields),
     )
     return _view(webhook)
 
