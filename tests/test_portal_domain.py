@@ -74,6 +74,9 @@ def _session(read_only: bool) -> portal.PortalSession:
         ("POST", f"{BASE}/incoming-webhooks/in_1/rotate"),
         ("GET", f"{BASE}/events"),
         ("GET", f"{BASE}/members"),
+        ("GET", f"{BASE}/event-types"),
+        ("GET", "/v1/event-types"),
+        ("GET", "/v1/event-types/post.created"),
     ],
 )
 def test_what_a_session_may_do(method: str, path: str) -> None:
@@ -91,6 +94,9 @@ def test_what_a_session_may_do(method: str, path: str) -> None:
         ("POST", f"{BASE}/events"),
         ("POST", f"{BASE}/event-types"),
         ("GET", "/v1/communities"),
+        ("DELETE", "/v1/communities/com_a"),
+        ("POST", "/v1/event-types"),
+        ("GET", "/v1/other"),
         ("GET", f"{BASE}/something-new"),
     ],
 )

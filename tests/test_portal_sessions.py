@@ -121,6 +121,9 @@ def test_token_is_not_an_api_key(
     token = link_parts(portal_session(local_stack, acme)["url"])["token"]
     for method, path, body in (
         ("POST", "/v1/communities", {"name": "Mine", "site_url": "https://x.example"}),
+        ("GET", "/v1/communities", None),
+        ("DELETE", f"/v1/communities/{acme.id}", None),
+        ("POST", f"/v1/communities/{acme.id}/event-types", {"name": "order.refunded"}),
         ("GET", f"/v1/communities/{acme.id}/api-keys", None),
         ("POST", f"/v1/communities/{acme.id}/api-keys", {"name": "escalate"}),
         ("POST", f"/v1/communities/{acme.id}/portal-sessions", {}),
