@@ -301,6 +301,8 @@ def test_every_screen_fits_375_px_and_passes_axe(
 
 
 def test_keyboard_only(portal: PortalPage, local_stack: LocalStackHandle, tenant: Tenant) -> None:
+    body = {"name": "order.refunded", "description": "An order was refunded."}
+    admin_post(local_stack, tenant, "/event-types", body)
     page = portal.page
     portal.open(portal_session(local_stack, tenant)["url"])
     portal.heading("Webhooks").wait_for()
@@ -318,6 +320,9 @@ def test_keyboard_only(portal: PortalPage, local_stack: LocalStackHandle, tenant
     page.keyboard.press("Tab")
     page.keyboard.type("Keyboard")
     assert page.get_by_label("Name", exact=True).input_value() == "Keyboard"
+    # The community's own event types are offered beside the built-in ones.
+    own = page.get_by_role("group", name="order events")
+    assert own.get_by_role("checkbox", name="order.refunded", exact=True).count() == 1
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
 
