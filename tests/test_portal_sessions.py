@@ -241,6 +241,10 @@ def test_sample_events_of_the_portal_routes() -> None:
 
     page = handle(sample("portal-page"), LambdaContext())  # type: ignore[arg-type]
     assert page["statusCode"] == 301 and page["headers"]["Location"] == "portal/"
+    normalised = sample("portal-page")
+    normalised["requestContext"]["path"] = "/dev/portal/"  # /portal/ handed over as /portal
+    index = handle(normalised, LambdaContext())  # type: ignore[arg-type]
+    assert index["statusCode"] == 200 and "<!DOCTYPE html>" in index["body"]
     asset = handle(sample("portal-asset"), LambdaContext())  # type: ignore[arg-type]
     assert asset["statusCode"] == 200
     assert asset["headers"]["Content-Type"].startswith("text/javascript")
