@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from hookline import wiring
-from hookline.adapters.memory import MemoryTables
+from hookline.adapters.memory import MemoryIdempotencyStore, MemoryTables
 from hookline.config import Settings
 
 OPERATOR_KEY = "hk_operator_test_key_0123456789abcdef"
@@ -85,5 +85,6 @@ def memory_services() -> wiring.Services:
         scheduler=RecordingScheduler(),
         mailer=RecordingMailer(),
         sender=http_attempt.post,
+        idempotency=MemoryIdempotencyStore(),
     )
     return wiring.services()

@@ -74,8 +74,12 @@ def test_table_specs_follow_the_architecture() -> None:
         assert (spec.hash_key, spec.range_key, spec.ttl_attribute) == expected, logical_id
     assert specs["EventsTable"].stream_view_type == "NEW_IMAGE"
     assert {k for k, s in specs.items() if s.stream_view_type} == {"EventsTable"}
-    assert specs["DeliveriesTable"].indexes == {"by_webhook": ("gsi1pk", "gsi1sk")}
-    assert {k for k, s in specs.items() if s.indexes} == {"DeliveriesTable"}
+    assert specs["DeliveriesTable"].indexes == {
+        "by_webhook": ("gsi1pk", "gsi1sk"),
+        "by_community": ("gsi2pk", "gsi2sk"),
+    }
+    assert specs["EventsTable"].indexes == {"by_time": ("pk", "gsi1sk")}
+    assert {k for k, s in specs.items() if s.indexes} == {"DeliveriesTable", "EventsTable"}
 
 
 def test_created_tables_match_the_template(dynamodb: Any) -> None:

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
+    STATUS_CONSTANTS,
+    DataRecord,
+)
+
 from hookline.adapters import cursor as cursors
 from hookline.errors import ConditionFailed
-from hookline.ports import Item, Page, Query
+from hookline.ports import Between, Item, Page, Query
 
 
 def _matches(item: Item, expect: Mapping[str, Any]) -> bool:
-    return all(item.get(name) == value for name, value in expect.items())
+    return all(_matches_one(item.get(name), value) for name, value in expect.items())
+
+
+def _matches_one(value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, Between):
+        try:
+            return value is not None and wanted.low <= value <= wanted.high
+        except TypeError:
+            return False
+    return bool(value == wanted)
 
 
 class MemoryTable:
@@ -94,7 +114,13 @@ class MemoryTable:
         start = None
         if query.cursor:
             start = cursors.decode(
-                query.cursor, partition_attr=hash_attr, partition=query.partition
+                query.cursor,
+                partition_attr=hash_attr,
+                partition=query.partition,
+                range_attr=range_attr,
+                prefix=query.prefix,
+                after=query.after,
+                before=query.before,
             )
         selected: list[Item] = []
         more = False
@@ -136,8 +162,57 @@ class MemoryTable:
 class MemoryTables:
     communities: MemoryTable = field(default_factory=lambda: MemoryTable("communities"))
     webhooks: MemoryTable = field(default_factory=lambda: MemoryTable("webhooks"))
-    events: MemoryTable = field(default_factory=lambda: MemoryTable("events"))
+    events: MemoryTable = field(
+        default_factory=lambda: MemoryTable("events", {"by_time": ("pk", "gsi1sk")})
+    )
     deliveries: MemoryTable = field(
-        default_factory=lambda: MemoryTable("deliveries", {"by_webhook": ("gsi1pk", "gsi1sk")})
+        default_factory=lambda: MemoryTable(
+            "deliveries",
+            {"by_webhook": ("gsi1pk", "gsi1sk"), "by_community": ("gsi2pk", "gsi2sk")},
+        )
     )
     directory: MemoryTable = field(default_factory=lambda: MemoryTable("directory"))
+
+
+class MemoryIdempotencyStore(BasePersistenceLayer):
+    """powertools' idempotency records in memory, with the DynamoDB layer's put condition: a
+    record may be replaced only once it expired, or while its in-progress lock timed out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._records: dict[str, DataRecord] = {}
+        self._lock = threading.Lock()
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        with self._lock:
+            record = self._records.get(idempotency_key)
+        if record is None:
+            raise IdempotencyItemNotFoundError
+        return copy.copy(record)
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        now = time.time()
+        with self._lock:
+            old = self._records.get(data_record.idempotency_key)
+            replaceable = (
+                old is None
+                or (old.expiry_timestamp or 0) < now
+                or (
+                    old.status == STATUS_CONSTANTS["INPROGRESS"]
+                    and old.in_progress_expiry_timestamp is not None
+                    and old.in_progress_expiry_timestamp < now * 1000
+                )
+            )
+            if not replaceable:
+                assert old is not None
+                self._validate_payload(data_payload=data_record, stored_data_record=old)
+                raise IdempotencyItemAlreadyExistsError(old_data_record=copy.copy(old))
+            self._records[data_record.idempotency_key] = copy.copy(data_record)
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self._records[data_record.idempotency_key] = copy.copy(data_record)
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self._records.pop(data_record.idempotency_key, None)

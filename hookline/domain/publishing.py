@@ -7,9 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from hookline import catalog, clock, ids
-from hookline.domain.models import Community, Event
-from hookline.domain.repositories import EventRepository
-from hookline.errors import InvalidParam
+from hookline.domain.delivery import delivery_id_for
+from hookline.domain.models import Community, Delivery, Event
+from hookline.domain.repositories import DeliveryRepository, EventRepository, WebhookRepository
+from hookline.errors import Conflict, InvalidParam
 
 #: DynamoDB nests at most 32 levels; the event item itself takes one.
 MAX_DEPTH = 30
@@ -60,8 +61,9 @@ def publish(
 ) -> tuple[Event, bool]:
     """Store an event for delivery and return (event, created).
 
-    With a client-supplied id the call is idempotent: the same id again returns the stored event
-    and created=False, and nothing is delivered twice.
+    With a client-supplied id the call is idempotent: the same id with the same event returns
+    the stored event and created=False, and nothing is delivered twice. The same id with another
+    type, data or actor is a Conflict on `id`.
     """
     if not catalog.is_known(event_type):
         raise InvalidParam(
@@ -88,4 +90,20 @@ def publish(
     expires_at = clock.epoch_seconds(now + timedelta(days=retention_days))
     if events.add(event, expires_at=expires_at):
         return event, True
-    return events.get(community.id, event.id), False
+    stored = events.get(community.id, event.id)
+    if (stored.event, stored.data, stored.actor) != (event_type, data, actor):
+        raise Conflict(
+            f"An event with id {event.id!r} was already published with a different body; "
+            "use a new id for a new event.",
+            field="id",
+        )
+    return stored, False
+
+
+def deliveries_of(
+    webhooks: WebhookRepository, deliveries: DeliveryRepository, event: Event
+) -> list[Delivery]:
+    """The deliveries of an event to the community's webhooks, oldest first. Delivery ids are
+    derived from (event, webhook), so this is one read of the webhooks and one batch read."""
+    candidates = [delivery_id_for(event.id, w.id) for w in webhooks.all(event.community_id)]
+    return deliveries.of_event(event.id, candidates)
