@@ -458,3 +458,14 @@ def test_page_numbers_stop_at_the_cap(memory_services: wiring.Services) -> None:
     response = _call(community, key, "GET", "/webhooks", query={"page": "21"})
     assert response.status == 400 and response.body["data"]["field"] == "page"
     assert "cursor" in response.body["message"]
+
+
+def test_sample_batch_event_file(memory_services: wiring.Services) -> None:
+    """events/api-publish-batch.json as is (two events and an Idempotency-Key), sent twice."""
+    community, key = make_community(memory_services)
+    event = api_event("api-publish-batch", community_id=community.id, key_id=key.id)
+    first, again = call(event), call(event)
+    assert first.status == again.status == 207
+    assert [r["status"] for r in first.body["data"]] == [202, 202]
+    assert again.body == first.body and again.headers["Idempotent-Replayed"] == "true"
+    assert len(_events(memory_services)) == 2

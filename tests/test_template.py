@@ -351,3 +351,27 @@ def test_dashboard_and_alarms_read_the_metrics_the_code_writes(template: dict[st
         }
     for logical_id, resource in resources(template, "AWS::CloudWatch::Alarm").items():
         assert resource["Properties"]["AlarmActions"]["Fn::If"][0] == "HasAlarmEmail", logical_id
+
+
+def test_only_the_authorizer_and_the_api_read_the_operator_key(template: dict[str, Any]) -> None:
+    """The authorizer checks it; ApiFunction derives the key that signs list cursors from it."""
+    readers = {
+        owner
+        for owner, statement in _statements(template)
+        if "ssm:GetParameter" in _as_list(statement["Action"])
+        and "OperatorKeyParameterName" in json.dumps(statement.get("Resource"))
+    }
+    assert readers == {"AuthorizerFunction", "ApiFunction"}
+
+
+def test_the_listing_indexes_project_what_their_filters_read(template: dict[str, Any]) -> None:
+    def indexes(table: str) -> dict[str, Any]:
+        props = template["Resources"][table]["Properties"]
+        return {i["IndexName"]: i["Projection"] for i in props["GlobalSecondaryIndexes"]}
+
+    # ?event= filters the events index; a page's events are then read from the table.
+    assert indexes("EventsTable")["by_time"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["event"],
+    }
+    assert indexes("DeliveriesTable")["by_community"] == {"ProjectionType": "ALL"}
