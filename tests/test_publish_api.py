@@ -469,3 +469,30 @@ def test_sample_batch_event_file(memory_services: wiring.Services) -> None:
     assert [r["status"] for r in first.body["data"]] == [202, 202]
     assert again.body == first.body and again.headers["Idempotent-Replayed"] == "true"
     assert len(_events(memory_services)) == 2
+
+
+def test_a_key_whose_first_request_still_runs_is_409(
+    memory_services: wiring.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same key arriving while its first request is being processed (a client retrying on
+    its own timeout) is refused, and the first request still completes."""
+    from hookline.api.routes import events as routes
+
+    community, key = make_community(memory_services)
+    body = {"event": "post.created", "data": {"slow": True}}
+    headers = {"Idempotency-Key": "slow-1"}
+    during: list[ApiResponse] = []
+    publish = routes._publish
+
+    def slow_publish(*args: Any) -> Any:
+        if not during:
+            during.append(_call(community, key, "POST", "/events", body=body, headers=headers))
+        return publish(*args)
+
+    monkeypatch.setattr(routes, "_publish", slow_publish)
+    first = _call(community, key, "POST", "/events", body=body, headers=headers)
+    assert first.status == 202
+    (retry,) = during
+    assert retry.status == 409 and retry.body["data"]["field"] == "Idempotency-Key"
+    assert "still being processed" in retry.body["message"]
+    assert len(_events(memory_services)) == 1
