@@ -22,7 +22,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.idempotency.serialization.base import (
     BaseIdempotencySerializer,
 )
@@ -65,17 +64,12 @@ class _Stored(BaseIdempotencySerializer):
         return data
 
 
-def _replayed(response: Any, idempotent_data: DataRecord) -> Any:
-    return {**response, "replayed": True}
-
-
 def _config(router: Router) -> IdempotencyConfig:
     config = IdempotencyConfig(
         event_key_jmespath="[community_id, operation, key]",
         payload_validation_jmespath="body",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=KEEP_SECONDS,
-        response_hook=_replayed,
     )
     context = getattr(router, "lambda_context", None)
     if context is not None:
@@ -144,8 +138,9 @@ def idempotent(
             f"A request with this {HEADER} is still being processed; retry shortly.",
             field=HEADER,
         ) from exc
-    if isinstance(result, tuple):
+    if isinstance(result, tuple):  # this request ran
         return _answer(*result)
+    # A replay: the stored form (_Stored.to_dict) of the first request's answer.
     return _answer(result["body"], int(result["status"]), replayed=True)
 
 
