@@ -199,3 +199,25 @@ def test_deep_pages_point_to_the_cursor(acme: Tenant) -> None:
     response = acme.get("/webhooks", params={"page": "10000", "per_page": "50"})
     assert response.status_code == 400 and response.json()["data"]["field"] == "page"
     assert "next_cursor" in response.json()["message"]
+
+
+def test_replays_of_creating_posts_never_show_a_secret_again(acme: Tenant) -> None:
+    headers = {"Idempotency-Key": "create-once-1"}
+    creates = [
+        ("/webhooks", {"url": acme.stack.inspector_url("acme-once"), "events": ["*"]}, "secret"),
+        ("/api-keys", {"name": "once"}, "key"),
+        ("/incoming-webhooks", {"name": "once", "require_signature": True}, "url"),
+    ]
+    for path, body, secret_field in creates:
+        first = acme.call("POST", path, json=body, headers=headers)
+        again = acme.call("POST", path, json=body, headers=headers)
+        assert first.status_code == again.status_code == 201, (path, again.text)
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["id"] == first.json()["id"]
+        shown = first.json()[secret_field]
+        secret = shown.rsplit("/", 1)[-1] if secret_field == "url" else shown
+        assert secret and secret not in again.text, path
+        if path == "/incoming-webhooks":
+            assert first.json()["signing_secret"] not in again.text
+    listed = acme.ok("GET", "/api-keys")["data"]
+    assert sum(1 for k in listed if k["name"] == "once") == 1
