@@ -221,3 +221,21 @@ def test_replays_of_creating_posts_never_show_a_secret_again(acme: Tenant) -> No
             assert first.json()["signing_secret"] not in again.text
     listed = acme.ok("GET", "/api-keys")["data"]
     assert sum(1 for k in listed if k["name"] == "once") == 1
+
+
+def test_log_filter_none_finds_attempts_without_an_answer(acme: Tenant) -> None:
+    refused = acme.ok(
+        "POST",
+        "/webhooks",
+        json={"url": "http://127.0.0.1:9/closed", "events": ["reply.created"], "retry_count": 0},
+    )
+    acme.ok("POST", "/events", json={"event": "reply.created", "data": {}})
+    logs = f"/webhooks/{refused['id']}/logs"
+
+    def unanswered() -> list[dict[str, Any]]:
+        return acme.ok("GET", logs, params={"status_code": "none"})["data"]
+
+    (attempt,) = acme.stack.wait_for(unanswered, timeout=15)
+    assert attempt["status_code"] is None and attempt["success"] is False and attempt["error"]
+    for answered in ("2xx", "4xx", "5xx"):
+        assert acme.ok("GET", logs, params={"status_code": answered})["data"] == []
