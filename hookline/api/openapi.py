@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import hookline
+from hookline.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 TITLE = "Hookline"
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -270,6 +271,10 @@ def _fix_operation(
             responses[code] = _error_response(int(code), declared_answer.get("description"))
     for status in (400, 401, 403, 404, 405, 500):
         responses[str(status)] = _error_response(status)
+    for parameter in operation.get("parameters", []):
+        # powertools lower-cases header names; show the header as clients write it.
+        if parameter.get("in") == "header" and parameter.get("name") == IDEMPOTENCY_HEADER.lower():
+            parameter["name"] = IDEMPOTENCY_HEADER
     if method in _BODY_METHODS:
         responses["413"] = _error_response(413)
         responses["415"] = _error_response(415)
