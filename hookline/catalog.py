@@ -57,6 +57,11 @@ _CATALOG: tuple[tuple[str, str, str], ...] = (
     ("test.ping", "test", "A test delivery sent from the test endpoint."),
     ("webhook.disabled", "operational", "Hookline disabled a webhook whose endpoint kept failing."),
     ("delivery.failed", "operational", "A delivery failed for good after its last retry."),
+    (
+        "webhook.secret_rotated",
+        "operational",
+        "A webhook's signing secret was rotated (the event carries no secret).",
+    ),
 )
 
 EVENT_TYPES: dict[str, EventType] = {
@@ -64,7 +69,7 @@ EVENT_TYPES: dict[str, EventType] = {
 }
 
 #: Operational events describe Hookline itself; failures delivering them never emit more of them.
-OPERATIONAL_EVENTS = frozenset({"webhook.disabled", "delivery.failed"})
+OPERATIONAL_EVENTS = frozenset({"webhook.disabled", "delivery.failed", "webhook.secret_rotated"})
 
 GROUPS = frozenset(t.group for t in EVENT_TYPES.values())
 

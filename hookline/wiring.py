@@ -4,14 +4,21 @@ stack, tests and benchmarks swap in their own with configure()."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hookline.config import Settings, settings
-from hookline.ports import Mailer, RetryScheduler, Sender, Tables
+from hookline.ports import Mailer, RateLimiter, RetryScheduler, Sender, Tables
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+
+def _memory_rate_limiter() -> RateLimiter:
+    # hookline.adapters.memory is development code, not in the Lambda layer: import it only here.
+    from hookline.adapters.memory import MemoryRateLimiter
+
+    return MemoryRateLimiter()
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,8 @@ class Services:
     scheduler: RetryScheduler
     mailer: Mailer
     sender: Sender
+    #: With in-memory tables the pace is kept in memory too (one process).
+    rate_limiter: RateLimiter = field(default_factory=_memory_rate_limiter)
 
 
 _lock = threading.Lock()
@@ -34,6 +43,7 @@ def _build() -> Services:
     from hookline import observability
     from hookline.adapters import http_attempt
     from hookline.adapters.dynamodb import DynamoTables
+    from hookline.adapters.rate_limiter import DynamoRateLimiter
     from hookline.adapters.ses import SesMailer
     from hookline.adapters.stepfunctions import StepFunctionsScheduler
 
@@ -45,7 +55,10 @@ def _build() -> Services:
         "sender": lambda: observability.traced_sender(http_attempt.post),
     }
     parts = {name: _overrides.get(name) or make() for name, make in factories.items()}
-    return Services(settings=config, **parts)
+    limiter = _overrides.get("rate_limiter")
+    if limiter is None and isinstance(parts["tables"], DynamoTables):
+        limiter = DynamoRateLimiter(config.webhooks_table)
+    return Services(settings=config, **parts, rate_limiter=limiter or _memory_rate_limiter())
 
 
 def services() -> Services:
@@ -74,8 +87,8 @@ def idempotency_store() -> BasePersistenceLayer:
 
 
 def configure(**overrides: Any) -> None:
-    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, idempotency=)
-    in this process."""
+    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, rate_limiter=,
+    idempotency=) in this process."""
     global _current, _idempotency
     with _lock:
         _overrides.update(overrides)

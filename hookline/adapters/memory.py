@@ -1,27 +1,17 @@
-"""In-memory Table: the storage port without DynamoDB, for unit tests and engine benchmarks."""
+"""In-memory Table and rate limiter: the storage ports without DynamoDB, for unit tests and engine
+benchmarks."""
 
 from __future__ import annotations
 
 import copy
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyItemAlreadyExistsError,
-    IdempotencyItemNotFoundError,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
-    STATUS_CONSTANTS,
-    DataRecord,
-)
-
 from hookline.adapters import cursor as cursors
 from hookline.errors import ConditionFailed
-from hookline.ports import Between, Item, Page, Query
+from hookline.ports import Between, Item, Page, Query, Slot
 
 
 def _matches(item: Item, expect: Mapping[str, Any]) -> bool:
@@ -174,45 +164,22 @@ class MemoryTables:
     directory: MemoryTable = field(default_factory=lambda: MemoryTable("directory"))
 
 
-class MemoryIdempotencyStore(BasePersistenceLayer):
-    """powertools' idempotency records in memory, with the DynamoDB layer's put condition: a
-    record may be replaced only once it expired, or while its in-progress lock timed out."""
+class MemoryRateLimiter:
+    """The rate limiter port in one process, for in-memory tables (unit tests, benchmarks); the
+    same slots and holds as hookline.adapters.rate_limiter.DynamoRateLimiter."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._records: dict[str, DataRecord] = {}
+        self._next: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def _get_record(self, idempotency_key: str) -> DataRecord:
+    def reserve(self, key: str, interval_ms: int, *, now_ms: int, horizon_ms: int) -> Slot:
         with self._lock:
-            record = self._records.get(idempotency_key)
-        if record is None:
-            raise IdempotencyItemNotFoundError
-        return copy.copy(record)
+            slot = max(self._next.get(key, now_ms), now_ms)
+            if slot > now_ms and slot >= now_ms + horizon_ms:
+                return Slot(slot, taken=False)
+            self._next[key] = slot + interval_ms
+            return Slot(slot)
 
-    def _put_record(self, data_record: DataRecord) -> None:
-        now = time.time()
+    def hold(self, key: str, until_ms: int) -> None:
         with self._lock:
-            old = self._records.get(data_record.idempotency_key)
-            replaceable = (
-                old is None
-                or (old.expiry_timestamp or 0) < now
-                or (
-                    old.status == STATUS_CONSTANTS["INPROGRESS"]
-                    and old.in_progress_expiry_timestamp is not None
-                    and old.in_progress_expiry_timestamp < now * 1000
-                )
-            )
-            if not replaceable:
-                assert old is not None
-                self._validate_payload(data_payload=data_record, stored_data_record=old)
-                raise IdempotencyItemAlreadyExistsError(old_data_record=copy.copy(old))
-            self._records[data_record.idempotency_key] = copy.copy(data_record)
-
-    def _update_record(self, data_record: DataRecord) -> None:
-        with self._lock:
-            self._records[data_record.idempotency_key] = copy.copy(data_record)
-
-    def _delete_record(self, data_record: DataRecord) -> None:
-        with self._lock:
-            self._records.pop(data_record.idempotency_key, None)
+            self._next[key] = max(self._next.get(key, until_ms), until_ms)

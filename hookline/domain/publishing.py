@@ -7,9 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from hookline import catalog, clock, ids
-from hookline.domain.delivery import delivery_id_for
-from hookline.domain.models import Community, Delivery, Event
-from hookline.domain.repositories import DeliveryRepository, EventRepository, WebhookRepository
+from hookline.domain.models import Community, Event
+from hookline.domain.repositories import EventRepository
 from hookline.errors import Conflict, InvalidParam
 
 #: DynamoDB nests at most 32 levels; the event item itself takes one.
@@ -98,12 +97,3 @@ def publish(
             field="id",
         )
     return stored, False
-
-
-def deliveries_of(
-    webhooks: WebhookRepository, deliveries: DeliveryRepository, event: Event
-) -> list[Delivery]:
-    """The deliveries of an event to the community's webhooks, oldest first. Delivery ids are
-    derived from (event, webhook), so this is one read of the webhooks and one batch read."""
-    candidates = [delivery_id_for(event.id, w.id) for w in webhooks.all(event.community_id)]
-    return deliveries.of_event(event.id, candidates)

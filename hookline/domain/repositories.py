@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hookline.domain.models import ApiKey, Attempt, Community, Delivery, Event, Webhook
-from hookline.errors import ConditionFailed, NotFound
+from hookline.errors import ConditionFailed, Conflict, NotFound
 from hookline.ports import Item, Page, Query, Table
 
 _KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "expires_at")
@@ -61,6 +61,19 @@ class CommunityRepository:
     def list_keys(self, community_id: str) -> list[ApiKey]:
         page = self.table.query(Query(community_pk(community_id), prefix="KEY#"))
         return [ApiKey.model_validate(_record_fields(i)) for i in page.items]
+
+    def touch_key(self, key: ApiKey, used_at: str) -> None:
+        """Record a use of ``key`` unless another request already changed last_used_at."""
+        expect = {"last_used_at": key.last_used_at} if key.last_used_at else None
+        try:
+            self.table.update(
+                community_pk(key.community_id),
+                f"KEY#{key.id}",
+                set={"last_used_at": used_at},
+                expect=expect,
+            )
+        except ConditionFailed:
+            return
 
     def revoke_key(self, key: ApiKey, revoked_at: str) -> ApiKey:
         self.table.delete(f"KEYHASH#{key.key_hash}", "KEY")
@@ -119,12 +132,22 @@ class WebhookRepository:
         *,
         remove: tuple[str, ...] = (),
         add: dict[str, int] | None = None,
+        expect: dict[str, Any] | None = None,
     ) -> Webhook:
+        """Apply ``changes``; with ``expect``, only if those fields still hold those values
+        (409 when another request changed them first)."""
         try:
             item = self.table.update(
-                community_pk(community_id), f"W#{webhook_id}", set=changes, remove=remove, add=add
+                community_pk(community_id),
+                f"W#{webhook_id}",
+                set=changes,
+                remove=remove,
+                add=add,
+                expect=expect,
             )
         except ConditionFailed as exc:
+            if expect and self.find(community_id, webhook_id) is not None:
+                raise Conflict("The webhook changed meanwhile; try again.") from exc
             raise NotFound("Webhook not found.") from exc
         return Webhook.model_validate(_record_fields(item))
 

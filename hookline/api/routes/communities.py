@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from hookline import catalog
-from hookline.api.context import community_access, principal
+from hookline.api.context import caller, community_access, principal
 from hookline.api.idempotency import Answered, IdempotencyKeyHeader, idempotent, responses
 from hookline.domain import communities
 from hookline.domain.models import ApiKey, Community
@@ -20,13 +20,13 @@ router = Router()
 
 
 class CommunityCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(min_length=1, max_length=200, examples=["Acme Forum"])
     site_url: str = Field(min_length=1, max_length=2048, examples=["https://forum.example.com"])
 
 
 class CommunityPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Acme Forum"])
     site_url: str | None = Field(
         default=None, min_length=1, max_length=2048, examples=["https://forum.example.com"]
@@ -34,8 +34,16 @@ class CommunityPatch(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(default="admin", min_length=1, max_length=100)
+    scopes: list[Literal["admin", "publish", "read"]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        description="What the key may do: `admin` (everything, the default), `publish` "
+        "(POST events only) and/or `read` (GET only). Other calls answer 403 rest_forbidden.",
+        examples=[["publish"]],
+    )
 
 
 def _repo() -> CommunityRepository:
@@ -112,7 +120,8 @@ def create_api_key(
 
     def run() -> tuple[dict[str, Any], int]:
         _repo().get(community_id)
-        key, plaintext = communities.issue_key(_repo(), community_id, (body or ApiKeyCreate()).name)
+        fields = body or ApiKeyCreate()
+        key, plaintext = communities.issue_key(_repo(), community_id, fields.name, fields.scopes)
         return _key_view(key, plaintext), 201
 
     return idempotent(router, community_id, idempotency_key, run, redact=_without_key)
@@ -133,7 +142,7 @@ def revoke_api_key(community_id: str, key_id: str) -> dict[str, Any]:
 
 @router.get("/v1/event-types", summary="List the event types webhooks can subscribe to")
 def list_event_types() -> dict[str, Any]:
-    principal(router)
+    caller(router)
     return {
         "data": [
             {"name": t.name, "group": t.group, "description": t.description}

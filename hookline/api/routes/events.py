@@ -22,7 +22,7 @@ from hookline.api.pagination import (
     time_range,
 )
 from hookline.api.resolver import validation_error
-from hookline.domain import publishing, retry
+from hookline.domain import event_deliveries, publishing, retry
 from hookline.domain.models import Community, Event
 from hookline.domain.repositories import (
     CommunityRepository,
@@ -42,7 +42,7 @@ MAX_BATCH = 100
 
 
 class EventPublish(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     event: str = Field(min_length=1, max_length=100, examples=["post.created"])
     data: dict[str, Any] = Field(
@@ -62,7 +62,7 @@ class EventPublish(BaseModel):
 
 
 class EventBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     events: list[Any] = Field(
         min_length=1,
@@ -145,7 +145,7 @@ def publish_event(
     body: Annotated[EventPublish, Body()],
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Answered:
-    community_access(router, community_id)
+    community_access(router, community_id, scope="publish")
     return idempotent(
         router, community_id, idempotency_key, lambda: _publish(_community(community_id), body)
     )
@@ -182,7 +182,7 @@ def publish_batch(
     body: Annotated[EventBatch, Body()],
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Answered:
-    community_access(router, community_id)
+    community_access(router, community_id, scope="publish")
 
     def run() -> tuple[dict[str, Any], int]:
         community = _community(community_id)
@@ -234,7 +234,7 @@ def get_event(community_id: str, event_id: str) -> dict[str, Any]:
     community_access(router, community_id)
     tables = services().tables
     event = EventRepository(tables.events).get(community_id, event_id)
-    deliveries = publishing.deliveries_of(
+    deliveries = event_deliveries.deliveries_of(
         WebhookRepository(tables.webhooks), DeliveryRepository(tables.deliveries), event
     )
     return {**event_view(event), "deliveries": [retry.delivery_view(d) for d in deliveries]}
