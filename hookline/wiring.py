@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 def _memory_rate_limiter() -> RateLimiter:
-    # hookline.adapters.memory is development code, not in the Lambda layer: import it only here.
+    # Development-only (not in the Lambda layer): reached only when configure() replaced the
+    # tables, which Lambda never does.
     from hookline.adapters.memory import MemoryRateLimiter
 
     return MemoryRateLimiter()

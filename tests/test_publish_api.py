@@ -496,3 +496,30 @@ def test_a_key_whose_first_request_still_runs_is_409(
     assert retry.status == 409 and retry.body["data"]["field"] == "Idempotency-Key"
     assert "still being processed" in retry.body["message"]
     assert len(_events(memory_services)) == 1
+
+
+def test_the_operator_list_of_communities_signs_its_cursor(
+    memory_services: wiring.Services,
+) -> None:
+    for _ in range(3):
+        make_community(memory_services)
+
+    def listed(query: dict[str, str]) -> ApiResponse:
+        return call(
+            api_event(
+                "api-publish-event",
+                role="operator",
+                method="GET",
+                path="/v1/communities",
+                body=None,
+                query=query,
+            )
+        )
+
+    first = listed({"per_page": "1"})
+    assert first.status == 200 and first.body["next_cursor"]
+    second = listed({"per_page": "1", "cursor": first.body["next_cursor"]})
+    assert second.status == 200 and second.body["data"] != first.body["data"]
+    raw = first.body["next_cursor"].rpartition(".")[0]
+    forged = listed({"per_page": "1", "cursor": raw})
+    assert forged.status == 400 and forged.body["data"]["field"] == "cursor"

@@ -13,6 +13,7 @@ from hookline.api.routes import (
     communities,
     deliveries,
     directory,
+    event_types,
     events,
     incoming,
     logs,
@@ -30,6 +31,7 @@ app.include_router(deliveries.router)
 app.include_router(directory.router)
 app.include_router(incoming.router)
 app.include_router(portal.router)
+app.include_router(event_types.router)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 

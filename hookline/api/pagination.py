@@ -97,9 +97,13 @@ def paginate(
     return fetch(per_page, position)
 
 
+def sign_cursor(cursor: str | None) -> str | None:
+    """The next_cursor to hand out for a storage cursor (None at the end of a list)."""
+    return cursors.sign(cursor, _key()) if cursor else None
+
+
 def listing(
     items: list[dict[str, Any]], *, page: int, per_page: int, cursor: str | None
 ) -> dict[str, Any]:
     """A page as the API answers it; `cursor` is the storage cursor, signed here."""
-    next_cursor = cursors.sign(cursor, _key()) if cursor else None
-    return {"data": items, "page": page, "per_page": per_page, "next_cursor": next_cursor}
+    return {"data": items, "page": page, "per_page": per_page, "next_cursor": sign_cursor(cursor)}

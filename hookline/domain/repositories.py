@@ -20,6 +20,22 @@ def community_pk(community_id: str) -> str:
     return f"C#{community_id}"
 
 
+#: The partition listing every community (sk = community id, so newest last: ids are monotonic).
+COMMUNITY_INDEX = "COMMUNITIES"
+
+
+def drop_partition(table: Table, partition: str) -> int:
+    """Delete every item of one partition; the number deleted."""
+    deleted = 0
+    while True:
+        page = table.query(Query(partition, limit=200))
+        for item in page.items:
+            table.delete(item["pk"], item["sk"])
+            deleted += 1
+        if not page.items:
+            return deleted
+
+
 class CommunityRepository:
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -29,6 +45,25 @@ class CommunityRepository:
             {"pk": community_pk(community.id), "sk": "META", **community.model_dump()},
             if_absent=True,
         )
+        self.table.put(
+            {"pk": COMMUNITY_INDEX, "sk": community.id, "created_at": community.created_at}
+        )
+
+    def page(self, *, limit: int, cursor: str | None) -> tuple[list[Community], str | None]:
+        """Communities, newest first."""
+        result = self.table.query(
+            Query(COMMUNITY_INDEX, descending=True, limit=limit, cursor=cursor)
+        )
+        items = self.table.batch_get([(community_pk(i["sk"]), "META") for i in result.items])
+        by_id = {i["id"]: Community.model_validate(_record_fields(i)) for i in items}
+        found = [by_id[i["sk"]] for i in result.items if i["sk"] in by_id]
+        return found, result.cursor
+
+    def delete(self, community_id: str) -> None:
+        """The community item and its index entry (its other items go first: see
+        hookline.domain.community_removal)."""
+        self.table.delete(community_pk(community_id), "META")
+        self.table.delete(COMMUNITY_INDEX, community_id)
 
     def get(self, community_id: str) -> Community:
         item = self.table.get(community_pk(community_id), "META")

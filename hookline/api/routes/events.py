@@ -23,6 +23,7 @@ from hookline.api.pagination import (
 )
 from hookline.api.resolver import validation_error
 from hookline.domain import event_deliveries, publishing, retry
+from hookline.domain.event_types import CustomEventTypes
 from hookline.domain.models import Community, Event
 from hookline.domain.repositories import (
     CommunityRepository,
@@ -114,6 +115,7 @@ def _publish(community: Community, body: EventPublish) -> tuple[dict[str, Any], 
         actor=body.actor,
         event_id=body.id,
         retention_days=config.settings.event_retention_days,
+        custom_types=CustomEventTypes(config.tables.communities, community.id),
     )
     if created:
         return _view(event, duplicate=False), 202

@@ -12,6 +12,7 @@ from hookline.api.context import community_access
 from hookline.api.idempotency import Answered, IdempotencyKeyHeader, idempotent, responses
 from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
 from hookline.domain import rotation, webhooks
+from hookline.domain.event_types import CustomEventTypes
 from hookline.domain.models import Webhook
 from hookline.domain.repositories import CommunityRepository, EventRepository, WebhookRepository
 from hookline.wiring import services
@@ -96,6 +97,13 @@ def _allow_private() -> bool:
     return services().settings.allow_private_targets
 
 
+def _custom_events(community_id: str, fields: dict[str, Any]) -> set[str]:
+    """The community's own event types, read only when the subscription changes."""
+    if fields.get("events") is None:
+        return set()
+    return CustomEventTypes(services().tables.communities, community_id).names()
+
+
 StatusFilter = Annotated[
     Literal["active", "inactive"] | None,
     Query(description="Only active or only inactive webhooks."),
@@ -137,11 +145,13 @@ def create_webhook(
 
     def run() -> tuple[dict[str, Any], int]:
         CommunityRepository(services().tables.communities).get(community_id)
+        fields = body.model_dump(exclude_unset=True)
         webhook = webhooks.create_webhook(
             _repo(),
             community_id,
-            body.model_dump(exclude_unset=True),
+            fields,
             allow_private=_allow_private(),
+            custom_events=_custom_events(community_id, fields),
         )
         return _view(webhook, reveal_secret=True), 201
 
@@ -161,12 +171,14 @@ def get_webhook(community_id: str, webhook_id: str) -> dict[str, Any]:
 
 def _update(community_id: str, webhook_id: str, body: WebhookFields) -> dict[str, Any]:
     community_access(router, community_id)
+    fields = body.model_dump(exclude_unset=True)
     webhook = webhooks.update_webhook(
         _repo(),
         community_id,
         webhook_id,
-        body.model_dump(exclude_unset=True),
+        fields,
         allow_private=_allow_private(),
+        custom_events=_custom_events(community_id, fields),
     )
     return _view(webhook)
 
