@@ -523,3 +523,23 @@ def test_the_operator_list_of_communities_signs_its_cursor(
     raw = first.body["next_cursor"].rpartition(".")[0]
     forged = listed({"per_page": "1", "cursor": raw})
     assert forged.status == 400 and forged.body["data"]["field"] == "cursor"
+
+
+def test_batch_checks_custom_types_against_their_schema(memory_services: wiring.Services) -> None:
+    community, key = make_community(memory_services)
+    schema = {
+        "type": "object",
+        "required": ["order_id"],
+        "properties": {"order_id": {"type": "integer"}},
+    }
+    created = _call(
+        community, key, "POST", "/event-types", body={"name": "order.refunded", "schema": schema}
+    )
+    assert created.status == 201, created.body
+    events = [
+        {"event": "order.refunded", "data": {"order_id": 7}},
+        {"event": "order.refunded", "data": {"order_id": "seven"}},
+    ]
+    results = _call(community, key, "POST", "/events/batch", body={"events": events}).body["data"]
+    assert [r["status"] for r in results] == [202, 400]
+    assert results[1]["error"]["data"]["field"].startswith("data")
