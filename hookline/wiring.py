@@ -7,10 +7,13 @@ import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from hookline.config import Settings, settings
 from hookline.ports import Mailer, RateLimiter, RetryScheduler, Sender, Tables
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Services:
 _lock = threading.Lock()
 _current: Services | None = None
 _overrides: dict[str, Any] = {}
+_idempotency: BasePersistenceLayer | None = None
 
 
 def _tables(config: Settings) -> Tables:
@@ -146,19 +150,36 @@ def services() -> Services:
     return _current
 
 
+def idempotency_store() -> BasePersistenceLayer:
+    """powertools' idempotency store for Idempotency-Key requests: the IdempotencyTable,
+    built on first use (only ApiFunction needs it), unless configure(idempotency=...) set one."""
+    global _idempotency
+    with _lock:
+        if _idempotency is None:
+            _idempotency = _overrides.get("idempotency")
+        if _idempotency is None:
+            from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+            config: Settings = _overrides.get("settings") or settings()
+            _idempotency = DynamoDBPersistenceLayer(table_name=config.idempotency_table)
+        return _idempotency
+
+
 def configure(**overrides: Any) -> None:
-    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, rate_limiter=)
-    in this process."""
-    global _current
+    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, rate_limiter=,
+    idempotency=) in this process."""
+    global _current, _idempotency
     with _lock:
         _overrides.update(overrides)
         _current = None
+        _idempotency = None
 
 
 def reset() -> None:
     """Forget overrides and cached services (tests)."""
-    global _current
+    global _current, _idempotency
     with _lock:
         _overrides.clear()
         _current = None
+        _idempotency = None
     settings.cache_clear()
