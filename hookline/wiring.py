@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hookline.config import Settings, settings
-from hookline.ports import Mailer, RetryScheduler, Sender, Tables
+from hookline.ports import DeliveryQueue, Mailer, RetryScheduler, Sender, Tables
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class Services:
     scheduler: RetryScheduler
     mailer: Mailer
     sender: Sender
+    queue: DeliveryQueue
 
 
 _lock = threading.Lock()
@@ -31,6 +32,7 @@ def _build() -> Services:
     from hookline.adapters import http_attempt
     from hookline.adapters.dynamodb import DynamoTables
     from hookline.adapters.ses import SesMailer
+    from hookline.adapters.sqs import SqsDeliveryQueue
     from hookline.adapters.stepfunctions import StepFunctionsScheduler
 
     config: Settings = _overrides.get("settings") or settings()
@@ -39,6 +41,7 @@ def _build() -> Services:
         "scheduler": lambda: StepFunctionsScheduler(config.retry_state_machine_arn),
         "mailer": lambda: SesMailer(config.mail_sender, outbox_dir=config.mail_outbox_dir),
         "sender": lambda: observability.traced_sender(http_attempt.post),
+        "queue": lambda: SqsDeliveryQueue(config.delivery_queue_url),
     }
     parts = {name: _overrides.get(name) or make() for name, make in factories.items()}
     return Services(settings=config, **parts)
@@ -55,7 +58,7 @@ def services() -> Services:
 
 
 def configure(**overrides: Any) -> None:
-    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=) in this process."""
+    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, queue=)."""
     global _current
     with _lock:
         _overrides.update(overrides)

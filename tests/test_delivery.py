@@ -170,7 +170,7 @@ def test_receiver_gets_signed_exact_bytes_and_our_headers(
         "success": True,
         "created_at": "",
     }
-    item = memory_services.tables.deliveries.get(f"D#{delivery.id}", "A#0001")
+    item = memory_services.tables.deliveries.get(f"D#{delivery.id}", "META")
     assert item is not None
     retention = clock.epoch_seconds() + 30 * 86400
     assert retention - 60 <= item["expires_at"] <= retention + 60
