@@ -100,6 +100,14 @@ class RetryScheduler(Protocol):
         ...
 
 
+class DeliveryQueue(Protocol):
+    """Hands deliveries from the dispatcher to the delivery consumer (SQS in AWS)."""
+
+    def send(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Queue JSON-able messages; returns the indexes of those that could not be queued."""
+        ...
+
+
 class Sender(Protocol):
     """Makes one HTTP delivery attempt (hookline.adapters.http_attempt.post). Never raises."""
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from hookline.adapters.memory import MemoryRateLimiter
 from hookline.config import Settings, settings
-from hookline.ports import Mailer, RateLimiter, RetryScheduler, Sender, Tables
+from hookline.ports import DeliveryQueue, Mailer, RateLimiter, RetryScheduler, Sender, Tables
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class Services:
     scheduler: RetryScheduler
     mailer: Mailer
     sender: Sender
+    queue: DeliveryQueue
     #: With in-memory tables the pace is kept in memory too (one process).
     rate_limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
 
@@ -35,6 +36,7 @@ def _build() -> Services:
     from hookline.adapters.dynamodb import DynamoTables
     from hookline.adapters.rate_limiter import DynamoRateLimiter
     from hookline.adapters.ses import SesMailer
+    from hookline.adapters.sqs import SqsDeliveryQueue
     from hookline.adapters.stepfunctions import StepFunctionsScheduler
 
     config: Settings = _overrides.get("settings") or settings()
@@ -43,6 +45,7 @@ def _build() -> Services:
         "scheduler": lambda: StepFunctionsScheduler(config.retry_state_machine_arn),
         "mailer": lambda: SesMailer(config.mail_sender, outbox_dir=config.mail_outbox_dir),
         "sender": lambda: observability.traced_sender(http_attempt.post),
+        "queue": lambda: SqsDeliveryQueue(config.delivery_queue_url),
     }
     parts = {name: _overrides.get(name) or make() for name, make in factories.items()}
     limiter = _overrides.get("rate_limiter")
@@ -62,8 +65,8 @@ def services() -> Services:
 
 
 def configure(**overrides: Any) -> None:
-    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, rate_limiter=)
-    in this process."""
+    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, queue=,
+    rate_limiter=) in this process."""
     global _current
     with _lock:
         _overrides.update(overrides)
