@@ -227,7 +227,8 @@ class Queue:
         self._receives: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def send(self, messages: Sequence[Any]) -> list[int]:
+    def send(self, messages: Sequence[Any], *, delay_seconds: int = 0) -> list[int]:
+        # A delay is not kept: the consumer checks the webhook's turn again when it gets it.
         with self._lock:
             for message in messages:
                 message_id = f"msg-{next(self._ids)}"

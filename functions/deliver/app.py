@@ -32,6 +32,7 @@ def _deliver(orders: list[DeliveryOrder]) -> set[int]:
             "orders": len(orders),
             "delivered": sum(1 for r in results if r == "delivered"),
             "failed": sum(1 for r in results if r == "failed"),
+            "deferred": sum(1 for r in results if r == "deferred"),
             "unfinished": len(unfinished),
         },
     )

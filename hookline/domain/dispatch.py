@@ -4,7 +4,9 @@
   its community that subscribes to it, as one delivery order per pair on the delivery queue.
   Nothing here touches the network, so a slow endpoint cannot hold up the stream.
 * ``deliver_orders`` (DeliverFunction, the delivery queue): the first attempt of each order,
-  concurrently. A failed first attempt goes to the retry policy.
+  concurrently, each in its webhook's turn (hookline.domain.pacing). A failed first attempt
+  goes to the retry policy; an order whose turn is more than a few seconds off goes back on the
+  queue, delayed, rather than holding the invocation.
 
 Delivery ids are deterministic per (event, webhook) and a delivery is written only with its
 first attempt, so an order handed over twice (a redelivered stream record or queue message)
@@ -18,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hookline.domain import filters, retry
+from hookline.domain import filters, pacing, retry
 from hookline.domain.delivery import (
     DeliveryContext,
     attempt_and_record,
@@ -28,7 +30,10 @@ from hookline.domain.delivery import (
 from hookline.domain.models import Event
 from hookline.observability import bind, carry, logger
 
-Result = Literal["delivered", "failed", "resumed", "skipped"]
+#: SQS delays a message by at most this.
+MAX_QUEUE_DELAY_SECONDS = 900
+
+Result = Literal["delivered", "failed", "resumed", "skipped", "deferred"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class DispatchReport:
     failed: int = 0  # first attempts that failed and went to the retry policy
     resumed: int = 0  # failed earlier, retries started only now
     skipped: int = 0
+    deferred: int = 0  # queued again to wait for the webhook's rate limit
     failed_event_ids: set[str] = field(default_factory=set)
 
 
@@ -181,11 +187,30 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
             delivery, stored = existing, True
         else:
             delivery, stored = new_delivery(event, webhook), False
-        result = attempt_and_record(ctx, delivery, webhook, event, 1, stored=stored)
+        try:
+            result = attempt_and_record(
+                ctx,
+                delivery,
+                webhook,
+                event,
+                1,
+                stored=stored,
+                wait_at_most=pacing.MAX_WAIT_IN_PROCESS_SECONDS,
+            )
+        except pacing.NotYet as later:
+            return _defer(ctx, order, later.retry_in_seconds)
         if result.outcome.success:
             return "delivered"
         retry.start_retries(ctx, result.delivery, webhook, result.outcome)
         return "failed"
+
+
+def _defer(ctx: DeliveryContext, order: DeliveryOrder, seconds: int) -> Result:
+    """The webhook's turn is too far off to wait for here: queue the order again, delayed, so
+    the wait costs no invocation time. Nothing was attempted or recorded."""
+    if ctx.queue.send([order.to_message()], delay_seconds=min(seconds, MAX_QUEUE_DELAY_SECONDS)):
+        raise RuntimeError(f"could not queue delivery {order.delivery_id} again")
+    return "deferred"
 
 
 def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchReport:
@@ -201,6 +226,8 @@ def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchRe
             report.skipped += 1
         elif result == "resumed":
             report.resumed += 1
+        elif result == "deferred":
+            report.deferred += 1
         else:
             report.attempted += 1
             report.delivered += result == "delivered"

@@ -108,13 +108,20 @@ class InlineQueue:
 
         return load_handler("deliver")(event, LambdaContext(function_name=self.function_name))
 
-    def send(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+    def send(self, messages: Sequence[Mapping[str, Any]], *, delay_seconds: int = 0) -> list[int]:
         with self._lock:
             self.sent.extend(dict(m) for m in messages)
         sent_ms = int(time.time() * 1000)
         pending = [(str(uuid.uuid4()), json.dumps(m, separators=(",", ":"))) for m in messages]
         for start in range(0, len(pending), self.batch_size):
-            self._consume(pending[start : start + self.batch_size], sent_ms)
+            batch = pending[start : start + self.batch_size]
+            if delay_seconds:
+                # A delayed message arrives later, on its own thread, as SQS would deliver it.
+                timer = threading.Timer(delay_seconds, self._consume, (batch, sent_ms))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._consume(batch, sent_ms)
         return []
 
     def _consume(self, batch: list[tuple[str, str]], sent_ms: int) -> None:
