@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from hookline.config import Settings, settings
-from hookline.ports import Mailer, RateLimiter, RetryScheduler, Sender, Tables
+from hookline.ports import DeliveryQueue, Mailer, RateLimiter, RetryScheduler, Sender, Tables
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -35,6 +35,7 @@ class Services:
         scheduler: Any,
         mailer: Any,
         sender: Any,
+        queue: Any,
         rate_limiter: Any = None,
     ) -> None:
         self.settings = settings
@@ -43,6 +44,7 @@ class Services:
             "scheduler": scheduler,
             "mailer": mailer,
             "sender": sender,
+            "queue": queue,
             "rate_limiter": rate_limiter or _Deferred(functools.partial(_rate_limiter, tables)),
         }
         self._making = threading.Lock()
@@ -71,6 +73,10 @@ class Services:
     @property
     def sender(self) -> Sender:
         return cast(Sender, self._part("sender"))
+
+    @property
+    def queue(self) -> DeliveryQueue:
+        return cast(DeliveryQueue, self._part("queue"))
 
     @property
     def rate_limiter(self) -> RateLimiter:
@@ -108,6 +114,12 @@ def _sender(config: Settings) -> Sender:
     return observability.traced_sender(http_attempt.post)
 
 
+def _queue(config: Settings) -> DeliveryQueue:
+    from hookline.adapters.sqs import SqsDeliveryQueue
+
+    return SqsDeliveryQueue(config.delivery_queue_url)
+
+
 def _rate_limiter(tables: Any) -> RateLimiter:
     """The pace is kept beside the tables: in DynamoDB, or in memory with in-memory tables (one
     process; development only, so that adapter is not in the Lambda layer)."""
@@ -127,7 +139,7 @@ def _build() -> Services:
     Every function's first request reads a table, so the tables adapter (boto3) is made now;
     its DynamoDB client still waits for the first call. The rest waits for first use."""
     config: Settings = _overrides.get("settings") or settings()
-    deferred = {"scheduler": _scheduler, "mailer": _mailer, "sender": _sender}
+    deferred = {"scheduler": _scheduler, "mailer": _mailer, "sender": _sender, "queue": _queue}
     parts = {
         name: _overrides.get(name) or _Deferred(functools.partial(make, config))
         for name, make in deferred.items()
@@ -166,8 +178,8 @@ def idempotency_store() -> BasePersistenceLayer:
 
 
 def configure(**overrides: Any) -> None:
-    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, rate_limiter=,
-    idempotency=) in this process."""
+    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, queue=,
+    rate_limiter=, idempotency=) in this process."""
     global _current, _idempotency
     with _lock:
         _overrides.update(overrides)

@@ -194,6 +194,10 @@ def test_a_410_on_the_first_attempt_disables_the_webhook_at_once(world: World) -
     assert "410" in (disabled.disabled_reason or "")
     [event] = world.events_of_type("webhook.disabled")
     assert event.operational and event.data["webhook_id"] == webhook.id
+    # Only the host: a Slack or Discord URL's path is a credential.
+    assert event.data["url_host"] == "127.0.0.1"
+    assert "url" not in event.data
+    assert "/hook" not in json.dumps(event.data)
 
 
 # -- run_attempt through the AttemptFunction handler ---------------------------------------

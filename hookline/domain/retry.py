@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from hookline import catalog, clock, ids
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
-from hookline.domain.delivery import DeliveryContext, attempt_delivery
+from hookline.domain.delivery import DeliveryContext, attempt_delivery, url_host
 from hookline.domain.models import Attempt, Delivery, Webhook
 from hookline.domain.publishing import publish
 from hookline.errors import ConditionFailed, Conflict, NotFound
@@ -516,7 +516,8 @@ def disable_webhook(ctx: DeliveryContext, webhook: Webhook, reason: str) -> Webh
         {
             "webhook_id": webhook.id,
             "name": webhook.name,
-            "url": webhook.url,
+            # The host only: the path of a Slack or Discord URL is a credential.
+            "url_host": url_host(webhook.url),
             "reason": reason,
             "failed_deliveries": disabled.permanent_failures,
             "failing_since": disabled.failing_since,
