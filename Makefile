@@ -8,7 +8,7 @@ export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local test lint typecheck unit template test-slow bench soak openapi clean
+.PHONY: install local test lint typecheck unit template test-slow bench soak openapi clean browser-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,14 @@ template: $(STAMP)
 	$(BIN)/sam validate --lint --template-file template.yaml
 	$(BIN)/sam build --template-file template.yaml --build-dir .aws-sam/build
 
-test: lint typecheck template unit
+# Browser tests drive Debian's Chromium through Playwright (its own browser download cannot
+# reach its host here); axe-core is for accessibility checks. Idempotent.
+browser-deps: $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright
+	test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent axe-core
+
+test: browser-deps lint typecheck template unit
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow

@@ -12,6 +12,7 @@ from hookline.api.routes import (
     communities,
     deliveries,
     directory,
+    docs,
     event_types,
     events,
     incoming,
@@ -29,6 +30,7 @@ app.include_router(deliveries.router)
 app.include_router(directory.router)
 app.include_router(incoming.router)
 app.include_router(event_types.router)
+app.include_router(docs.router)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
