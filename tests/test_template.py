@@ -331,6 +331,10 @@ def test_api_routes_and_authorization(template: dict[str, Any]) -> None:
     assert routes[("ANY", "/v1/communities/{proxy+}")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/event-types")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/event-types/{proxy+}")] == ("ApiFunction", "default")
+    for path in ("/v1/docs", "/v1/docs/{asset}", "/v1/openapi.json"):
+        assert routes[("GET", path)] == ("ApiFunction", "NONE")
+    public = {p for (_, p), (_, auth) in routes.items() if auth == "NONE"}
+    assert public == {"/v1/hooks/{token}", "/v1/docs", "/v1/docs/{asset}", "/v1/openapi.json"}
     assert routes[("POST", "/v1/hooks/{token}")] == ("InboundFunction", "NONE")
     api = template["Resources"]["HooklineApi"]["Properties"]
     assert api["Auth"]["DefaultAuthorizer"] == "HooklineAuthorizer"
