@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from hookline.config import Settings, settings
-from hookline.ports import Mailer, RetryScheduler, Sender, Tables
+from hookline.ports import Mailer, RateLimiter, RetryScheduler, Sender, Tables
+
+
+def _memory_rate_limiter() -> RateLimiter:
+    # Development-only (not in the Lambda layer): reached only when configure() replaced the
+    # tables, which Lambda never does.
+    from hookline.adapters.memory import MemoryRateLimiter
+
+    return MemoryRateLimiter()
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,13 @@ class Services:
     authorizer never loads the delivery code behind the scheduler and the sender."""
 
     def __init__(
-        self, settings: Settings, tables: Any, scheduler: Any, mailer: Any, sender: Any
+        self,
+        settings: Settings,
+        tables: Any,
+        scheduler: Any,
+        mailer: Any,
+        sender: Any,
+        rate_limiter: Any = None,
     ) -> None:
         self.settings = settings
         self._parts: dict[str, Any] = {
@@ -34,6 +48,8 @@ class Services:
             "scheduler": scheduler,
             "mailer": mailer,
             "sender": sender,
+            # With in-memory tables the pace is kept in memory too (one process).
+            "rate_limiter": rate_limiter or _Deferred(_memory_rate_limiter),
         }
         self._making = threading.Lock()
 
@@ -61,6 +77,10 @@ class Services:
     @property
     def sender(self) -> Sender:
         return cast(Sender, self._part("sender"))
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        return cast(RateLimiter, self._part("rate_limiter"))
 
 
 _lock = threading.Lock()
@@ -93,17 +113,29 @@ def _sender(config: Settings) -> Sender:
     return observability.traced_sender(http_attempt.post)
 
 
+def _rate_limiter(config: Settings) -> RateLimiter:
+    from hookline.adapters.rate_limiter import DynamoRateLimiter
+
+    return DynamoRateLimiter(config.webhooks_table)
+
+
 def _build() -> Services:
     """The AWS adapters, except where configure() supplied a replacement (never built then).
     Every function's first request reads a table, so the tables adapter (boto3) is made now;
     its DynamoDB client still waits for the first call. The rest waits for first use."""
+    from hookline.adapters.dynamodb import DynamoTables
+
     config: Settings = _overrides.get("settings") or settings()
+    tables = _overrides.get("tables") or _tables(config)
     deferred = {"scheduler": _scheduler, "mailer": _mailer, "sender": _sender}
     parts = {
         name: _overrides.get(name) or _Deferred(functools.partial(make, config))
         for name, make in deferred.items()
     }
-    return Services(settings=config, tables=_overrides.get("tables") or _tables(config), **parts)
+    limiter = _overrides.get("rate_limiter")
+    if limiter is None and isinstance(tables, DynamoTables):
+        limiter = _Deferred(functools.partial(_rate_limiter, config))
+    return Services(settings=config, tables=tables, **parts, rate_limiter=limiter)
 
 
 def services() -> Services:
@@ -117,7 +149,8 @@ def services() -> Services:
 
 
 def configure(**overrides: Any) -> None:
-    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=) in this process."""
+    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, rate_limiter=)
+    in this process."""
     global _current
     with _lock:
         _overrides.update(overrides)

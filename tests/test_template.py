@@ -304,6 +304,7 @@ def test_api_routes_and_authorization(template: dict[str, Any]) -> None:
     assert routes[("ANY", "/v1/communities")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/communities/{proxy+}")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/event-types")] == ("ApiFunction", "default")
+    assert routes[("ANY", "/v1/event-types/{proxy+}")] == ("ApiFunction", "default")
     assert routes[("POST", "/v1/hooks/{token}")] == ("InboundFunction", "NONE")
     api = template["Resources"]["HooklineApi"]["Properties"]
     assert api["Auth"]["DefaultAuthorizer"] == "HooklineAuthorizer"
@@ -347,23 +348,3 @@ def test_dashboard_and_alarms_read_the_metrics_the_code_writes(template: dict[st
         }
     for logical_id, resource in resources(template, "AWS::CloudWatch::Alarm").items():
         assert resource["Properties"]["AlarmActions"]["Fn::If"][0] == "HasAlarmEmail", logical_id
-
-
-def test_static_value_resolves_parameters_and_nothing_it_cannot_know() -> None:
-    template = {"Parameters": {"Size": {"Type": "Number", "Default": 512}, "Bare": {}}}
-    assert tpl.static_value(template, {"Ref": "Size"}) == 512
-    assert tpl.static_value(template, {"Ref": "Bare"}, "fallback") == "fallback"
-    assert tpl.static_value(template, {"Ref": "SomeTable"}, "fallback") == "fallback"
-    assert tpl.static_value(template, {"Fn::Sub": "${AWS::Region}"}, 1) == 1
-    assert tpl.static_value(template, None, 2) == 2
-    assert tpl.static_value(template, "literal", 3) == "literal"
-
-
-def test_function_environment_is_the_globals_at_parameter_defaults() -> None:
-    template = tpl.load_template()
-    env = tpl.function_environment(template)
-    assert env["RETRY_SCHEDULE"] == tpl.parameter_default("RetrySchedule") == "300,1800,7200"
-    assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
-    assert env["ALLOW_PRIVATE_TARGETS"] == "false"
-    # A table's name is a reference to a resource: the local stack sets its own.
-    assert "COMMUNITIES_TABLE" not in env

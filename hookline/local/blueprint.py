@@ -1,8 +1,6 @@
-"""What the local stack reads from template.yaml besides the tables: API routes, the authorizer,
-binary media types, function sizes and the stream event source.
-
-Every value falls back to the template's documented default when the template (or a property)
-is absent, so the stack still starts while the template is being edited.
+"""What the local stack takes from template.yaml besides the tables: API routes, the authorizer,
+binary media types, function sizes and the stream event source (the template is read by
+hookline.adapters.template). A property the template leaves out takes AWS's default.
 """
 
 from __future__ import annotations
@@ -12,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hookline.adapters.template import load_template as read_template
-from hookline.adapters.template import static_value
-from hookline.local.lambdas import FUNCTIONS, FunctionConfig, default_function_name, repo_root
+from hookline.adapters import template as template_file
+from hookline.local.lambdas import FUNCTIONS, FunctionConfig, default_function_name
 
 DEFAULT_AUTHORIZER_CACHE_TTL = 30
 DEFAULT_BINARY_MEDIA_TYPES = ("multipart/form-data", "application/octet-stream")
@@ -64,32 +61,14 @@ class Blueprint:
     gateway_responses: dict[str, GatewayResponse] = field(default_factory=dict)
 
 
-DEFAULT_ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/hooks/{token}", "inbound", authorized=False),
-    Route("ANY", "/v1/{proxy+}", "api", authorized=True),
-)
-
-
-def template_path() -> Path:
-    return repo_root() / "template.yaml"
-
-
-def load_template(path: Path | None = None) -> dict[str, Any] | None:
-    """The parsed template (hookline.adapters.template's reading), or None when absent."""
-    path = path or template_path()
-    if not path.is_file():
-        return None
-    return read_template(path)
-
-
 class _Resolver:
-    """A template's values as far as a static reading can tell (hookline.adapters.template)."""
+    """Resolves what a static reading can: a Ref to a parameter gives its default."""
 
     def __init__(self, template: dict[str, Any]) -> None:
-        self.template = template
+        self.parameters: dict[str, Any] = template.get("Parameters") or {}
 
     def value(self, node: Any, default: Any = None) -> Any:
-        return static_value(self.template, node, default)
+        return template_file.resolve(node, self.parameters, default)
 
 
 def _int(value: Any, default: int) -> int:
@@ -132,7 +111,7 @@ def _routes(template: dict[str, Any], api: dict[str, Any]) -> tuple[Route, ...]:
             authorizer = (props.get("Auth") or {}).get("Authorizer", default_authorizer)
             authorized = bool(authorizer) and authorizer != "NONE"
             routes.append(Route(method.upper(), path, name, authorized))
-    return tuple(routes) or DEFAULT_ROUTES
+    return tuple(routes)
 
 
 def _stream(template: dict[str, Any], ref: _Resolver) -> StreamSource:
@@ -176,9 +155,7 @@ def _gateway_responses(api: dict[str, Any], ref: _Resolver) -> dict[str, Gateway
 
 
 def load_blueprint(path: Path | None = None) -> Blueprint:
-    template = load_template(path)
-    if template is None:
-        return Blueprint(routes=DEFAULT_ROUTES)
+    template = template_file.load_template(path)
     ref = _Resolver(template)
     resources = template.get("Resources") or {}
     api = next(
@@ -197,7 +174,7 @@ def load_blueprint(path: Path | None = None) -> Blueprint:
     identity = authorizer.get("Identity") or {}
     ttl = ref.value(
         identity.get("ReauthorizeEvery"),
-        ref.value({"Ref": "AuthorizerCacheTtlSeconds"}, DEFAULT_AUTHORIZER_CACHE_TTL),
+        template_file.parameter_default("AuthorizerCacheTtlSeconds", path),
     )
     headers = identity.get("Headers") or ["Authorization"]
     binary = ref.value(api.get("BinaryMediaTypes"), None)

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hookline.adapters.stepfunctions import execution_name
 from hookline.local.asl import Execution, StateMachine, TaskError
 from hookline.local.lambdas import (
     FUNCTIONS,
@@ -40,6 +39,13 @@ Listener = Callable[[Execution, str, float], None]
 
 def definition_path() -> Path:
     return repo_root() / "statemachine" / "retry.asl.json"
+
+
+def execution_name(delivery_id: str, attempt: int) -> str:
+    """The deployed scheduler's execution name, so idempotency matches."""
+    from hookline.adapters.stepfunctions import execution_name as deployed
+
+    return deployed(delivery_id, attempt)
 
 
 class LocalRetryScheduler:
