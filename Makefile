@@ -71,6 +71,7 @@ template: $(STAMP) $(CHECKOV_STAMP)
 browser-deps: $(STAMP)
 	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright
+	test -f node_modules/axe-core/axe.min.js || command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq npm; }
 	test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent axe-core
 
 test: browser-deps lint typecheck template unit

@@ -7,18 +7,13 @@ import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from hookline.config import Settings, settings
-from hookline.ports import Mailer, RateLimiter, RetryScheduler, Sender, Tables
+from hookline.ports import DeliveryQueue, Mailer, RateLimiter, RetryScheduler, Sender, Tables
 
-
-def _memory_rate_limiter() -> RateLimiter:
-    # Development-only (not in the Lambda layer): reached only when configure() replaced the
-    # tables, which Lambda never does.
-    from hookline.adapters.memory import MemoryRateLimiter
-
-    return MemoryRateLimiter()
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 
 @dataclass(frozen=True)
@@ -40,6 +35,7 @@ class Services:
         scheduler: Any,
         mailer: Any,
         sender: Any,
+        queue: Any,
         rate_limiter: Any = None,
     ) -> None:
         self.settings = settings
@@ -48,8 +44,8 @@ class Services:
             "scheduler": scheduler,
             "mailer": mailer,
             "sender": sender,
-            # With in-memory tables the pace is kept in memory too (one process).
-            "rate_limiter": rate_limiter or _Deferred(_memory_rate_limiter),
+            "queue": queue,
+            "rate_limiter": rate_limiter or _Deferred(functools.partial(_rate_limiter, tables)),
         }
         self._making = threading.Lock()
 
@@ -79,6 +75,10 @@ class Services:
         return cast(Sender, self._part("sender"))
 
     @property
+    def queue(self) -> DeliveryQueue:
+        return cast(DeliveryQueue, self._part("queue"))
+
+    @property
     def rate_limiter(self) -> RateLimiter:
         return cast(RateLimiter, self._part("rate_limiter"))
 
@@ -86,6 +86,7 @@ class Services:
 _lock = threading.Lock()
 _current: Services | None = None
 _overrides: dict[str, Any] = {}
+_idempotency: BasePersistenceLayer | None = None
 
 
 def _tables(config: Settings) -> Tables:
@@ -113,29 +114,42 @@ def _sender(config: Settings) -> Sender:
     return observability.traced_sender(http_attempt.post)
 
 
-def _rate_limiter(config: Settings) -> RateLimiter:
-    from hookline.adapters.rate_limiter import DynamoRateLimiter
+def _queue(config: Settings) -> DeliveryQueue:
+    from hookline.adapters.sqs import SqsDeliveryQueue
 
-    return DynamoRateLimiter(config.webhooks_table)
+    return SqsDeliveryQueue(config.delivery_queue_url)
+
+
+def _rate_limiter(tables: Any) -> RateLimiter:
+    """The pace is kept beside the tables: in DynamoDB, or in memory with in-memory tables (one
+    process; development only, so that adapter is not in the Lambda layer)."""
+    from hookline.adapters.dynamodb import DynamoTables
+
+    if isinstance(tables, DynamoTables):
+        from hookline.adapters.rate_limiter import DynamoRateLimiter
+
+        return DynamoRateLimiter(tables.webhooks.name)
+    from hookline.adapters.memory import MemoryRateLimiter
+
+    return MemoryRateLimiter()
 
 
 def _build() -> Services:
     """The AWS adapters, except where configure() supplied a replacement (never built then).
     Every function's first request reads a table, so the tables adapter (boto3) is made now;
     its DynamoDB client still waits for the first call. The rest waits for first use."""
-    from hookline.adapters.dynamodb import DynamoTables
-
     config: Settings = _overrides.get("settings") or settings()
-    tables = _overrides.get("tables") or _tables(config)
-    deferred = {"scheduler": _scheduler, "mailer": _mailer, "sender": _sender}
+    deferred = {"scheduler": _scheduler, "mailer": _mailer, "sender": _sender, "queue": _queue}
     parts = {
         name: _overrides.get(name) or _Deferred(functools.partial(make, config))
         for name, make in deferred.items()
     }
-    limiter = _overrides.get("rate_limiter")
-    if limiter is None and isinstance(tables, DynamoTables):
-        limiter = _Deferred(functools.partial(_rate_limiter, config))
-    return Services(settings=config, tables=tables, **parts, rate_limiter=limiter)
+    return Services(
+        settings=config,
+        tables=_overrides.get("tables") or _tables(config),
+        rate_limiter=_overrides.get("rate_limiter"),
+        **parts,
+    )
 
 
 def services() -> Services:
@@ -148,19 +162,36 @@ def services() -> Services:
     return _current
 
 
+def idempotency_store() -> BasePersistenceLayer:
+    """powertools' idempotency store for Idempotency-Key requests: the IdempotencyTable,
+    built on first use (only ApiFunction needs it), unless configure(idempotency=...) set one."""
+    global _idempotency
+    with _lock:
+        if _idempotency is None:
+            _idempotency = _overrides.get("idempotency")
+        if _idempotency is None:
+            from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+            config: Settings = _overrides.get("settings") or settings()
+            _idempotency = DynamoDBPersistenceLayer(table_name=config.idempotency_table)
+        return _idempotency
+
+
 def configure(**overrides: Any) -> None:
-    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, rate_limiter=)
-    in this process."""
-    global _current
+    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, queue=,
+    rate_limiter=, idempotency=) in this process."""
+    global _current, _idempotency
     with _lock:
         _overrides.update(overrides)
         _current = None
+        _idempotency = None
 
 
 def reset() -> None:
     """Forget overrides and cached services (tests)."""
-    global _current
+    global _current, _idempotency
     with _lock:
         _overrides.clear()
         _current = None
+        _idempotency = None
     settings.cache_clear()

@@ -18,6 +18,7 @@ DEV_ONLY = (
     "hookline/cli.py",
     "hookline/adapters/template.py",
     "hookline/adapters/memory.py",
+    "hookline/adapters/memory_idempotency.py",
     "hookline/api/openapi.py",
 )
 

@@ -5,6 +5,7 @@ Only hookline.local imports moto; no Lambda handler imports this module.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -178,6 +179,21 @@ def create_tables(session: MotoSession, prefix: str = TABLE_PREFIX) -> dict[str,
     client = session.client("dynamodb")
     names = template.create_tables(client, prefix)
     return template.table_environment(names)
+
+
+def create_delivery_queue(session: MotoSession, max_receives: int) -> str:
+    """The delivery queue and its dead-letter queue in moto; returns the queue URL."""
+    client = session.client("sqs")
+    dead = client.create_queue(QueueName=f"{TABLE_PREFIX}-deliveries-dead-letters")["QueueUrl"]
+    dead_arn = client.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(max_receives)}
+    url: str = client.create_queue(
+        QueueName=f"{TABLE_PREFIX}-deliveries",
+        Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    return url
 
 
 def stream_arn(session: MotoSession, table_name: str, *, enable: str | None = None) -> str:
