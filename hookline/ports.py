@@ -110,6 +110,15 @@ class RetryScheduler(Protocol):
         ...
 
 
+class DeliveryQueue(Protocol):
+    """Hands deliveries from the dispatcher to the delivery consumer (SQS in AWS)."""
+
+    def send(self, messages: Sequence[Mapping[str, Any]], *, delay_seconds: int = 0) -> list[int]:
+        """Queue JSON-able messages, delivered after ``delay_seconds`` (at most 900); returns the
+        indexes of those that could not be queued."""
+        ...
+
+
 class Sender(Protocol):
     """Makes one HTTP delivery attempt (hookline.adapters.http_attempt.post). Never raises."""
 

@@ -109,7 +109,12 @@ def _no_public_name_lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[st
 
 @pytest.fixture(autouse=True)
 def _reset_wiring() -> Iterator[None]:
+    """Fresh wiring per test; the delivery queue runs DeliverFunction inline (InlineQueue), as
+    Lambda's SQS event source would, unless a test wires another."""
+    from hookline.local.queue import InlineQueue
+
     wiring.reset()
+    wiring.configure(queue=InlineQueue())
     yield
     wiring.reset()
 

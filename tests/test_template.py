@@ -22,6 +22,7 @@ FUNCTIONS = (
     "InboundFunction",
     "AuthorizerFunction",
     "DispatchFunction",
+    "DeliverFunction",
     "AttemptFunction",
 )
 #: Actions that take no resource ARN at all (IAM requires "*" for them).
@@ -245,7 +246,7 @@ def test_only_the_callers_get_the_state_machine_arn(template: dict[str, Any]) ->
             "Variables", {}
         )
         has_arn = "RETRY_STATE_MACHINE_ARN" in env
-        assert has_arn == (name in {"ApiFunction", "DispatchFunction"}), name
+        assert has_arn == (name in {"ApiFunction", "DeliverFunction"}), name
 
 
 def test_every_setting_is_in_the_function_environment(template: dict[str, Any]) -> None:
@@ -285,8 +286,29 @@ def test_the_dispatcher_reads_inserts_with_partial_batch_failures(template: dict
     assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["DispatchDeadLetterQueue", "Arn"]
     }
-    timeout = template["Resources"]["DispatchFunction"]["Properties"]["Timeout"]
-    assert timeout >= 2 * int(tpl.parameter_default("DeliveryTimeoutSeconds")) + 10
+
+
+def test_the_delivery_queue_feeds_deliver_function_with_partial_batch_failures(
+    template: dict[str, Any],
+) -> None:
+    res = template["Resources"]
+    events = res["DeliverFunction"]["Properties"]["Events"]
+    (source,) = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
+    assert source["Queue"] == {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "DeliverMaxConcurrency"}
+    timeout = res["DeliverFunction"]["Properties"]["Timeout"]
+    # A batch's attempts run at once: one delivery timeout plus the bookkeeping.
+    assert timeout >= int(tpl.parameter_default("DeliveryTimeoutSeconds")) + 10
+    queue = res["DeliveryQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["DeliveryDeadLetterQueue", "Arn"]
+    }
+    # The dispatcher only fans out: it may read webhooks and send to the queue, nothing else.
+    policies = json.dumps(res["DispatchFunction"]["Properties"]["Policies"])
+    assert "DeliveriesTable" not in policies and "StepFunctions" not in policies
+    assert "SQSSendMessagePolicy" in policies
 
 
 def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:
@@ -309,6 +331,10 @@ def test_api_routes_and_authorization(template: dict[str, Any]) -> None:
     assert routes[("ANY", "/v1/communities/{proxy+}")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/event-types")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/event-types/{proxy+}")] == ("ApiFunction", "default")
+    for path in ("/v1/docs", "/v1/docs/{asset}", "/v1/openapi.json"):
+        assert routes[("GET", path)] == ("ApiFunction", "NONE")
+    public = {p for (_, p), (_, auth) in routes.items() if auth == "NONE"}
+    assert public == {"/v1/hooks/{token}", "/v1/docs", "/v1/docs/{asset}", "/v1/openapi.json"}
     assert routes[("POST", "/v1/hooks/{token}")] == ("InboundFunction", "NONE")
     api = template["Resources"]["HooklineApi"]["Properties"]
     assert api["Auth"]["DefaultAuthorizer"] == "HooklineAuthorizer"

@@ -1,10 +1,11 @@
-"""The API's OpenAPI document, generated from the resolver in hookline.api.app, and Swagger UI.
+"""The API's OpenAPI document, generated from the resolver in hookline.api.app.
 
     python -m hookline.api.openapi --write docs/openapi.json   # regenerate the committed copy
     python -m hookline.api.openapi --check                     # exit 1 when the copy is stale
 
-Generating the document costs hundreds of milliseconds, so no Lambda imports this module: the
-local stack serves it at /v1/openapi.json and /v1/docs, and docs/openapi.json is committed.
+Generating the document costs hundreds of milliseconds, so nothing imports this module at cold
+start: the docs routes (hookline.api.routes.docs: /v1/openapi.json, /v1/docs) import it on their
+first request, and docs/openapi.json is committed.
 
 Powertools describes each route from its signature; this module then makes the document say
 what the API really answers: the success status a route returns (201, 202), our error shape
@@ -506,45 +507,6 @@ def openapi_document() -> dict[str, Any]:
 def render(document: dict[str, Any]) -> str:
     """The document as committed: sorted keys, indent 2, a final newline."""
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
-def swagger_ui_html(spec_url: str) -> str:
-    """A Swagger UI page loading the document from ``spec_url``. The Swagger UI assets are the
-    ones bundled with powertools, inlined: the page needs no CDN (nothing leaves loopback)."""
-    from aws_lambda_powertools.event_handler.openapi import swagger_ui
-
-    assets = Path(swagger_ui.__file__).parent
-    script = (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
-    style = (assets / "swagger-ui.min.css").read_text(encoding="utf-8")
-    # Inlined into <script>/<style>: "</" must not end the element early.
-    script = script.replace("</", "<\\/")
-    style = style.replace("</", "<\\/")
-    url = json.dumps(spec_url).replace("</", "<\\/")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>{TITLE} API</title>
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <style>{style}</style>
-</head>
-<body>
-  <div id="swagger-ui"></div>
-  <script>{script}</script>
-  <script>
-    window.ui = SwaggerUIBundle({{
-      url: {url},
-      dom_id: "#swagger-ui",
-      deepLinking: true,
-      docExpansion: "list",
-      filter: true,
-      presets: [SwaggerUIBundle.presets.apis],
-      layout: "BaseLayout"
-    }});
-  </script>
-</body>
-</html>
-"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -118,13 +118,30 @@ class CommunityRepository:
         return ApiKey.model_validate(_record_fields(item))
 
 
+#: Webhook fields that decide which events a webhook gets: changing one bumps the community's
+#: subscription version (hookline.domain.subscriptions).
+SUBSCRIPTION_FIELDS = frozenset({"events", "status", "filter"})
+
+
 class WebhookRepository:
+    """Webhooks `C#<cid>`/`W#<wid>`, and the community's subscription version `C#<cid>`/`WVER`."""
+
     def __init__(self, table: Table) -> None:
         self.table = table
 
     def put(self, webhook: Webhook, *, new: bool = False) -> None:
         item = {"pk": community_pk(webhook.community_id), "sk": f"W#{webhook.id}"}
         self.table.put({**item, **webhook.model_dump()}, if_absent=new)
+        self._subscriptions_changed(webhook.community_id)
+
+    def subscription_version(self, community_id: str) -> int:
+        item = self.table.get(community_pk(community_id), "WVER")
+        return int(item["version"]) if item else 0
+
+    def _subscriptions_changed(self, community_id: str) -> None:
+        """Written after the webhook itself, so a dispatcher that sees the new version also
+        reads the new webhook."""
+        self.table.update(community_pk(community_id), "WVER", add={"version": 1}, if_exists=False)
 
     def get(self, community_id: str, webhook_id: str) -> Webhook:
         item = self.table.get(community_pk(community_id), f"W#{webhook_id}")
@@ -184,11 +201,14 @@ class WebhookRepository:
             if expect and self.find(community_id, webhook_id) is not None:
                 raise Conflict("The webhook changed meanwhile; try again.") from exc
             raise NotFound("Webhook not found.") from exc
+        if SUBSCRIPTION_FIELDS & {*changes, *remove}:
+            self._subscriptions_changed(community_id)
         return Webhook.model_validate(_record_fields(item))
 
     def delete(self, community_id: str, webhook_id: str) -> None:
         self.get(community_id, webhook_id)
         self.table.delete(community_pk(community_id), f"W#{webhook_id}")
+        self._subscriptions_changed(community_id)
 
 
 class EventRepository:
@@ -249,24 +269,56 @@ def event_from_item(item: Item) -> Event:
     return Event.model_validate(_record_fields(item))
 
 
+#: Attempt fields kept inline in the delivery item for its first attempt (the rest are the
+#: delivery's own fields).
+_INLINE_ATTEMPT = (
+    "id",
+    "attempt",
+    "status_code",
+    "response_time_ms",
+    "response_body",
+    "error",
+    "success",
+    "rate_limit_wait_ms",
+    "created_at",
+)
+
+
 class DeliveryRepository:
+    """Deliveries and their attempts.
+
+    One item per delivery (`D#<did>`/`META`) that also holds its first attempt inline, so a
+    delivery that succeeds at once is one write (plus its index entry). Later attempts are items
+    `D#<did>`/`A#<nnnn>`. Both kinds share one `by_webhook` index partition per webhook
+    (`WA#<wid>`, sorted by time): the delivery log reads it all, the delivery listing reads the
+    `META` items of it.
+    """
+
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    def create(self, delivery: Delivery, *, expires_at: int) -> bool:
-        """Store a new delivery; False when it already exists (a redelivered stream record)."""
-        item = {
+    @staticmethod
+    def _item(delivery: Delivery, expires_at: int, first: Attempt | None) -> Item:
+        item: Item = {
             "pk": f"D#{delivery.id}",
             "sk": "META",
-            "gsi1pk": f"WD#{delivery.webhook_id}",
+            "gsi1pk": f"WA#{delivery.webhook_id}",
             "gsi1sk": f"{delivery.created_at}#{delivery.id}",
             "gsi2pk": f"CD#{delivery.community_id}",
             "gsi2sk": f"{delivery.created_at}#{delivery.id}",
             "expires_at": expires_at,
             **delivery.model_dump(),
         }
+        if first is not None:
+            item.update(_inline(first))
+        return item
+
+    def create(
+        self, delivery: Delivery, *, expires_at: int, first_attempt: Attempt | None = None
+    ) -> bool:
+        """Store a new delivery (with its first attempt, if made); False if it exists already."""
         try:
-            self.table.put(item, if_absent=True)
+            self.table.put(self._item(delivery, expires_at, first_attempt), if_absent=True)
         except ConditionFailed:
             return False
         return True
@@ -288,13 +340,18 @@ class DeliveryRepository:
         *,
         expect: dict[str, Any] | None = None,
         remove: tuple[str, ...] = (),
+        first_attempt: Attempt | None = None,
     ) -> Delivery:
+        """Change a stored delivery; `first_attempt` records its first attempt inline."""
+        if first_attempt is not None:
+            changes = {**changes, **_inline(first_attempt)}
         item = self.table.update(
             f"D#{delivery_id}", "META", set=changes, expect=expect, remove=remove
         )
         return Delivery.model_validate(_record_fields(item))
 
     def add_attempt(self, attempt: Attempt, *, expires_at: int) -> None:
+        """Record attempt 2, 3, ... (the first is kept in the delivery item)."""
         self.table.put(
             {
                 "pk": f"D#{attempt.delivery_id}",
@@ -302,13 +359,15 @@ class DeliveryRepository:
                 "gsi1pk": f"WA#{attempt.webhook_id}",
                 "gsi1sk": f"{attempt.created_at}#{attempt.id}",
                 "expires_at": expires_at,
+                "attempted": True,
                 **attempt.model_dump(),
             }
         )
 
     def attempts(self, delivery_id: str) -> list[Attempt]:
-        page = self.table.query(Query(f"D#{delivery_id}", prefix="A#"))
-        return [Attempt.model_validate(_record_fields(i)) for i in page.items]
+        page = self.table.query(Query(f"D#{delivery_id}"))
+        found = [a for a in (attempt_of_item(i) for i in page.items) if a is not None]
+        return sorted(found, key=lambda a: a.attempt)
 
     def log(
         self,
@@ -328,12 +387,13 @@ class DeliveryRepository:
                 descending=True,
                 limit=limit,
                 cursor=cursor,
-                where=where or {},
+                where={**(where or {}), "attempted": True},
                 after=after,
                 before=before,
             )
         )
-        return [Attempt.model_validate(_record_fields(i)) for i in page.items], page.cursor
+        found = [a for a in (attempt_of_item(i) for i in page.items) if a is not None]
+        return found, page.cursor
 
     def page_of(
         self, webhook_id: str, *, limit: int, cursor: str | None, state: str | None = None
@@ -341,12 +401,12 @@ class DeliveryRepository:
         """One page of a webhook's deliveries, newest first, optionally in one state."""
         page = self.table.query(
             Query(
-                f"WD#{webhook_id}",
+                f"WA#{webhook_id}",
                 index="by_webhook",
                 descending=True,
                 limit=limit,
                 cursor=cursor,
-                where={"state": state} if state else {},
+                where=_delivery_filter(state),
             )
         )
         return [Delivery.model_validate(_record_fields(i)) for i in page.items], page.cursor
@@ -406,12 +466,12 @@ class DeliveryRepository:
         while True:
             page = self.table.query(
                 Query(
-                    f"WD#{webhook_id}",
+                    f"WA#{webhook_id}",
                     index="by_webhook",
                     after=since,
                     limit=200,
                     cursor=cursor,
-                    where={"state": state} if state else {},
+                    where=_delivery_filter(state),
                 )
             )
             for item in page.items:
@@ -422,3 +482,33 @@ class DeliveryRepository:
             cursor = page.cursor
             if cursor is None:
                 return
+
+
+def _delivery_filter(state: str | None) -> dict[str, Any]:
+    return {"sk": "META", **({"state": state} if state else {})}
+
+
+def _inline(attempt: Attempt) -> Item:
+    """The first attempt as attributes of its delivery item. `attempted` and `success` sit at
+    the top level so the log's filters read delivery items and attempt items alike."""
+    fields = attempt.model_dump(include=set(_INLINE_ATTEMPT))
+    return {"first_attempt": fields, "attempted": True, "success": attempt.success}
+
+
+def attempt_of_item(item: Item) -> Attempt | None:
+    """The attempt an item records: an attempt item, or a delivery item's first attempt."""
+    if item.get("sk") != "META":
+        return Attempt.model_validate(_record_fields(item))
+    first = item.get("first_attempt")
+    if not first:
+        return None
+    return Attempt.model_validate(
+        {
+            "delivery_id": item["id"],
+            "community_id": item["community_id"],
+            "webhook_id": item["webhook_id"],
+            "event_id": item["event_id"],
+            "event": item["event"],
+            **first,
+        }
+    )

@@ -30,6 +30,7 @@ from hookline.local.asl import Execution
 from hookline.local.blueprint import Blueprint, load_blueprint
 from hookline.local.inspector import BinTargets, Inspector, targets_bin
 from hookline.local.poller import EventSourceMapping, Record, StreamReader, StreamTail
+from hookline.local.queue import QueueMapping
 from hookline.local.scheduler import LocalRetryScheduler
 from hookline.local.server import LocalHttpServer, serve_in_thread
 
@@ -39,7 +40,6 @@ STATE_MACHINE_ARN = (
     f"arn:aws:states:{lambdas.REGION}:{lambdas.ACCOUNT_ID}:stateMachine:hookline-local-retry"
 )
 LOCAL_MAIL_SENDER = "no-reply@hookline.local"
-DOC_PATHS = ("/v1/openapi.json", "/v1/docs")
 
 _running_lock = threading.Lock()
 _running: LocalStack | None = None
@@ -67,6 +67,10 @@ class LocalOptions:
     access_log: bool = False
     retry_workers: int = 8
     poll_interval: float = 0.05
+
+
+#: How many attempt ids the delivery log printer remembers (to print each attempt once).
+REPORTED_KEPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,9 @@ class LocalStack:
         self.gateway: ApiGateway | None = None
         self.scheduler: LocalRetryScheduler | None = None
         self.dispatcher: EventSourceMapping | None = None
+        self.deliverer: QueueMapping | None = None
+        self._reported: set[str] = set()
+        self._reported_order: deque[str] = deque()
         self.inspector = Inspector(self._bin_targets)
         self.console = console.Console(out, self._webhook_name, time_scale=self.options.time_scale)
         self._webhook_names: dict[str, str] = {}
@@ -192,6 +199,8 @@ class LocalStack:
         disable_hours = float(defaults.get("AUTO_DISABLE_AFTER_HOURS", 120))
         env.set(defaults)
         env.set(self.tables)
+        queue_url = aws.create_delivery_queue(self._session, blueprint.queue.max_receives)
+        env.set({"DELIVERY_QUEUE_URL": queue_url})
         env.set(
             {
                 "HOOKLINE_STAGE": blueprint.stage,
@@ -249,11 +258,19 @@ class LocalStack:
             self._on_delivery_record,
             interval=options.poll_interval,
         )
+        self.deliverer = QueueMapping(
+            self._session.client("sqs"),
+            queue_url,
+            functions,
+            "deliver",
+            batch_size=blueprint.queue.batch_size,
+            interval=options.poll_interval,
+        )
         self.resumed_retries = self._persistence.resume(
             self._dynamodb_client(), self.tables, functions, self.scheduler
         )
         self.console.attempts_printed_before(self.resumed_retries)
-        for thread in (self.dispatcher, tail):
+        for thread in (self.deliverer, self.dispatcher, tail):
             thread.start()
             self._threads.append(thread)
 
@@ -331,12 +348,23 @@ class LocalStack:
         self._attempt_listeners.append(callback)
 
     def _on_delivery_record(self, record: Record) -> None:
+        from hookline.domain.repositories import attempt_of_item
+
         item = _image(record)
-        if item is None or record.get("eventName") != "INSERT":
+        if item is None or record.get("eventName") not in ("INSERT", "MODIFY"):
             return
-        if not str(item.get("sk", "")).startswith("A#"):
+        try:
+            found = attempt_of_item(item)
+        except ValueError:
             return
-        attempt = AttemptRecord.from_item(item)
+        # A delivery item is written again as its state moves on: report each attempt once.
+        if found is None or found.id in self._reported:
+            return
+        self._reported.add(found.id)
+        self._reported_order.append(found.id)
+        if len(self._reported_order) > REPORTED_KEPT:
+            self._reported.discard(self._reported_order.popleft())
+        attempt = AttemptRecord.from_item(found.model_dump())
         self.attempts.append(attempt)
         self.console.attempt(attempt)
         for listener in list(self._attempt_listeners):
@@ -431,12 +459,10 @@ class LocalStack:
 
 
 class _Router:
-    """Inspector, docs, then API Gateway: the local server's app."""
+    """Inspector, then API Gateway: the local server's app."""
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
-        self._docs_lock = threading.Lock()
-        self._spec: str | None = None
 
     def too_large(self) -> HttpResponse:
         assert self.stack.gateway is not None
@@ -447,35 +473,9 @@ class _Router:
         assert gateway is not None
         if Inspector.owns(request.path):
             return self.stack.inspector.handle(request)
-        path = gateway.strip_stage(request.path)
-        if path in DOC_PATHS and request.method in ("GET", "HEAD"):
-            return self.docs(path)
         response = gateway.handle(request)
         self.stack.console.failed_call(request, response)
         return response
-
-    def docs(self, path: str) -> HttpResponse:
-        """The OpenAPI document and Swagger UI from hookline.api.openapi (imported on first use:
-        it is heavy)."""
-        from hookline.api import openapi
-
-        if path == "/v1/docs":
-            page = openapi.swagger_ui_html("/v1/openapi.json")
-            return HttpResponse(200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
-        with self._docs_lock:
-            if self._spec is None:
-                document = openapi.openapi_document()
-                # "Try it out" should reach this stack, whatever port it runs on.
-                servers = [
-                    s for s in document.get("servers", []) if s.get("url") != self.stack.base_url
-                ]
-                document["servers"] = [
-                    {"url": self.stack.base_url, "description": "This local stack"},
-                    *servers,
-                ]
-                self._spec = json.dumps(document)
-            spec = self._spec
-        return HttpResponse(200, [("Content-Type", "application/json")], spec.encode())
 
 
 def run_until_signalled(stack: LocalStack, out: TextIO | None = None) -> int:

@@ -20,7 +20,7 @@ from hookline.api.pagination import (
     paginate,
     time_range,
 )
-from hookline.domain import retry
+from hookline.domain import delivery_actions
 from hookline.domain.delivery import DeliveryContext
 from hookline.wiring import services
 
@@ -78,7 +78,10 @@ def list_deliveries(
         cursor=cursor,
     )
     return listing(
-        [retry.delivery_view(d) for d in items], page=page, per_page=per_page, cursor=next_cursor
+        [delivery_actions.delivery_view(d) for d in items],
+        page=page,
+        per_page=per_page,
+        cursor=next_cursor,
     )
 
 
@@ -126,7 +129,10 @@ def list_community_deliveries(
         cursor=cursor,
     )
     return listing(
-        [retry.delivery_view(d) for d in items], page=page, per_page=per_page, cursor=next_cursor
+        [delivery_actions.delivery_view(d) for d in items],
+        page=page,
+        per_page=per_page,
+        cursor=next_cursor,
     )
 
 
@@ -134,8 +140,8 @@ def list_community_deliveries(
 def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[str, Any]:
     community_access(router, community_id)
     ctx = _ctx()
-    delivery = retry.find_delivery(ctx, community_id, webhook_id, delivery_id)
-    return retry.delivery_view(delivery, ctx.deliveries.attempts(delivery.id))
+    delivery = delivery_actions.find_delivery(ctx, community_id, webhook_id, delivery_id)
+    return delivery_actions.delivery_view(delivery, ctx.deliveries.attempts(delivery.id))
 
 
 @router.post(
@@ -144,7 +150,7 @@ def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[s
 )
 def resend_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[str, Any]:
     community_access(router, community_id)
-    return retry.resend(_ctx(), community_id, webhook_id, delivery_id)
+    return delivery_actions.resend(_ctx(), community_id, webhook_id, delivery_id)
 
 
 @router.post(
@@ -155,4 +161,4 @@ def recover_deliveries(
     community_id: str, webhook_id: str, body: Annotated[RecoverBody, Body()]
 ) -> tuple[dict[str, Any], int]:
     community_access(router, community_id)
-    return retry.recover(_ctx(), community_id, webhook_id, body.since), 202
+    return delivery_actions.recover(_ctx(), community_id, webhook_id, body.since), 202

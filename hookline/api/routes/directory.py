@@ -57,7 +57,10 @@ def _directory(community_id: str) -> Directory:
     return Directory.open(
         config.tables,
         community_id,
-        actor={"type": "api_key", "id": caller.key_id},
+        actor={
+            "type": "portal_session" if caller.role == "portal" else "api_key",
+            "id": caller.key_id,
+        },
         source="api",
         retention_days=config.settings.event_retention_days,
     )

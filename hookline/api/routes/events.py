@@ -22,7 +22,7 @@ from hookline.api.pagination import (
     time_range,
 )
 from hookline.api.resolver import validation_error
-from hookline.domain import event_deliveries, publishing, retry
+from hookline.domain import delivery_actions, event_deliveries, publishing
 from hookline.domain.event_types import CustomEventTypes
 from hookline.domain.models import Community, Event
 from hookline.domain.repositories import (
@@ -239,4 +239,7 @@ def get_event(community_id: str, event_id: str) -> dict[str, Any]:
     deliveries = event_deliveries.deliveries_of(
         WebhookRepository(tables.webhooks), DeliveryRepository(tables.deliveries), event
     )
-    return {**event_view(event), "deliveries": [retry.delivery_view(d) for d in deliveries]}
+    return {
+        **event_view(event),
+        "deliveries": [delivery_actions.delivery_view(d) for d in deliveries],
+    }
