@@ -168,6 +168,7 @@ def test_receiver_gets_signed_exact_bytes_and_our_headers(
         "response_body": '{"ok":true}',
         "error": None,
         "success": True,
+        "rate_limit_wait_ms": 0,
         "created_at": "",
     }
     item = memory_services.tables.deliveries.get(f"D#{delivery.id}", "A#0001")
@@ -224,13 +225,13 @@ def test_expired_previous_secret_no_longer_signs(memory_services: wiring.Service
 def test_plain_text_secret_signs_both_schemes(memory_services: wiring.Services) -> None:
     community, _ = make_community(memory_services)
     webhook = make_webhook(
-        memory_services, community.id, "https://example.com/h", secret="my-plain-secret"
+        memory_services, community.id, "https://example.com/h", secret="my-plain-secret-0123"
     )
     body, headers = build_request(
         webhook, make_event(community), delivery_id="dlv_y", attempt=1, now=clock.now()
     )
-    assert headers["X-Hookline-Signature"] == _body_signature("my-plain-secret", body)
-    standardwebhooks.Webhook(b"my-plain-secret").verify(body, headers)
+    assert headers["X-Hookline-Signature"] == _body_signature("my-plain-secret-0123", body)
+    standardwebhooks.Webhook(b"my-plain-secret-0123").verify(body, headers)
 
 
 def test_webhook_without_secret_is_sent_unsigned(memory_services: wiring.Services) -> None:

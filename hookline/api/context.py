@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from hookline.domain import portal
 from hookline.domain.communities import Principal, ensure_key_active, record_use, require_scope
 from hookline.domain.models import Scope
 from hookline.domain.repositories import CommunityRepository
@@ -27,7 +28,7 @@ def principal(router: Router) -> Principal:
         router.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
     )
     role = context.get("role")
-    if role not in ("operator", "admin"):
+    if role not in ("operator", "admin", "portal"):
         raise Unauthorized("Missing or invalid API key.")
     return Principal(
         role=role,
@@ -43,7 +44,14 @@ def _required_scope(router: Router, scope: Scope | None) -> Scope:
 
 
 def _checked(router: Router, caller: Principal, scope: Scope | None) -> Principal:
-    repo = CommunityRepository(services().tables.communities)
+    table = services().tables.communities
+    if caller.role == "portal":
+        # A portal session is checked against its own record (expiry, read-only), not as a key.
+        session = portal.active_session(portal.PortalSessionRepository(table), caller)
+        event = router.current_event
+        portal.check_request(session, event.http_method, event.path)
+        return caller
+    repo = CommunityRepository(table)
     key = ensure_key_active(repo, caller)
     require_scope(key, _required_scope(router, scope))
     if key is not None:
@@ -70,3 +78,22 @@ def community_access(router: Router, community_id: str, scope: Scope | None = No
     found = principal(router)
     found.require_community(community_id)
     return _checked(router, found, scope)
+
+
+def public_base_url(event: dict[str, Any]) -> str:
+    """The public base URL of the API a request came through: API Gateway's domain and stage
+    (``https://<api>.execute-api.<region>.amazonaws.com/<stage>``), or the local stack's host
+    (which also sets requestContext.domainName, and X-Forwarded-Proto)."""
+    context = event.get("requestContext") or {}
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    host = context.get("domainName") or headers.get("host") or "localhost"
+    proto = headers.get("x-forwarded-proto", "https").split(",")[0].strip().lower()
+    if proto not in ("http", "https"):
+        proto = "https"
+    full_path = str(context.get("path") or "")
+    path = str(event.get("path") or "")
+    if path and full_path.endswith(path):
+        prefix = full_path[: len(full_path) - len(path)]
+    else:
+        prefix = f"/{context['stage']}" if context.get("stage") else ""
+    return f"{proto}://{host}{prefix.rstrip('/')}"

@@ -54,6 +54,7 @@ TAGS: dict[str, tuple[str, str]] = {
     "deliveries": ("Deliveries", "Inspect, resend and recover deliveries."),
     "directory": ("Directory", "Members, spaces and courses of a community."),
     "incoming": ("Incoming webhooks", "Secret URLs that create members and manage memberships."),
+    "portal": ("Portal", "Links that open the browser portal (/portal/) for a community's admin."),
 }
 INBOUND_TAG = "Incoming webhooks"
 

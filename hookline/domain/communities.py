@@ -16,14 +16,15 @@ from hookline.errors import Forbidden, InvalidParam, InvalidUrl, NotFound, Unaut
 
 SCOPES: tuple[Scope, ...] = ("admin", "publish", "read")
 
-Role = Literal["operator", "admin"]
+Role = Literal["operator", "admin", "portal"]
 #: last_used_at is written at most once per this interval per key.
 LAST_USED_INTERVAL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller: the operator (all communities) or one community's admin key."""
+    """The authenticated caller: the operator (all communities), one community's admin key, or
+    a portal session of one community (hookline.domain.portal)."""
 
     role: Role
     key_id: str

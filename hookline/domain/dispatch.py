@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hookline import catalog, clock
-from hookline.domain import retry
+from hookline import clock
+from hookline.domain import filters, retry
 from hookline.domain.delivery import (
     DeliveryContext,
     attempt_and_record,
@@ -66,7 +66,7 @@ def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchRe
             report.failed_event_ids.update(e.id for e in community_events)
             continue
         for event in community_events:
-            jobs.extend((event, w) for w in active if catalog.matches(w.events, event.event))
+            jobs.extend((event, w) for w in active if filters.accepts(w, event))
     if not jobs:
         return report
 

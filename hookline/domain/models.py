@@ -9,11 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 WebhookStatus = Literal["active", "inactive"]
 WebhookFormat = Literal["json", "slack", "discord"]
 Scope = Literal["admin", "publish", "read"]
+#: Deliveries per second by format when a webhook sets no rate_limit (Slack takes about one
+#: message a second, Discord about 30 a minute); json webhooks are unlimited.
+DEFAULT_RATE_LIMITS: dict[str, float] = {"slack": 1.0, "discord": 0.5}
+
 DeliveryState = Literal["pending", "delivered", "retrying", "failed", "cancelled"]
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Validators are built on first use, not at import: a handler's cold start builds only the
+    # records its first request touches.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class Community(Record):
@@ -58,6 +64,13 @@ class Webhook(Record):
     retry_count: int = 3
     description: str = ""
     format: WebhookFormat = "json"
+    #: An EventBridge pattern over the delivered payload (hookline.domain.filters); None: all.
+    filter: dict[str, Any] | None = None
+    #: Deliveries per second (hookline.domain.pacing); None: unlimited. A record stored without
+    #: one gets its format's default.
+    rate_limit: float | None = None
+    #: Until when a receiver's Retry-After holds this webhook's sends (ISO time).
+    throttled_until: str | None = None
     last_triggered_at: str | None = None
     last_error: str | None = None
     disabled_reason: str | None = None
@@ -65,6 +78,13 @@ class Webhook(Record):
     permanent_failures: int = 0
     created_at: str
     updated_at: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rate_limit(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "rate_limit" not in data:
+            return {**data, "rate_limit": DEFAULT_RATE_LIMITS.get(data.get("format") or "json")}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -128,4 +148,6 @@ class Attempt(Record):
     response_body: str = ""
     error: str | None = None
     success: bool
+    #: How long the delivery waited for its webhook's rate limit before this attempt.
+    rate_limit_wait_ms: int = 0
     created_at: str

@@ -488,7 +488,7 @@ def _count_permanent_failure(ctx: DeliveryContext, delivery: Delivery, *, gone: 
             ctx,
             webhook,
             f"Disabled automatically: every delivery failed for good for more than "
-            f"{settings.auto_disable_after_hours} hours ({webhook.permanent_failures} "
+            f"{settings.auto_disable_after_hours:g} hours ({webhook.permanent_failures} "
             "failed deliveries).",
         )
 
@@ -594,7 +594,8 @@ def resend(
         raise Conflict("The delivery changed meanwhile; try again.", field="delivery_id") from exc
 
     attempt_no = delivery.attempts + 1
-    attempt, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no)
+    # A resend is asked for by a person through the API: it is sent at once.
+    attempt, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no, paced=False)
     if outcome.success:
         message = f"Delivered on attempt {attempt_no}."
     else:

@@ -20,13 +20,13 @@ router = Router()
 
 
 class CommunityCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(min_length=1, max_length=200, examples=["Acme Forum"])
     site_url: str = Field(min_length=1, max_length=2048, examples=["https://forum.example.com"])
 
 
 class CommunityPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Acme Forum"])
     site_url: str | None = Field(
         default=None, min_length=1, max_length=2048, examples=["https://forum.example.com"]
@@ -34,7 +34,7 @@ class CommunityPatch(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(default="admin", min_length=1, max_length=100)
     scopes: list[Literal["admin", "publish", "read"]] | None = Field(
         default=None,

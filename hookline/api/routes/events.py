@@ -25,7 +25,7 @@ RESERVED_EVENTS = catalog.OPERATIONAL_EVENTS | {"test.ping"}
 
 
 class EventPublish(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     event: str = Field(min_length=1, max_length=100, examples=["post.created"])
     data: dict[str, Any] = Field(

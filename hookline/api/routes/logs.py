@@ -86,7 +86,7 @@ def test_webhook(community_id: str, webhook_id: str) -> dict[str, Any]:
     )
     delivery = new_delivery(event, webhook, now=now)
     ctx.deliveries.create(delivery, expires_at=ctx.expires_at(now))
-    result = attempt_and_record(ctx, delivery, webhook, event, 1)
+    result = attempt_and_record(ctx, delivery, webhook, event, 1, paced=False)
     outcome = result.outcome
     if not outcome.success:
         ctx.deliveries.update(

@@ -36,7 +36,7 @@ READ_ONLY = frozenset(
 class WebhookFields(BaseModel):
     """Any subset of a webhook's writable fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str | None = Field(default=None, max_length=200, examples=["Slack #community"])
     url: str | None = Field(default=None, max_length=2048, examples=["https://example.com/hooks"])
@@ -50,6 +50,17 @@ class WebhookFields(BaseModel):
     retry_count: int | None = Field(default=None, ge=0, le=10)
     description: str | None = Field(default=None, max_length=1000)
     format: Literal["json", "slack", "discord"] | None = None
+    filter: dict[str, Any] | None = Field(
+        default=None,
+        description="An EventBridge event pattern over the delivered payload; null: every event.",
+        examples=[{"data": {"space_slug": ["support"]}}],
+    )
+    rate_limit: Annotated[float, Field(strict=True, gt=0, le=1000)] | None = Field(
+        default=None,
+        description="Deliveries per second; null: unlimited. Default: 1 for slack, 0.5 for "
+        "discord, unlimited for json.",
+        examples=[2],
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -57,6 +68,17 @@ class WebhookFields(BaseModel):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if k not in READ_ONLY}
         return data
+
+
+class FilterTest(BaseModel):
+    """A sample payload, and optionally a draft filter to try instead of the stored one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payload: dict[str, Any] = Field(
+        examples=[{"event": "post.created", "data": {"space_slug": "support"}}]
+    )
+    filter: dict[str, Any] | None = None
 
 
 def _repo() -> WebhookRepository:
@@ -212,3 +234,18 @@ def rotate_secret(
 def complete_secret_rotation(community_id: str, webhook_id: str) -> dict[str, Any]:
     community_access(router, community_id)
     return _view(rotation.complete_rotation(_repo(), community_id, webhook_id))
+
+
+@router.post(
+    "/v1/communities/<community_id>/webhooks/<webhook_id>/filter-test",
+    summary="Would this payload be delivered to the webhook, and if not, why not?",
+)
+def filter_test(
+    community_id: str, webhook_id: str, body: Annotated[FilterTest, Body()]
+) -> dict[str, Any]:
+    community_access(router, community_id)
+    webhook = _repo().get(community_id, webhook_id)
+    if "filter" in body.model_fields_set:
+        draft = None if body.filter is None else webhooks.validate_filter(body.filter)
+        webhook = webhook.model_copy(update={"filter": draft})
+    return webhooks.filter_test(webhook, body.payload)
