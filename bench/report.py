@@ -624,7 +624,7 @@ def summary_rows(results: Mapping[str, Any]) -> list[str]:
             f"| B3 ms/event, {first:,} → {last:,} webhooks (3 subscribed) | "
             f"{spread(b3['points'][f'total={last}'], 2)} | "
             f"{spread(b3['points'][f'total={first}'], 2)}"
-            f" at {first:,} | {b3['flatness']:.1f} | flat |"
+            f" at {first:,} | {b3['flatness']:.2f} | ≤ 1.2 {verdict(b3['flatness'] <= 1.2)} |"
         )
         rows.append(
             f"| B3 ms per extra subscribed webhook | "
@@ -660,8 +660,14 @@ def summary_rows(results: Mapping[str, Any]) -> list[str]:
         rows.append(
             f"| B6 $ per million events (3 webhooks, 1 % failing) | {money(main['total'])} | "
             f"{money(main['eventbridge_total'])} EventBridge + API destinations | "
-            f"{main['ratio_to_eventbridge']:.1f} | — |"
+            f"{main['ratio_to_eventbridge']:.1f} | ≤ $8 {verdict(main['total'] <= 8)} |"
         )
+        if "dead_delivery_total" in main:
+            rows.append(
+                "| B7 $ per million deliveries to an endpoint that fails every attempt | "
+                f"{money(main['dead_delivery_total'])} | — | — | ≤ $50 "
+                f"{verdict(main['dead_delivery_total'] <= 50)} |"
+            )
     return rows
 
 
@@ -727,7 +733,29 @@ def write(results: Mapping[str, Any], meta: Mapping[str, Any], out_dir: Path) ->
     paths["json"].write_text(
         json.dumps(_jsonable({"meta": meta, "results": results}), indent=1, default=str) + "\n"
     )
+    paths["summary"] = out_dir / "summary.json"
+    paths["summary"].write_text(json.dumps(summary(results, meta), indent=1) + "\n")
     return paths
+
+
+def summary(results: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline local-stack figures, one number each (bench/results/summary.json):
+    publishes/s the stack accepted and the publish -> receipt p99 in B5's main phase."""
+    figures: dict[str, Any] = {
+        "finished": meta.get("finished"),
+        "quick": bool(meta.get("quick")),
+        "load_start": meta.get("load_start"),
+    }
+    b5 = results.get("b5")
+    if b5:
+        figures.update(
+            local_publish_per_s=round(float(b5["achieved_publish_rate"]), 1),
+            B5_p99_ms=round(float(b5["p99_ms"]), 1),
+            B5_offered_per_s=b5["workload"]["rate_per_s"],
+            B5_lost=b5["lost"],
+            B5_met=bool(b5["met"]),
+        )
+    return figures
 
 
 def replace_readme_section(readme: Path, body: str) -> None:

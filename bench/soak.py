@@ -310,6 +310,13 @@ def _scan_deliveries(table_name: str) -> tuple[dict[str, dict[str, Any]], dict[s
                 "attempts": int(item.get("attempts", {}).get("N", "0")),
                 "next_attempt_at": item.get("next_attempt_at", {}).get("S"),
             }
+            # The first attempt is kept inline in the delivery item.
+            first = item.get("first_attempt", {}).get("M")
+            if first:
+                status = first.get("status_code", {}).get("N")
+                attempts[delivery_id].append(
+                    (1, bool(first.get("success", {}).get("BOOL")), int(status) if status else None)
+                )
         elif sk.startswith("A#"):
             success = item.get("success", {}).get("BOOL", False)
             status = item.get("status_code", {}).get("N")

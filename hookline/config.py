@@ -36,6 +36,7 @@ class Settings:
     directory_table: str = "hookline-directory"
     idempotency_table: str = "hookline-idempotency"
     retry_state_machine_arn: str = ""
+    delivery_queue_url: str = ""
     retry_schedule: tuple[int, ...] = (300, 1800, 7200)
     delivery_timeout_seconds: float = 10.0
     delivery_retention_days: int = 30
@@ -62,6 +63,7 @@ class Settings:
             directory_table=env("DIRECTORY_TABLE", cls.directory_table),
             idempotency_table=env("IDEMPOTENCY_TABLE", cls.idempotency_table),
             retry_state_machine_arn=env("RETRY_STATE_MACHINE_ARN", ""),
+            delivery_queue_url=env("DELIVERY_QUEUE_URL", ""),
             retry_schedule=_schedule(env("RETRY_SCHEDULE", "300,1800,7200")),
             delivery_timeout_seconds=float(env("DELIVERY_TIMEOUT_SECONDS", "10")),
             delivery_retention_days=_int("DELIVERY_RETENTION_DAYS", 30),

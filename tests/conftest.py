@@ -25,6 +25,7 @@ import pytest
 
 from hookline import wiring
 from hookline.adapters.memory import MemoryTables
+from hookline.adapters.memory_idempotency import MemoryIdempotencyStore
 from hookline.config import Settings
 
 OPERATOR_KEY = "hk_operator_test_key_0123456789abcdef"
@@ -108,7 +109,12 @@ def _no_public_name_lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[st
 
 @pytest.fixture(autouse=True)
 def _reset_wiring() -> Iterator[None]:
+    """Fresh wiring per test; the delivery queue runs DeliverFunction inline (InlineQueue), as
+    Lambda's SQS event source would, unless a test wires another."""
+    from hookline.local.queue import InlineQueue
+
     wiring.reset()
+    wiring.configure(queue=InlineQueue())
     yield
     wiring.reset()
 
@@ -127,5 +133,6 @@ def memory_services() -> wiring.Services:
         scheduler=RecordingScheduler(),
         mailer=RecordingMailer(),
         sender=http_attempt.post,
+        idempotency=MemoryIdempotencyStore(),
     )
     return wiring.services()

@@ -3,15 +3,17 @@
     pipeline = Pipeline.create(settings)           # MemoryTables, real handlers, real ASL
     hook = pipeline.webhook(rx.url_for("/a"), retry_count=2)
     event = pipeline.publish("post.created")
-    pipeline.stream.deliver([event])                # DispatchFunction, as the event source mapping
+    pipeline.stream.deliver([event])                # DispatchFunction, then DeliverFunction
     pipeline.retries.run()                          # the retry state machine, waits skipped
 
-What is real: functions/dispatch/app.py and functions/attempt/app.py (loaded as Lambda loads
-them), stream records in the Lambda DynamoDB-stream shape, statemachine/retry.asl.json run by
-hookline.local.asl, and HTTP attempts to loopback receivers. What is simulated is only the AWS
-glue, with Lambda's semantics: the event source mapping (a partial batch response resumes from
-the first failed record; an invocation that dies hands the whole batch over again) and Step
-Functions (Task Retry/Catch, execution names unique per state machine).
+What is real: functions/dispatch/app.py, functions/deliver/app.py and functions/attempt/app.py
+(loaded as Lambda loads them), stream records in the Lambda DynamoDB-stream shape, SQS records
+in the Lambda SQS shape, statemachine/retry.asl.json run by hookline.local.asl, and HTTP attempts
+to loopback receivers. What is simulated is only the AWS glue, with Lambda's semantics: the
+stream's event source mapping (a partial batch response resumes from the first failed record;
+an invocation that dies hands the whole batch over again), the delivery queue's (a message
+named in a partial batch response, or of an invocation that died, comes back; the others are
+deleted) and Step Functions (Task Retry/Catch, execution names unique per state machine).
 
 Faults (``pipeline.faults``), each consumed once, keyed by (delivery id, attempt number):
 
@@ -43,10 +45,11 @@ from hookline.domain import communities, webhooks
 from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import HEADER_ATTEMPT, HEADER_DELIVERY, DeliveryContext
 from hookline.domain.models import Attempt, Community, Delivery, Event, Webhook
+from hookline.domain.policy import workflow_input
 from hookline.domain.publishing import publish
-from hookline.domain.retry import workflow_input
 from hookline.local.asl import Execution, StateMachine, TaskError
 from hookline.local.lambdas import LambdaContext, load_handler
+from hookline.local.queue import failed_ids, sqs_record
 from hookline.ports import Sender, Tables
 from tests.delivery_helpers import event_item, stream_record
 
@@ -203,6 +206,89 @@ class SyncRetries:
         return json.loads(json.dumps(result))
 
 
+class Queue:
+    """The delivery queue and its event source mapping, calling DeliverFunction.
+
+    ``send`` (the DeliveryQueue port the dispatcher uses) keeps messages until they are
+    processed. ``drain()`` hands them over in batches of ``batch_size``; a message named in a
+    partial batch response, or in a batch whose invocation raised (or died), comes back, the
+    others are deleted. ``crashes`` counts deaths, ``responses`` keeps every answer.
+    """
+
+    ARN = "arn:aws:sqs:us-east-1:123456789012:hookline-deliveries"
+
+    def __init__(self) -> None:
+        self.handler = load_handler("deliver")
+        self.pending: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []
+        self.crashes = 0
+        self.invocations = 0
+        self._ids = itertools.count(1)
+        self._receives: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def send(self, messages: Sequence[Any], *, delay_seconds: int = 0) -> list[int]:
+        # A delay is not kept: the consumer checks the webhook's turn again when it gets it.
+        with self._lock:
+            for message in messages:
+                message_id = f"msg-{next(self._ids)}"
+                self.pending.append(
+                    {"messageId": message_id, "body": json.dumps(message, separators=(",", ":"))}
+                )
+        return []
+
+    def take(self) -> list[dict[str, Any]]:
+        """The pending messages as records of one receive (they leave the queue until done)."""
+        with self._lock:
+            taken, self.pending = self.pending, []
+        records = []
+        for message in taken:
+            count = self._receives[message["messageId"]] = (
+                self._receives.get(message["messageId"], 0) + 1
+            )
+            records.append(
+                sqs_record(
+                    message_id=message["messageId"],
+                    receipt_handle=f"{message['messageId']}-{count}",
+                    body=message["body"],
+                    source_arn=self.ARN,
+                    receive_count=count,
+                )
+            )
+        return records
+
+    def invoke(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.invocations += 1
+        response: dict[str, Any] = self.handler(
+            {"Records": records}, LambdaContext(function_name="hookline-deliver")
+        )
+        self.responses.append(response)
+        return response
+
+    def deliver_records(
+        self, records: list[dict[str, Any]], *, batch_size: int = 10, max_invocations: int = 50
+    ) -> None:
+        for start in range(0, len(records), batch_size):
+            pending = records[start : start + batch_size]
+            for _ in range(max_invocations):
+                try:
+                    retry = failed_ids(self.invoke(pending), pending)
+                except Crash:
+                    self.crashes += 1
+                    retry = {r["messageId"] for r in pending}
+                except Exception:  # every record failed: the batch comes back
+                    retry = {r["messageId"] for r in pending}
+                pending = [r for r in pending if r["messageId"] in retry]
+                if not pending:
+                    break
+            else:
+                raise AssertionError("the queue never got past these messages")
+
+    def drain(self) -> None:
+        while self.pending:
+            self.deliver_records(self.take())
+
+
 class Stream:
     """The events table's stream and its event source mapping, calling DispatchFunction.
 
@@ -212,8 +298,9 @@ class Stream:
     gets the whole batch again. ``responses`` keeps every answer, ``crashes`` every death.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, queue: Queue) -> None:
         self.handler = load_handler("dispatch")
+        self.queue = queue
         self.responses: list[dict[str, Any]] = []
         self.crashes = 0
         self.invocations = 0
@@ -254,7 +341,9 @@ class Stream:
                 raise AssertionError("the stream never got past this batch")
 
     def deliver(self, events: Iterable[Event], *, batch_size: int = 100) -> None:
+        """Dispatch the events, then let the delivery queue hand every order to DeliverFunction."""
         self.deliver_records(self.records(events), batch_size=batch_size)
+        self.queue.drain()
 
 
 @dataclass
@@ -266,6 +355,7 @@ class Pipeline:
     faults: Faults
     retries: SyncRetries
     stream: Stream
+    queue: Queue
     tables: Tables
 
     @classmethod
@@ -281,7 +371,9 @@ class Pipeline:
         retries = SyncRetries(faults)
         faulty: Sender = FaultySender(faults, sender or http_attempt.post)
         chosen_tables = tables or MemoryTables()
+        queue = Queue()
         wiring.configure(
+            queue=queue,
             settings=settings,
             tables=chosen_tables,
             scheduler=retries,
@@ -292,7 +384,7 @@ class Pipeline:
         community, _, _ = communities.create_community(
             ctx.communities, name="Fault Forum", site_url="https://forum.example.com"
         )
-        return cls(ctx, community, faults, retries, Stream(), chosen_tables)
+        return cls(ctx, community, faults, retries, Stream(queue), queue, chosen_tables)
 
     def webhook(self, url: str, *, events: Sequence[str] = ("*",), **fields: Any) -> Webhook:
         return webhooks.create_webhook(

@@ -171,7 +171,7 @@ def test_receiver_gets_signed_exact_bytes_and_our_headers(
         "rate_limit_wait_ms": 0,
         "created_at": "",
     }
-    item = memory_services.tables.deliveries.get(f"D#{delivery.id}", "A#0001")
+    item = memory_services.tables.deliveries.get(f"D#{delivery.id}", "META")
     assert item is not None
     retention = clock.epoch_seconds() + 30 * 86400
     assert retention - 60 <= item["expires_at"] <= retention + 60

@@ -22,6 +22,7 @@ from tests.delivery_helpers import (
     delivery_context,
     dispatch_handler,
     event_item,
+    load_function,
     make_community,
     make_event,
     make_webhook,
@@ -291,25 +292,89 @@ def test_sample_stream_batch_is_dispatched(
     assert "actor" not in member
 
 
-def test_partial_batch_response_names_exactly_the_unfinished_records(
+def test_sample_queue_batch_is_delivered(
     memory_services: wiring.Services, lambda_context: Any
 ) -> None:
+    """events/deliver-queue-batch.json, as `sam local invoke DeliverFunction -e` would pass it."""
+    community, _ = make_community(memory_services)
+    with Receiver() as rx:
+        hook = make_webhook(memory_services, community.id, rx.url_for("/all"))
+        text = (
+            json.dumps(sample("deliver-queue-batch"))
+            .replace("com_REPLACE", community.id)
+            .replace("wh_REPLACE", hook.id)
+        )
+        response = load_function("deliver")(json.loads(text), lambda_context)
+        [request] = rx.wait_for(1)
+    assert response == {"batchItemFailures": []}
+    assert request.header("webhook-id") == delivery_id_for("evt_REPLACE_1", hook.id)
+    assert json.loads(request.body)["data"]["post_id"] == 1024
+    standardwebhooks.Webhook(SECRET).verify(request.body, request.headers)
+
+
+class RefusingQueue:
+    """A delivery queue that refuses the orders of one webhook (a failed SendMessageBatch entry)."""
+
+    def __init__(self, refused_webhook: str) -> None:
+        self.refused_webhook = refused_webhook
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, messages: Any) -> list[int]:
+        refused = [i for i, m in enumerate(messages) if m["webhook_id"] == self.refused_webhook]
+        self.sent.extend(m for i, m in enumerate(messages) if i not in refused)
+        return refused
+
+
+def test_dispatcher_names_exactly_the_records_not_queued(
+    memory_services: wiring.Services, lambda_context: Any
+) -> None:
+    community, _ = make_community(memory_services)
+    posts = make_webhook(memory_services, community.id, "https://127.0.0.1/p", events=["post.*"])
+    members = make_webhook(
+        memory_services, community.id, "https://127.0.0.1/m", events=["member.*"]
+    )
+    queue = RefusingQueue(members.id)
+    wiring.configure(queue=queue)
+    queued = make_event(community, "post.created")
+    refused = make_event(community, "member.joined")
+    nobody = make_event(community, "space.created")
+    batch = stream_batch([queued, refused, nobody], first_sequence=500)
+    malformed = event_item(make_event(community))
+    del malformed["event"]
+    batch["Records"].append(stream_record(malformed, "503"))
+    batch["Records"].append(stream_record(event_item(queued), "504", event_name="MODIFY"))
+    response = dispatch_handler()(batch, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "501"}, {"itemIdentifier": "503"}]}
+    assert [(m["webhook_id"], m["event"]["id"]) for m in queue.sent] == [(posts.id, queued.id)]
+
+
+def test_consumer_names_exactly_the_messages_not_finished(
+    memory_services: wiring.Services, lambda_context: Any
+) -> None:
+    from hookline.local.queue import sqs_record
+
     memory_services.scheduler.fail = True  # type: ignore[attr-defined]
     community, _ = make_community(memory_services)
     with Receiver() as ok, Receiver((500,)) as down:
-        make_webhook(memory_services, community.id, ok.url_for("/ok"), events=["post.*"])
-        make_webhook(memory_services, community.id, down.url_for("/down"), events=["member.*"])
-        delivered = make_event(community, "post.created")
-        unscheduled = make_event(community, "member.joined")
-        nobody = make_event(community, "space.created")
-        batch = stream_batch([delivered, unscheduled, nobody], first_sequence=500)
-        malformed = event_item(make_event(community))
-        del malformed["event"]
-        batch["Records"].append(stream_record(malformed, "503"))
-        batch["Records"].append(stream_record(event_item(delivered), "504", event_name="MODIFY"))
-        response = dispatch_handler()(batch, lambda_context)
+        good = make_webhook(memory_services, community.id, ok.url_for("/ok"))
+        bad = make_webhook(memory_services, community.id, down.url_for("/down"))
+        event = make_event(community, "post.created")
+        records = [
+            sqs_record(
+                message_id=f"m{i}",
+                receipt_handle=f"r{i}",
+                body=json.dumps({"webhook_id": hook.id, "event": event.model_dump()}),
+                source_arn="arn:aws:sqs:us-east-1:123456789012:deliveries",
+            )
+            for i, hook in enumerate((good, bad))
+        ]
+        records.append(
+            sqs_record(message_id="m2", receipt_handle="r2", body="{}", source_arn="arn:x")
+        )
+        response = load_function("deliver")({"Records": records}, lambda_context)
         ok.wait_for(1)
-    assert response == {"batchItemFailures": [{"itemIdentifier": "501"}, {"itemIdentifier": "503"}]}
+    # m1's attempt failed and its retries could not be scheduled; m2 is not an order.
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
 
 
 def test_a_batch_where_every_record_fails_raises(

@@ -56,7 +56,8 @@ def _kind(sample: dict[str, Any]) -> str:
     if sample.get("type") == "REQUEST" and "methodArn" in sample:
         return "AuthorizerFunction"
     if "Records" in sample:
-        return "DispatchFunction"
+        sources = {r.get("eventSource") for r in sample["Records"]}
+        return "DeliverFunction" if sources == {"aws:sqs"} else "DispatchFunction"
     if "action" in sample and "delivery_id" in sample:
         return "AttemptFunction"
     if _is_api_gateway(sample):

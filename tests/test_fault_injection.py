@@ -162,7 +162,7 @@ def test_a_receiver_trickling_its_answer_is_cut_at_the_deadline(pipeline: Pipeli
 # -- the dispatcher dying or failing half-way -------------------------------------------------
 
 
-def test_a_dispatcher_dying_half_way_through_a_batch_delivers_nothing_twice(
+def test_a_consumer_dying_half_way_through_a_batch_delivers_nothing_twice(
     pipeline: Pipeline,
 ) -> None:
     with Receiver() as rx:
@@ -175,7 +175,7 @@ def test_a_dispatcher_dying_half_way_through_a_batch_delivers_nothing_twice(
         pipeline.retries.run()
         requests = rx.requests
 
-    assert pipeline.stream.crashes == 1  # the first invocation died; the batch came back whole
+    assert pipeline.queue.crashes == 1  # one invocation died; its whole batch came back
     received = Counter(r.header("webhook-id") for r in requests)
     assert received == Counter({delivery_id_for(e.id, hook.id): 1 for e in events})
     for event in events:
@@ -183,12 +183,12 @@ def test_a_dispatcher_dying_half_way_through_a_batch_delivers_nothing_twice(
     assert pipeline.retries.executions == {}
 
 
-def test_the_partial_batch_response_names_exactly_the_unfinished_records() -> None:
+def test_the_partial_batch_response_names_exactly_the_unfinished_messages() -> None:
     memory = MemoryTables()
     refused: set[str] = set()
 
     def fails(operation: str, pk: str, sk: str) -> bool:
-        # Creating the delivery record of two of the events is refused, once each.
+        # Recording the first attempt of two of the deliveries is refused, once each.
         if operation == "put" and sk == "META" and pk in refused:
             refused.discard(pk)
             return True
@@ -200,27 +200,29 @@ def test_the_partial_batch_response_names_exactly_the_unfinished_records() -> No
         hook = pipeline.webhook(rx.url_for("/hook"))
         events = [pipeline.publish(post_id=i)[0] for i in range(6)]
         refused.update(f"D#{delivery_id_for(events[i].id, hook.id)}" for i in (1, 4))
-        records = pipeline.stream.records(events)
+        assert pipeline.stream.invoke(pipeline.stream.records(events)) == {"batchItemFailures": []}
+        records = pipeline.queue.take()
 
-        first = pipeline.stream.invoke(records)
+        first = pipeline.queue.invoke(records)
         assert first == {
-            "batchItemFailures": [
-                {"itemIdentifier": records[i]["dynamodb"]["SequenceNumber"]} for i in (1, 4)
-            ]
+            "batchItemFailures": [{"itemIdentifier": records[i]["messageId"]} for i in (1, 4)]
         }
-        assert len(rx.wait_for(4)) == 4
+        assert len(rx.wait_for(6)) == 6  # all six were sent; two were not recorded
 
-        # Lambda hands the batch over again from the first failed record, successes included.
-        second = pipeline.stream.invoke(records[1:])
+        # SQS hands over only the failed messages again: at-least-once, with the same webhook-id.
+        second = pipeline.queue.invoke([records[1], records[4]])
         assert second == {"batchItemFailures": []}
-        requests = rx.wait_for(6)
+        requests = rx.wait_for(8)
         time.sleep(0.1)
 
     assert len(flaky.refused) == 2
+    ids = [delivery_id_for(e.id, hook.id) for e in events]
     assert Counter(r.header("webhook-id") for r in rx.requests) == Counter(
-        {delivery_id_for(e.id, hook.id): 1 for e in events}
+        {d: 2 if i in (1, 4) else 1 for i, d in enumerate(ids)}
     )
-    assert len(requests) == 6
+    assert len(requests) == 8
+    for delivery_id in ids:
+        assert _log(pipeline, delivery_id) == [(1, True, 200)]
 
 
 def test_a_crash_after_the_post_resends_with_the_same_webhook_id(pipeline: Pipeline) -> None:
@@ -305,7 +307,7 @@ def test_a_lost_answer_from_the_attempt_lambda_sends_nothing_twice(
 # -- StartExecution failing -------------------------------------------------------------------
 
 
-def test_a_failed_start_execution_goes_back_to_the_stream_and_is_delivered(
+def test_a_failed_start_execution_goes_back_to_the_queue_and_is_delivered(
     pipeline: Pipeline,
 ) -> None:
     with Receiver(by_attempt({1: (500,)})) as flaky, Receiver() as healthy:
@@ -315,14 +317,15 @@ def test_a_failed_start_execution_goes_back_to_the_stream_and_is_delivered(
         other, _ = pipeline.publish("member.joined")
         delivery_id = delivery_id_for(event.id, hook.id)
         pipeline.faults.failing_starts = 1
-        records = pipeline.stream.records([event, other])
+        pipeline.stream.invoke(pipeline.stream.records([event, other]))
+        records = pipeline.queue.take()
 
-        answer = pipeline.stream.invoke(records)
-        failed = records[0]["dynamodb"]["SequenceNumber"]
+        answer = pipeline.queue.invoke(records)
+        failed = records[0]["messageId"]
         assert answer == {"batchItemFailures": [{"itemIdentifier": failed}]}
         assert pipeline.retries.start_failures == 1
 
-        pipeline.stream.deliver_records(records)
+        pipeline.queue.deliver_records(records[:1])
         pipeline.retries.run()
         requests = flaky.requests
         assert len(healthy.requests) == 1
@@ -353,7 +356,7 @@ def test_a_failed_start_execution_still_ends_after_one_plus_retry_count_attempts
 def test_the_local_retry_timer_gives_a_failing_resend_a_full_cycle() -> None:
     """`hookline local` must run a resend's retry cycle as Step Functions would: the workflow's
     schedule is indexed by absolute attempt number, so a cycle starting after attempt n needs
-    the padded input retry.workflow_input builds (StepFunctionsScheduler sends it)."""
+    the padded input policy.workflow_input builds (StepFunctionsScheduler sends it)."""
 
     class Recorder:
         def __init__(self) -> None:
@@ -497,8 +500,8 @@ def test_transient_throttling_is_absorbed_by_retries(dynamo: dict[str, str]) -> 
             _unthrottle()
         requests = rx.requests
 
-    assert throttle.throttled == 2 and throttle.passed >= 3
-    assert pipeline.stream.invocations == 1
+    assert throttle.throttled == 2 and throttle.passed >= 1
+    assert pipeline.stream.invocations == 1 and pipeline.queue.invocations == 1
     delivery_id = delivery_id_for(event.id, hook.id)
     assert _log(pipeline, delivery_id) == [(1, True, 200)]
     assert [attempt_of(r) for r in requests] == [(delivery_id, 1)]
@@ -509,23 +512,25 @@ def test_persistent_throttling_is_reported_and_nothing_is_lost(dynamo: dict[str,
     with Receiver() as rx:
         hooks = [pipeline.webhook(rx.url_for(f"/hook{i}")) for i in range(2)]
         events = [pipeline.publish(post_id=i)[0] for i in range(3)]
-        records = pipeline.stream.records(events)
+        pipeline.stream.invoke(pipeline.stream.records(events))
+        records = pipeline.queue.take()
         throttle = _throttle({"PutItem"}, dynamo["DELIVERIES_TABLE"], -1)
         try:
             with pytest.raises(Exception, match="All records failed"):
-                pipeline.stream.invoke(records)
+                pipeline.queue.invoke(records)
         finally:
             _unthrottle()
         assert throttle.throttled >= 8  # the adapter's 8 tries per write, then reported
-        assert rx.requests == []
+        assert len(rx.wait_for(6)) == 6  # sent, but not recorded: the batch comes back
 
-        pipeline.stream.deliver_records(records)
-        requests = rx.wait_for(6)
+        pipeline.queue.deliver_records(records)
+        requests = rx.wait_for(12)
         time.sleep(0.1)
 
     expected = {delivery_id_for(e.id, h.id) for e in events for h in hooks}
-    assert Counter(r.header("webhook-id") for r in rx.requests) == Counter({d: 1 for d in expected})
-    assert len(requests) == 6
+    # At-least-once: each was sent again with the same webhook-id, and recorded once.
+    assert Counter(r.header("webhook-id") for r in rx.requests) == Counter({d: 2 for d in expected})
+    assert len(requests) == 12
     for delivery_id in expected:
         assert _log(pipeline, delivery_id) == [(1, True, 200)]
 

@@ -33,6 +33,7 @@ from hookline.adapters.memory import MemoryTables
 from hookline.config import Settings
 from hookline.domain.delivery import DeliveryContext
 from hookline.local.lambdas import LambdaContext, load_handler
+from hookline.local.queue import InlineQueue
 from hookline.observability import REDACTED, bind, logger, redact, redact_text
 from tests.apigw import api_event, sample
 from tests.conftest import OPERATOR_KEY, RecordingMailer, RecordingScheduler
@@ -416,6 +417,7 @@ def scenario() -> Iterator[Scenario]:
         scheduler=RecordingScheduler(),
         mailer=RecordingMailer(),
         sender=http_attempt.post,
+        queue=InlineQueue(function_name="hookline-test-deliver"),
     )
     try:
         with capturing() as captured_scenario:

@@ -17,7 +17,7 @@ from hookline.domain import retry, rotation, signing, webhooks
 from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import new_delivery
 from hookline.domain.dispatch import dispatch_events
-from hookline.domain.retry import MAX_WAIT_SECONDS, waits_for
+from hookline.domain.policy import MAX_WAIT_SECONDS, waits_for
 from tests.receivers import Receiver, Reply
 from tests.retry_fixtures import World, attempt_payload, invoke_attempt
 
@@ -194,6 +194,10 @@ def test_a_410_on_the_first_attempt_disables_the_webhook_at_once(world: World) -
     assert "410" in (disabled.disabled_reason or "")
     [event] = world.events_of_type("webhook.disabled")
     assert event.operational and event.data["webhook_id"] == webhook.id
+    # Only the host: a Slack or Discord URL's path is a credential.
+    assert event.data["url_host"] == "127.0.0.1"
+    assert "url" not in event.data
+    assert "/hook" not in json.dumps(event.data)
 
 
 # -- run_attempt through the AttemptFunction handler ---------------------------------------

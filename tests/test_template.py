@@ -22,6 +22,7 @@ FUNCTIONS = (
     "InboundFunction",
     "AuthorizerFunction",
     "DispatchFunction",
+    "DeliverFunction",
     "AttemptFunction",
 )
 #: Actions that take no resource ARN at all (IAM requires "*" for them).
@@ -74,8 +75,12 @@ def test_table_specs_follow_the_architecture() -> None:
         assert (spec.hash_key, spec.range_key, spec.ttl_attribute) == expected, logical_id
     assert specs["EventsTable"].stream_view_type == "NEW_IMAGE"
     assert {k for k, s in specs.items() if s.stream_view_type} == {"EventsTable"}
-    assert specs["DeliveriesTable"].indexes == {"by_webhook": ("gsi1pk", "gsi1sk")}
-    assert {k for k, s in specs.items() if s.indexes} == {"DeliveriesTable"}
+    assert specs["DeliveriesTable"].indexes == {
+        "by_webhook": ("gsi1pk", "gsi1sk"),
+        "by_community": ("gsi2pk", "gsi2sk"),
+    }
+    assert specs["EventsTable"].indexes == {"by_time": ("pk", "gsi1sk")}
+    assert {k for k, s in specs.items() if s.indexes} == {"DeliveriesTable", "EventsTable"}
 
 
 def test_created_tables_match_the_template(dynamodb: Any) -> None:
@@ -241,7 +246,7 @@ def test_only_the_callers_get_the_state_machine_arn(template: dict[str, Any]) ->
             "Variables", {}
         )
         has_arn = "RETRY_STATE_MACHINE_ARN" in env
-        assert has_arn == (name in {"ApiFunction", "DispatchFunction"}), name
+        assert has_arn == (name in {"ApiFunction", "DeliverFunction"}), name
 
 
 def test_every_setting_is_in_the_function_environment(template: dict[str, Any]) -> None:
@@ -281,8 +286,29 @@ def test_the_dispatcher_reads_inserts_with_partial_batch_failures(template: dict
     assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["DispatchDeadLetterQueue", "Arn"]
     }
-    timeout = template["Resources"]["DispatchFunction"]["Properties"]["Timeout"]
-    assert timeout >= 2 * int(tpl.parameter_default("DeliveryTimeoutSeconds")) + 10
+
+
+def test_the_delivery_queue_feeds_deliver_function_with_partial_batch_failures(
+    template: dict[str, Any],
+) -> None:
+    res = template["Resources"]
+    events = res["DeliverFunction"]["Properties"]["Events"]
+    (source,) = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
+    assert source["Queue"] == {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "DeliverMaxConcurrency"}
+    timeout = res["DeliverFunction"]["Properties"]["Timeout"]
+    # A batch's attempts run at once: one delivery timeout plus the bookkeeping.
+    assert timeout >= int(tpl.parameter_default("DeliveryTimeoutSeconds")) + 10
+    queue = res["DeliveryQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["DeliveryDeadLetterQueue", "Arn"]
+    }
+    # The dispatcher only fans out: it may read webhooks and send to the queue, nothing else.
+    policies = json.dumps(res["DispatchFunction"]["Properties"]["Policies"])
+    assert "DeliveriesTable" not in policies and "StepFunctions" not in policies
+    assert "SQSSendMessagePolicy" in policies
 
 
 def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:
@@ -359,3 +385,27 @@ def test_dashboard_and_alarms_read_the_metrics_the_code_writes(template: dict[st
         }
     for logical_id, resource in resources(template, "AWS::CloudWatch::Alarm").items():
         assert resource["Properties"]["AlarmActions"]["Fn::If"][0] == "HasAlarmEmail", logical_id
+
+
+def test_only_the_authorizer_and_the_api_read_the_operator_key(template: dict[str, Any]) -> None:
+    """The authorizer checks it; ApiFunction derives the key that signs list cursors from it."""
+    readers = {
+        owner
+        for owner, statement in _statements(template)
+        if "ssm:GetParameter" in _as_list(statement["Action"])
+        and "OperatorKeyParameterName" in json.dumps(statement.get("Resource"))
+    }
+    assert readers == {"AuthorizerFunction", "ApiFunction"}
+
+
+def test_the_listing_indexes_project_what_their_filters_read(template: dict[str, Any]) -> None:
+    def indexes(table: str) -> dict[str, Any]:
+        props = template["Resources"][table]["Properties"]
+        return {i["IndexName"]: i["Projection"] for i in props["GlobalSecondaryIndexes"]}
+
+    # ?event= filters the events index; a page's events are then read from the table.
+    assert indexes("EventsTable")["by_time"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["event"],
+    }
+    assert indexes("DeliveriesTable")["by_community"] == {"ProjectionType": "ALL"}

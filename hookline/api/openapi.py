@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import hookline
+from hookline.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 TITLE = "Hookline"
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -181,12 +182,12 @@ def _security_schemes() -> dict[str, Any]:
     }
 
 
-def _routes() -> dict[tuple[str, str], Callable[..., Any]]:
-    """(OpenAPI path, lower-case method) -> route function, for every route of the resolver."""
+def _routes() -> dict[tuple[str, str], Any]:
+    """(OpenAPI path, lower-case method) -> route, for every route of the resolver."""
     from hookline.api.app import app
 
     routes = [*app._dynamic_routes, *app._static_routes]
-    return {(route.openapi_path, route.method.lower()): route.func for route in routes}
+    return {(route.openapi_path, route.method.lower()): route for route in routes}
 
 
 def success_statuses(function: Callable[..., Any]) -> list[int]:
@@ -257,24 +258,35 @@ def _fix_operation(
     path: str,
     method: str,
     operation: dict[str, Any],
-    function: Callable[..., Any] | None,
+    route: Any,
     components: dict[str, Any],
 ) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)
+    function: Callable[..., Any] | None = route.func if route is not None else None
+    declared = {str(s): r for s, r in (route.responses or {}).items()} if route else {}
     if function is not None:
         operation["tags"] = [_tag(function)]
+    if function is not None and not declared:
         success = responses.pop("200", None) or {"description": "OK"}
         for status in success_statuses(function):
             answer = copy.deepcopy(success)
             answer["description"] = _SUCCESS.get(status, answer.get("description", "OK"))
             responses[str(status)] = answer
+    for code, declared_answer in declared.items():
+        # Error statuses a route declares get the error shape with the route's description.
+        if int(code) in ERRORS:
+            responses[code] = _error_response(int(code), declared_answer.get("description"))
     for status in (400, 401, 403, 404, 405, 500):
         responses[str(status)] = _error_response(status)
+    for parameter in operation.get("parameters", []):
+        # powertools lower-cases header names; show the header as clients write it.
+        if parameter.get("in") == "header" and parameter.get("name") == IDEMPOTENCY_HEADER.lower():
+            parameter["name"] = IDEMPOTENCY_HEADER
     if method in _BODY_METHODS:
         responses["413"] = _error_response(413)
         responses["415"] = _error_response(415)
-    if function is not None and function.__name__ in CONFLICTS:
+    if function is not None and function.__name__ in CONFLICTS and "409" not in declared:
         responses["409"] = _error_response(409, CONFLICTS[function.__name__])
     body = operation.get("requestBody")
     if body:
@@ -483,10 +495,10 @@ def openapi_document() -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     schemas.update(INBOUND_SCHEMAS)
-    functions = _routes()
+    routes = _routes()
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
-            _fix_operation(path, method, operation, functions.get((path, method)), schemas)
+            _fix_operation(path, method, operation, routes.get((path, method)), schemas)
     document["paths"]["/v1/hooks/{token}"] = {"post": _inbound_operation()}
     _drop_unused_schemas(document)
     return document

@@ -31,7 +31,7 @@ from hookline.domain.repositories import (
 )
 from hookline.errors import NotFound
 from hookline.observability import emit, logger
-from hookline.ports import Mailer, RateLimiter, RetryScheduler, Sender
+from hookline.ports import DeliveryQueue, Mailer, RateLimiter, RetryScheduler, Sender
 
 if TYPE_CHECKING:
     from hookline.wiring import Services
@@ -45,8 +45,8 @@ HEADER_ATTEMPT = "X-Hookline-Attempt"
 
 @dataclass(frozen=True)
 class DeliveryContext:
-    """What delivering needs: repositories, the HTTP sender, the retry scheduler, the rate
-    limiter and settings."""
+    """What delivering needs: repositories, the HTTP sender, the delivery queue, the retry
+    scheduler, the rate limiter and settings."""
 
     settings: Settings
     webhooks: WebhookRepository
@@ -56,6 +56,7 @@ class DeliveryContext:
     sender: Sender
     scheduler: RetryScheduler
     mailer: Mailer
+    queue: DeliveryQueue
     rate_limiter: RateLimiter
 
     @classmethod
@@ -70,6 +71,7 @@ class DeliveryContext:
             sender=services.sender,
             scheduler=services.scheduler,
             mailer=services.mailer,
+            queue=services.queue,
             rate_limiter=services.rate_limiter,
         )
 
@@ -183,10 +185,14 @@ def attempt_and_record(
     event: Event,
     attempt: int,
     *,
+    stored: bool = True,
     paced: bool = True,
     wait_at_most: float | None = None,
 ) -> AttemptResult:
     """``attempt_delivery``, also returning the delivery as stored after the attempt.
+
+    ``stored=False`` for a delivery not written yet: its first attempt then creates it, with the
+    attempt inline, in one write.
 
     A paced attempt first waits for the webhook's turn (its rate limit, or a Retry-After it was
     given), and records that wait; a turn more than ``wait_at_most`` seconds off raises
@@ -225,25 +231,24 @@ def attempt_and_record(
         rate_limit_wait_ms=waited_ms,
         created_at=clock.iso(started),
     )
-    ctx.deliveries.add_attempt(record, expires_at=ctx.expires_at(started))
-    stored = _update_delivery(ctx, delivery, attempt, outcome)
+    saved = _record(ctx, delivery, record, outcome, stored=stored, moment=started)
     _update_webhook(ctx, webhook, outcome)
     _observe(ctx, record, outcome, webhook)
-    return AttemptResult(record, outcome, stored)
+    return AttemptResult(record, outcome, saved)
 
 
-def _send(ctx: DeliveryContext, url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:
-    try:
-        return ctx.sender(url, body, headers, timeout=ctx.timeout, allow_private=ctx.allow_private)
-    except Exception as exc:  # the port never raises, but a broken one must not lose the record
-        logger.exception("sender raised", extra={"error_type": type(exc).__name__})
-        return AttemptOutcome.failure(f"internal error while sending: {type(exc).__name__}")
-
-
-def _update_delivery(
-    ctx: DeliveryContext, delivery: Delivery, attempt: int, outcome: AttemptOutcome
+def _record(
+    ctx: DeliveryContext,
+    delivery: Delivery,
+    record: Attempt,
+    outcome: AttemptOutcome,
+    *,
+    stored: bool,
+    moment: datetime,
 ) -> Delivery:
-    changes: dict[str, object] = {"attempts": attempt, "updated_at": clock.now_iso()}
+    """Store the attempt and the delivery's new state (``delivered`` on success; on failure only
+    the counters and last error: the retry policy decides the state)."""
+    changes: dict[str, object] = {"attempts": record.attempt, "updated_at": clock.now_iso()}
     remove: list[str] = []
     if outcome.status_code is None:
         remove.append("last_status_code")
@@ -254,14 +259,48 @@ def _update_delivery(
         remove += ["next_attempt_at", "last_error"]
     else:
         changes["last_error"] = outcome.error or "delivery failed"
+    expires_at = ctx.expires_at(moment)
+    if record.attempt == 1 and not stored:
+        fresh = delivery.model_copy(update=changes)
+        for name in remove:
+            setattr(fresh, name, None)
+        if ctx.deliveries.create(fresh, expires_at=expires_at, first_attempt=record):
+            return fresh
+        # Another invocation made and recorded this first attempt meanwhile: keep its record.
+        logger.warning("first attempt recorded twice", extra={"delivery_id": delivery.id})
+        return ctx.deliveries.find(delivery.id) or fresh
+    if record.attempt == 1:
+        return ctx.deliveries.update(
+            delivery.id, changes, remove=tuple(remove), first_attempt=record
+        )
+    ctx.deliveries.add_attempt(record, expires_at=expires_at)
     return ctx.deliveries.update(delivery.id, changes, remove=tuple(remove))
 
 
+def _send(ctx: DeliveryContext, url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:
+    try:
+        return ctx.sender(url, body, headers, timeout=ctx.timeout, allow_private=ctx.allow_private)
+    except Exception as exc:  # the port never raises, but a broken one must not lose the record
+        logger.exception("sender raised", extra={"error_type": type(exc).__name__})
+        return AttemptOutcome.failure(f"internal error while sending: {type(exc).__name__}")
+
+
+#: ``last_triggered_at`` is written at most this often per webhook (seconds).
+LAST_TRIGGERED_RESOLUTION = 60
+
+
 def _update_webhook(ctx: DeliveryContext, webhook: Webhook, outcome: AttemptOutcome) -> None:
-    changes: dict[str, object]
+    """Keep the webhook's health fields current with as few writes as possible: a success
+    writes only when ``last_triggered_at`` is a minute old or a failing streak ends."""
+    changes: dict[str, object] = {}
     remove: tuple[str, ...] = ()
+    now = clock.now()
     if outcome.success:
-        changes = {"last_triggered_at": clock.now_iso()}
+        last = webhook.last_triggered_at
+        if last is None or (now - clock.parse_iso(last)).total_seconds() >= (
+            LAST_TRIGGERED_RESOLUTION
+        ):
+            changes["last_triggered_at"] = clock.iso(now)
         # A success ends a failing streak: the auto-disable bookkeeping starts afresh.
         if webhook.failing_since:
             remove = ("failing_since",)
@@ -272,6 +311,8 @@ def _update_webhook(ctx: DeliveryContext, webhook: Webhook, outcome: AttemptOutc
         throttled_until = pacing.slow_down(ctx.rate_limiter, webhook, outcome)
         if throttled_until is not None:
             changes["throttled_until"] = throttled_until
+    if not changes and not remove:
+        return
     # A webhook deleted while the attempt was in flight: nothing to update, the record stays.
     with contextlib.suppress(NotFound):
         ctx.webhooks.update(webhook.community_id, webhook.id, changes, remove=remove)
@@ -294,7 +335,7 @@ def _observe(
             "response_time_ms": outcome.response_time_ms,
             "error": outcome.error,
             "rate_limit_wait_ms": record.rate_limit_wait_ms,
-            "url_host": _host(webhook.url),
+            "url_host": url_host(webhook.url),
         },
     )
     emit(
@@ -306,7 +347,8 @@ def _observe(
     )
 
 
-def _host(url: str) -> str:
+def url_host(url: str) -> str:
+    """The host of a webhook URL: what logs and operational events may show of it."""
     try:
         return urlsplit(url).hostname or ""
     except ValueError:

@@ -1,137 +1,234 @@
-"""Fan-out: each published event to every active webhook of its community that subscribes to it.
+"""Fan-out and the first attempt, in two steps that never wait on each other.
 
-A batch of events is dispatched together: each community's webhooks are read once per batch, and
-the first attempts of the whole batch run at once on a bounded thread pool, so one slow endpoint
-holds up no other. Deliveries have deterministic ids and are created only if absent, so a batch
-that the stream hands over again delivers nothing that an earlier invocation already handled.
+* ``queue_events`` (DispatchFunction, the events stream): each event to every active webhook of
+  its community that subscribes to it, as one delivery order per pair on the delivery queue.
+  Nothing here touches the network, so a slow endpoint cannot hold up the stream.
+* ``deliver_orders`` (DeliverFunction, the delivery queue): the first attempt of each order,
+  concurrently, each in its webhook's turn (hookline.domain.pacing). A failed first attempt
+  goes to the retry policy; an order whose turn is more than a few seconds off goes back on the
+  queue, delayed, rather than holding the invocation.
+
+Delivery ids are deterministic per (event, webhook) and a delivery is written only with its
+first attempt, so an order handed over twice (a redelivered stream record or queue message)
+attempts nothing that is already recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from hookline import clock
-from hookline.domain import filters, retry
+from hookline.domain import filters, pacing, retry, subscriptions
 from hookline.domain.delivery import (
     DeliveryContext,
     attempt_and_record,
     delivery_id_for,
     new_delivery,
 )
-from hookline.domain.models import Event, Webhook
-from hookline.observability import bind, logger
+from hookline.domain.models import Event
+from hookline.observability import bind, carry, logger
 
-Result = Literal["delivered", "failed", "resumed", "skipped"]
+#: SQS delays a message by at most this.
+MAX_QUEUE_DELAY_SECONDS = 900
+
+Result = Literal["delivered", "failed", "resumed", "skipped", "deferred"]
+
+
+@dataclass(frozen=True)
+class DeliveryOrder:
+    """One delivery to make: the message between the dispatcher and the delivery consumer. It
+    carries the event, so the consumer needs no read of it."""
+
+    webhook_id: str
+    event: Event
+
+    @property
+    def community_id(self) -> str:
+        return self.event.community_id
+
+    @property
+    def delivery_id(self) -> str:
+        return delivery_id_for(self.event.id, self.webhook_id)
+
+    def to_message(self) -> dict[str, Any]:
+        return {"webhook_id": self.webhook_id, "event": self.event.model_dump()}
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> DeliveryOrder:
+        """Raises ValueError (pydantic's ValidationError included) for a malformed message."""
+        webhook_id = message.get("webhook_id")
+        if not isinstance(webhook_id, str) or not webhook_id:
+            raise ValueError("a delivery order needs a webhook_id")
+        return cls(webhook_id, Event.model_validate(message.get("event")))
+
+
+@dataclass
+class FanOut:
+    """The orders for a batch of events, and the events whose webhooks could not be read."""
+
+    events: int = 0
+    orders: list[DeliveryOrder] = field(default_factory=list)
+    failed_event_ids: set[str] = field(default_factory=set)
 
 
 @dataclass
 class DispatchReport:
     """What one dispatch did. ``failed_event_ids`` lists the events whose processing did not
-    finish (an exception anywhere, including a retry that could not be scheduled); the stream
-    should hand those over again."""
+    finish; the stream should hand those over again."""
 
     events: int = 0
+    queued: int = 0
     attempted: int = 0
     delivered: int = 0
-    failed: int = 0  # attempts that failed and went to the retry policy
+    failed: int = 0  # first attempts that failed and went to the retry policy
     resumed: int = 0  # failed earlier, retries started only now
     skipped: int = 0
+    deferred: int = 0  # queued again to wait for the webhook's rate limit
     failed_event_ids: set[str] = field(default_factory=set)
 
 
-def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchReport:
-    """Deliver a batch of events: plan every (event, webhook) pair, then attempt them all at once.
-
-    A delivery that already exists is skipped unless an earlier invocation left it ``pending``:
-    never attempted, it gets its first attempt now; attempted without success, only its retries
-    are started. A failed first attempt hands the delivery to ``retry.start_retries``.
-    """
+def fan_out(ctx: DeliveryContext, events: Iterable[Event]) -> FanOut:
+    """Every (event, subscribed active webhook) pair of a batch: per community one read of its
+    subscription version, and the webhooks only when they changed."""
     unique: dict[str, Event] = {}
     for event in events:
         unique.setdefault(event.id, event)
-    report = DispatchReport(events=len(unique))
+    result = FanOut(events=len(unique))
     by_community: dict[str, list[Event]] = {}
     for event in unique.values():
         by_community.setdefault(event.community_id, []).append(event)
-
-    jobs: list[tuple[Event, Webhook]] = []
     for community_id, community_events in by_community.items():
         try:
-            active = [w for w in ctx.webhooks.all(community_id) if w.is_active]
+            index = subscriptions.cache.index(ctx.webhooks, community_id)
         except Exception:
             logger.exception("could not load webhooks", extra={"community_id": community_id})
-            report.failed_event_ids.update(e.id for e in community_events)
+            result.failed_event_ids.update(e.id for e in community_events)
             continue
         for event in community_events:
-            jobs.extend((event, w) for w in active if filters.accepts(w, event))
-    if not jobs:
-        return report
+            for webhook in index.matching(event.event):
+                if filters.accepts(webhook, event):
+                    result.orders.append(DeliveryOrder(webhook.id, event))
+    return result
 
-    workers = max(1, min(ctx.settings.dispatch_concurrency, len(jobs)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hookline-dispatch") as pool:
-        futures = {
-            pool.submit(_deliver, ctx, event, webhook): (event, webhook) for event, webhook in jobs
-        }
-        for future in as_completed(futures):
-            event, webhook = futures[future]
-            try:
-                result = future.result()
-            except Exception as exc:
-                logger.exception(
-                    "delivery not finished; the event will be dispatched again",
-                    extra={
-                        "community_id": event.community_id,
-                        "event_id": event.id,
-                        "webhook_id": webhook.id,
-                        "error_type": type(exc).__name__,
-                    },
-                )
-                report.failed_event_ids.add(event.id)
-                continue
-            if result == "skipped":
-                report.skipped += 1
-                continue
-            if result == "resumed":
-                report.resumed += 1
-                continue
-            report.attempted += 1
-            if result == "delivered":
-                report.delivered += 1
-            else:
-                report.failed += 1
+
+def queue_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchReport:
+    """The dispatcher: fan a batch out onto the delivery queue."""
+    planned = fan_out(ctx, events)
+    report = DispatchReport(events=planned.events, failed_event_ids=planned.failed_event_ids)
+    if not planned.orders:
+        return report
+    try:
+        unsent = set(ctx.queue.send([order.to_message() for order in planned.orders]))
+    except Exception:
+        logger.exception("could not queue deliveries; the batch will be dispatched again")
+        unsent = set(range(len(planned.orders)))
+    for index, order in enumerate(planned.orders):
+        if index in unsent:
+            report.failed_event_ids.add(order.event.id)
+        else:
+            report.queued += 1
     return report
 
 
-def _deliver(ctx: DeliveryContext, event: Event, webhook: Webhook) -> Result:
+def deliver_orders(
+    ctx: DeliveryContext, orders: Sequence[DeliveryOrder]
+) -> list[Result | BaseException]:
+    """The delivery consumer: the first attempt of every order at once, each on its own
+    thread; an order whose processing raised gets its exception back (hand it over again)."""
+    if not orders:
+        return []
+
+    def run(order: DeliveryOrder) -> Result | BaseException:
+        try:
+            return deliver_order(ctx, order)
+        except Exception as exc:
+            logger.exception(
+                "delivery not finished; it will be handed over again",
+                extra={"delivery_id": order.delivery_id, "error_type": type(exc).__name__},
+            )
+            return exc
+
+    workers = max(1, min(ctx.settings.dispatch_concurrency, len(orders)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hookline-deliver") as pool:
+        return list(pool.map(carry(run), orders))
+
+
+def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
+    """One order's first attempt, unless it was made already.
+
+    A delivery already recorded is skipped unless an earlier invocation left it ``pending``:
+    then only its retries are started (it was attempted and failed) or it is attempted now.
+    A webhook deleted or deactivated since the fan-out ends the order.
+    """
+    event = order.event
     keys = {
-        "community_id": event.community_id,
+        "community_id": order.community_id,
         "event_id": event.id,
-        "webhook_id": webhook.id,
-        "delivery_id": delivery_id_for(event.id, webhook.id),
+        "webhook_id": order.webhook_id,
+        "delivery_id": order.delivery_id,
     }
     with bind(**keys):
-        return _deliver_bound(ctx, event, webhook)
-
-
-def _deliver_bound(ctx: DeliveryContext, event: Event, webhook: Webhook) -> Result:
-    now = clock.now()
-    delivery = new_delivery(event, webhook, now=now)
-    if not ctx.deliveries.create(delivery, expires_at=ctx.expires_at(now)):
-        existing = ctx.deliveries.find(delivery.id)
-        if existing is None:
-            raise RuntimeError(f"delivery {delivery.id} exists but could not be read")
-        if existing.state != "pending":
+        existing = ctx.deliveries.find(order.delivery_id)
+        if existing is not None and existing.state != "pending":
             return "skipped"
-        # Attempted and failed, but its retries never started (the scheduler failed or the
-        # invocation died): start them now, so the delivery still gets 1 + retry_count tries.
-        if retry.resume_retries(ctx, existing, webhook):
-            return "resumed"
-        delivery = existing
-    result = attempt_and_record(ctx, delivery, webhook, event, 1)
-    if result.outcome.success:
-        return "delivered"
-    retry.start_retries(ctx, result.delivery, webhook, result.outcome)
-    return "failed"
+        webhook = ctx.webhooks.find(order.community_id, order.webhook_id)
+        if webhook is None or not webhook.is_active:
+            if existing is not None:
+                retry.cancel(ctx, existing, "The webhook was deleted or deactivated.")
+            return "skipped"
+        if existing is not None:
+            # Attempted and failed, but its retries never started (the scheduler failed or the
+            # invocation died): start them now, so the delivery still gets 1 + retry_count tries.
+            if retry.resume_retries(ctx, existing, webhook):
+                return "resumed"
+            delivery, stored = existing, True
+        else:
+            delivery, stored = new_delivery(event, webhook), False
+        try:
+            result = attempt_and_record(
+                ctx,
+                delivery,
+                webhook,
+                event,
+                1,
+                stored=stored,
+                wait_at_most=pacing.MAX_WAIT_IN_PROCESS_SECONDS,
+            )
+        except pacing.NotYet as later:
+            return _defer(ctx, order, later.retry_in_seconds)
+        if result.outcome.success:
+            return "delivered"
+        retry.start_retries(ctx, result.delivery, webhook, result.outcome)
+        return "failed"
+
+
+def _defer(ctx: DeliveryContext, order: DeliveryOrder, seconds: int) -> Result:
+    """The webhook's turn is too far off to wait for here: queue the order again, delayed, so
+    the wait costs no invocation time. Nothing was attempted or recorded."""
+    if ctx.queue.send([order.to_message()], delay_seconds=min(seconds, MAX_QUEUE_DELAY_SECONDS)):
+        raise RuntimeError(f"could not queue delivery {order.delivery_id} again")
+    return "deferred"
+
+
+def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchReport:
+    """Both steps in one call, in process (tests, benchmarks): fan out, then deliver every
+    order before returning."""
+    planned = fan_out(ctx, events)
+    report = DispatchReport(events=planned.events, failed_event_ids=planned.failed_event_ids)
+    results = deliver_orders(ctx, planned.orders)
+    for order, result in zip(planned.orders, results, strict=True):
+        if isinstance(result, BaseException):
+            report.failed_event_ids.add(order.event.id)
+        elif result == "skipped":
+            report.skipped += 1
+        elif result == "resumed":
+            report.resumed += 1
+        elif result == "deferred":
+            report.deferred += 1
+        else:
+            report.attempted += 1
+            report.delivered += result == "delivered"
+            report.failed += result == "failed"
+    return report

@@ -9,7 +9,7 @@ from hookline.domain.models import ApiKey, Attempt, Community, Delivery, Event, 
 from hookline.errors import ConditionFailed, Conflict, NotFound
 from hookline.ports import Item, Page, Query, Table
 
-_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")
+_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "expires_at")
 
 
 def _record_fields(item: Item) -> dict[str, Any]:
@@ -118,13 +118,30 @@ class CommunityRepository:
         return ApiKey.model_validate(_record_fields(item))
 
 
+#: Webhook fields that decide which events a webhook gets: changing one bumps the community's
+#: subscription version (hookline.domain.subscriptions).
+SUBSCRIPTION_FIELDS = frozenset({"events", "status", "filter"})
+
+
 class WebhookRepository:
+    """Webhooks `C#<cid>`/`W#<wid>`, and the community's subscription version `C#<cid>`/`WVER`."""
+
     def __init__(self, table: Table) -> None:
         self.table = table
 
     def put(self, webhook: Webhook, *, new: bool = False) -> None:
         item = {"pk": community_pk(webhook.community_id), "sk": f"W#{webhook.id}"}
         self.table.put({**item, **webhook.model_dump()}, if_absent=new)
+        self._subscriptions_changed(webhook.community_id)
+
+    def subscription_version(self, community_id: str) -> int:
+        item = self.table.get(community_pk(community_id), "WVER")
+        return int(item["version"]) if item else 0
+
+    def _subscriptions_changed(self, community_id: str) -> None:
+        """Written after the webhook itself, so a dispatcher that sees the new version also
+        reads the new webhook."""
+        self.table.update(community_pk(community_id), "WVER", add={"version": 1}, if_exists=False)
 
     def get(self, community_id: str, webhook_id: str) -> Webhook:
         item = self.table.get(community_pk(community_id), f"W#{webhook_id}")
@@ -137,10 +154,16 @@ class WebhookRepository:
         return Webhook.model_validate(_record_fields(item)) if item else None
 
     def page(
-        self, community_id: str, *, limit: int, cursor: str | None
+        self, community_id: str, *, limit: int, cursor: str | None, status: str | None = None
     ) -> tuple[list[Webhook], str | None]:
         result = self.table.query(
-            Query(community_pk(community_id), prefix="W#", limit=limit, cursor=cursor)
+            Query(
+                community_pk(community_id),
+                prefix="W#",
+                limit=limit,
+                cursor=cursor,
+                where={"status": status} if status else {},
+            )
         )
         return [Webhook.model_validate(_record_fields(i)) for i in result.items], result.cursor
 
@@ -178,11 +201,14 @@ class WebhookRepository:
             if expect and self.find(community_id, webhook_id) is not None:
                 raise Conflict("The webhook changed meanwhile; try again.") from exc
             raise NotFound("Webhook not found.") from exc
+        if SUBSCRIPTION_FIELDS & {*changes, *remove}:
+            self._subscriptions_changed(community_id)
         return Webhook.model_validate(_record_fields(item))
 
     def delete(self, community_id: str, webhook_id: str) -> None:
         self.get(community_id, webhook_id)
         self.table.delete(community_pk(community_id), f"W#{webhook_id}")
+        self._subscriptions_changed(community_id)
 
 
 class EventRepository:
@@ -192,6 +218,7 @@ class EventRepository:
     def add(self, event: Event, *, expires_at: int) -> bool:
         """Store a new event; False when an event with this id already exists (idempotent)."""
         item = {"pk": community_pk(event.community_id), "sk": f"E#{event.id}", **event.model_dump()}
+        item["gsi1sk"] = f"{event.timestamp}#{event.id}"
         item["expires_at"] = expires_at
         try:
             self.table.put(item, if_absent=True)
@@ -205,28 +232,93 @@ class EventRepository:
             raise NotFound("Event not found.")
         return Event.model_validate(_record_fields(item))
 
+    def page(
+        self,
+        community_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        event: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> tuple[list[Event], str | None]:
+        """One page of a community's events, newest first (the index holds keys and the type;
+        the page's events are then read from the table)."""
+        page = self.table.query(
+            Query(
+                community_pk(community_id),
+                index="by_time",
+                descending=True,
+                limit=limit,
+                cursor=cursor,
+                where={"event": event} if event else {},
+                after=after,
+                before=before,
+            )
+        )
+        found = {
+            item["sk"]: item
+            for item in self.table.batch_get([(i["pk"], i["sk"]) for i in page.items])
+        }
+        events = [event_from_item(found[i["sk"]]) for i in page.items if i["sk"] in found]
+        return events, page.cursor
+
 
 def event_from_item(item: Item) -> Event:
     """An event from a stream image or table item."""
     return Event.model_validate(_record_fields(item))
 
 
+#: Attempt fields kept inline in the delivery item for its first attempt (the rest are the
+#: delivery's own fields).
+_INLINE_ATTEMPT = (
+    "id",
+    "attempt",
+    "status_code",
+    "response_time_ms",
+    "response_body",
+    "error",
+    "success",
+    "rate_limit_wait_ms",
+    "created_at",
+)
+
+
 class DeliveryRepository:
+    """Deliveries and their attempts.
+
+    One item per delivery (`D#<did>`/`META`) that also holds its first attempt inline, so a
+    delivery that succeeds at once is one write (plus its index entry). Later attempts are items
+    `D#<did>`/`A#<nnnn>`. Both kinds share one `by_webhook` index partition per webhook
+    (`WA#<wid>`, sorted by time): the delivery log reads it all, the delivery listing reads the
+    `META` items of it.
+    """
+
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    def create(self, delivery: Delivery, *, expires_at: int) -> bool:
-        """Store a new delivery; False when it already exists (a redelivered stream record)."""
-        item = {
+    @staticmethod
+    def _item(delivery: Delivery, expires_at: int, first: Attempt | None) -> Item:
+        item: Item = {
             "pk": f"D#{delivery.id}",
             "sk": "META",
-            "gsi1pk": f"WD#{delivery.webhook_id}",
+            "gsi1pk": f"WA#{delivery.webhook_id}",
             "gsi1sk": f"{delivery.created_at}#{delivery.id}",
+            "gsi2pk": f"CD#{delivery.community_id}",
+            "gsi2sk": f"{delivery.created_at}#{delivery.id}",
             "expires_at": expires_at,
             **delivery.model_dump(),
         }
+        if first is not None:
+            item.update(_inline(first))
+        return item
+
+    def create(
+        self, delivery: Delivery, *, expires_at: int, first_attempt: Attempt | None = None
+    ) -> bool:
+        """Store a new delivery (with its first attempt, if made); False if it exists already."""
         try:
-            self.table.put(item, if_absent=True)
+            self.table.put(self._item(delivery, expires_at, first_attempt), if_absent=True)
         except ConditionFailed:
             return False
         return True
@@ -248,13 +340,18 @@ class DeliveryRepository:
         *,
         expect: dict[str, Any] | None = None,
         remove: tuple[str, ...] = (),
+        first_attempt: Attempt | None = None,
     ) -> Delivery:
+        """Change a stored delivery; `first_attempt` records its first attempt inline."""
+        if first_attempt is not None:
+            changes = {**changes, **_inline(first_attempt)}
         item = self.table.update(
             f"D#{delivery_id}", "META", set=changes, expect=expect, remove=remove
         )
         return Delivery.model_validate(_record_fields(item))
 
     def add_attempt(self, attempt: Attempt, *, expires_at: int) -> None:
+        """Record attempt 2, 3, ... (the first is kept in the delivery item)."""
         self.table.put(
             {
                 "pk": f"D#{attempt.delivery_id}",
@@ -262,13 +359,15 @@ class DeliveryRepository:
                 "gsi1pk": f"WA#{attempt.webhook_id}",
                 "gsi1sk": f"{attempt.created_at}#{attempt.id}",
                 "expires_at": expires_at,
+                "attempted": True,
                 **attempt.model_dump(),
             }
         )
 
     def attempts(self, delivery_id: str) -> list[Attempt]:
-        page = self.table.query(Query(f"D#{delivery_id}", prefix="A#"))
-        return [Attempt.model_validate(_record_fields(i)) for i in page.items]
+        page = self.table.query(Query(f"D#{delivery_id}"))
+        found = [a for a in (attempt_of_item(i) for i in page.items) if a is not None]
+        return sorted(found, key=lambda a: a.attempt)
 
     def log(
         self,
@@ -277,8 +376,10 @@ class DeliveryRepository:
         limit: int,
         cursor: str | None = None,
         where: dict[str, Any] | None = None,
+        after: str | None = None,
+        before: str | None = None,
     ) -> tuple[list[Attempt], str | None]:
-        """Attempts of one webhook, newest first."""
+        """Attempts of one webhook, newest first, optionally created within (after, before)."""
         page: Page = self.table.query(
             Query(
                 f"WA#{webhook_id}",
@@ -286,10 +387,13 @@ class DeliveryRepository:
                 descending=True,
                 limit=limit,
                 cursor=cursor,
-                where=where or {},
+                where={**(where or {}), "attempted": True},
+                after=after,
+                before=before,
             )
         )
-        return [Attempt.model_validate(_record_fields(i)) for i in page.items], page.cursor
+        found = [a for a in (attempt_of_item(i) for i in page.items) if a is not None]
+        return found, page.cursor
 
     def page_of(
         self, webhook_id: str, *, limit: int, cursor: str | None, state: str | None = None
@@ -297,15 +401,56 @@ class DeliveryRepository:
         """One page of a webhook's deliveries, newest first, optionally in one state."""
         page = self.table.query(
             Query(
-                f"WD#{webhook_id}",
+                f"WA#{webhook_id}",
                 index="by_webhook",
                 descending=True,
                 limit=limit,
                 cursor=cursor,
-                where={"state": state} if state else {},
+                where=_delivery_filter(state),
             )
         )
         return [Delivery.model_validate(_record_fields(i)) for i in page.items], page.cursor
+
+    def community_page(
+        self,
+        community_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        webhook_id: str | None = None,
+        where: dict[str, Any] | None = None,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> tuple[list[Delivery], str | None]:
+        """One page of a community's deliveries, newest first; with `webhook_id` through that
+        webhook's index (kept to the community), otherwise through the community's."""
+        conditions = dict(where or {})
+        if webhook_id is not None:
+            partition, index = f"WD#{webhook_id}", "by_webhook"
+            conditions["community_id"] = community_id
+        else:
+            partition, index = f"CD#{community_id}", "by_community"
+        page = self.table.query(
+            Query(
+                partition,
+                index=index,
+                descending=True,
+                limit=limit,
+                cursor=cursor,
+                where=conditions,
+                after=after,
+                before=before,
+            )
+        )
+        return [Delivery.model_validate(_record_fields(i)) for i in page.items], page.cursor
+
+    def of_event(self, event_id: str, delivery_ids: list[str]) -> list[Delivery]:
+        """The deliveries among `delivery_ids` that exist and belong to `event_id`."""
+        items = self.table.batch_get([(f"D#{d}", "META") for d in delivery_ids])
+        deliveries = [Delivery.model_validate(_record_fields(i)) for i in items]
+        return sorted(
+            (d for d in deliveries if d.event_id == event_id), key=lambda d: (d.created_at, d.id)
+        )
 
     def deliveries_of(
         self,
@@ -321,12 +466,12 @@ class DeliveryRepository:
         while True:
             page = self.table.query(
                 Query(
-                    f"WD#{webhook_id}",
+                    f"WA#{webhook_id}",
                     index="by_webhook",
                     after=since,
                     limit=200,
                     cursor=cursor,
-                    where={"state": state} if state else {},
+                    where=_delivery_filter(state),
                 )
             )
             for item in page.items:
@@ -337,3 +482,33 @@ class DeliveryRepository:
             cursor = page.cursor
             if cursor is None:
                 return
+
+
+def _delivery_filter(state: str | None) -> dict[str, Any]:
+    return {"sk": "META", **({"state": state} if state else {})}
+
+
+def _inline(attempt: Attempt) -> Item:
+    """The first attempt as attributes of its delivery item. `attempted` and `success` sit at
+    the top level so the log's filters read delivery items and attempt items alike."""
+    fields = attempt.model_dump(include=set(_INLINE_ATTEMPT))
+    return {"first_attempt": fields, "attempted": True, "success": attempt.success}
+
+
+def attempt_of_item(item: Item) -> Attempt | None:
+    """The attempt an item records: an attempt item, or a delivery item's first attempt."""
+    if item.get("sk") != "META":
+        return Attempt.model_validate(_record_fields(item))
+    first = item.get("first_attempt")
+    if not first:
+        return None
+    return Attempt.model_validate(
+        {
+            "delivery_id": item["id"],
+            "community_id": item["community_id"],
+            "webhook_id": item["webhook_id"],
+            "event_id": item["event_id"],
+            "event": item["event"],
+            **first,
+        }
+    )

@@ -42,6 +42,14 @@ class StreamSource:
 
 
 @dataclass(frozen=True)
+class QueueSource:
+    """DeliverFunction's SQS event source and the delivery queue's redrive policy."""
+
+    batch_size: int = 10
+    max_receives: int = 5
+
+
+@dataclass(frozen=True)
 class GatewayResponse:
     """A customised API Gateway response (GatewayResponses in the template)."""
 
@@ -58,6 +66,7 @@ class Blueprint:
     authorizer_cache_ttl: int = DEFAULT_AUTHORIZER_CACHE_TTL
     functions: dict[str, FunctionConfig] = field(default_factory=dict)
     stream: StreamSource = field(default_factory=StreamSource)
+    queue: QueueSource = field(default_factory=QueueSource)
     gateway_responses: dict[str, GatewayResponse] = field(default_factory=dict)
 
 
@@ -142,6 +151,26 @@ def _stream(template: dict[str, Any], ref: _Resolver) -> StreamSource:
     return StreamSource()
 
 
+def _queue(template: dict[str, Any], ref: _Resolver) -> QueueSource:
+    resources = template.get("Resources") or {}
+    events = ((resources.get("DeliverFunction") or {}).get("Properties") or {}).get("Events") or {}
+    batch = next(
+        (
+            (e.get("Properties") or {}).get("BatchSize")
+            for e in events.values()
+            if isinstance(e, dict) and e.get("Type") == "SQS"
+        ),
+        None,
+    )
+    queue = ((resources.get("DeliveryQueue") or {}).get("Properties") or {}).get(
+        "RedrivePolicy"
+    ) or {}
+    return QueueSource(
+        batch_size=_int(ref.value(batch, 10), 10),
+        max_receives=_int(ref.value(queue.get("maxReceiveCount"), 5), 5),
+    )
+
+
 def _gateway_responses(api: dict[str, Any], ref: _Resolver) -> dict[str, GatewayResponse]:
     found: dict[str, GatewayResponse] = {}
     for kind, spec in (api.get("GatewayResponses") or {}).items():
@@ -190,5 +219,6 @@ def load_blueprint(path: Path | None = None) -> Blueprint:
         authorizer_cache_ttl=_int(ttl, DEFAULT_AUTHORIZER_CACHE_TTL),
         functions=_functions(template, ref),
         stream=_stream(template, ref),
+        queue=_queue(template, ref),
         gateway_responses=_gateway_responses(api, ref),
     )

@@ -31,6 +31,7 @@ FUNCTIONS: dict[str, str] = {
     "api": "ApiFunction",
     "authorizer": "AuthorizerFunction",
     "dispatch": "DispatchFunction",
+    "deliver": "DeliverFunction",
     "attempt": "AttemptFunction",
     "inbound": "InboundFunction",
 }

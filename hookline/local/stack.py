@@ -30,6 +30,7 @@ from hookline.local.asl import Execution
 from hookline.local.blueprint import Blueprint, load_blueprint
 from hookline.local.inspector import BinTargets, Inspector, targets_bin
 from hookline.local.poller import EventSourceMapping, Record, StreamReader, StreamTail
+from hookline.local.queue import QueueMapping
 from hookline.local.scheduler import LocalRetryScheduler
 from hookline.local.server import LocalHttpServer, serve_in_thread
 
@@ -66,6 +67,10 @@ class LocalOptions:
     access_log: bool = False
     retry_workers: int = 8
     poll_interval: float = 0.05
+
+
+#: How many attempt ids the delivery log printer remembers (to print each attempt once).
+REPORTED_KEPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,9 @@ class LocalStack:
         self.gateway: ApiGateway | None = None
         self.scheduler: LocalRetryScheduler | None = None
         self.dispatcher: EventSourceMapping | None = None
+        self.deliverer: QueueMapping | None = None
+        self._reported: set[str] = set()
+        self._reported_order: deque[str] = deque()
         self.inspector = Inspector(self._bin_targets)
         self.console = console.Console(out, self._webhook_name, time_scale=self.options.time_scale)
         self._webhook_names: dict[str, str] = {}
@@ -191,6 +199,8 @@ class LocalStack:
         disable_hours = float(defaults.get("AUTO_DISABLE_AFTER_HOURS", 120))
         env.set(defaults)
         env.set(self.tables)
+        queue_url = aws.create_delivery_queue(self._session, blueprint.queue.max_receives)
+        env.set({"DELIVERY_QUEUE_URL": queue_url})
         env.set(
             {
                 "HOOKLINE_STAGE": blueprint.stage,
@@ -248,11 +258,19 @@ class LocalStack:
             self._on_delivery_record,
             interval=options.poll_interval,
         )
+        self.deliverer = QueueMapping(
+            self._session.client("sqs"),
+            queue_url,
+            functions,
+            "deliver",
+            batch_size=blueprint.queue.batch_size,
+            interval=options.poll_interval,
+        )
         self.resumed_retries = self._persistence.resume(
             self._dynamodb_client(), self.tables, functions, self.scheduler
         )
         self.console.attempts_printed_before(self.resumed_retries)
-        for thread in (self.dispatcher, tail):
+        for thread in (self.deliverer, self.dispatcher, tail):
             thread.start()
             self._threads.append(thread)
 
@@ -330,12 +348,23 @@ class LocalStack:
         self._attempt_listeners.append(callback)
 
     def _on_delivery_record(self, record: Record) -> None:
+        from hookline.domain.repositories import attempt_of_item
+
         item = _image(record)
-        if item is None or record.get("eventName") != "INSERT":
+        if item is None or record.get("eventName") not in ("INSERT", "MODIFY"):
             return
-        if not str(item.get("sk", "")).startswith("A#"):
+        try:
+            found = attempt_of_item(item)
+        except ValueError:
             return
-        attempt = AttemptRecord.from_item(item)
+        # A delivery item is written again as its state moves on: report each attempt once.
+        if found is None or found.id in self._reported:
+            return
+        self._reported.add(found.id)
+        self._reported_order.append(found.id)
+        if len(self._reported_order) > REPORTED_KEPT:
+            self._reported.discard(self._reported_order.popleft())
+        attempt = AttemptRecord.from_item(found.model_dump())
         self.attempts.append(attempt)
         self.console.attempt(attempt)
         for listener in list(self._attempt_listeners):

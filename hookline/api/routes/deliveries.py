@@ -10,8 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hookline import clock
 from hookline.api.context import community_access
-from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
-from hookline.domain import retry
+from hookline.api.pagination import (
+    CursorParam,
+    PageParam,
+    PerPageParam,
+    SinceParam,
+    UntilParam,
+    listing,
+    paginate,
+    time_range,
+)
+from hookline.domain import delivery_actions
 from hookline.domain.delivery import DeliveryContext
 from hookline.wiring import services
 
@@ -69,7 +78,61 @@ def list_deliveries(
         cursor=cursor,
     )
     return listing(
-        [retry.delivery_view(d) for d in items], page=page, per_page=per_page, cursor=next_cursor
+        [delivery_actions.delivery_view(d) for d in items],
+        page=page,
+        per_page=per_page,
+        cursor=next_cursor,
+    )
+
+
+WebhookIdParam = Annotated[
+    str | None, Query(min_length=1, max_length=100, description="Only this webhook's deliveries.")
+]
+EventTypeParam = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description="Only deliveries of this event type."),
+]
+
+
+@router.get(
+    "/v1/communities/<community_id>/deliveries",
+    summary="List the community's deliveries across its webhooks (newest first)",
+    tags=["Deliveries"],
+)
+def list_community_deliveries(
+    community_id: str,
+    webhook_id: WebhookIdParam = None,
+    state: StateParam = None,
+    event: EventTypeParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    page: PageParam = 1,
+    per_page: PerPageParam = 20,
+    cursor: CursorParam = None,
+) -> dict[str, Any]:
+    community_access(router, community_id)
+    after, before = time_range(since, until)
+    where = {name: value for name, value in (("state", state), ("event", event)) if value}
+    ctx = _ctx()
+    items, next_cursor = paginate(
+        lambda limit, position: ctx.deliveries.community_page(
+            community_id,
+            limit=limit,
+            cursor=position,
+            webhook_id=webhook_id,
+            where=where,
+            after=after,
+            before=before,
+        ),
+        page=page,
+        per_page=per_page,
+        cursor=cursor,
+    )
+    return listing(
+        [delivery_actions.delivery_view(d) for d in items],
+        page=page,
+        per_page=per_page,
+        cursor=next_cursor,
     )
 
 
@@ -77,8 +140,8 @@ def list_deliveries(
 def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[str, Any]:
     community_access(router, community_id)
     ctx = _ctx()
-    delivery = retry.find_delivery(ctx, community_id, webhook_id, delivery_id)
-    return retry.delivery_view(delivery, ctx.deliveries.attempts(delivery.id))
+    delivery = delivery_actions.find_delivery(ctx, community_id, webhook_id, delivery_id)
+    return delivery_actions.delivery_view(delivery, ctx.deliveries.attempts(delivery.id))
 
 
 @router.post(
@@ -87,7 +150,7 @@ def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[s
 )
 def resend_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[str, Any]:
     community_access(router, community_id)
-    return retry.resend(_ctx(), community_id, webhook_id, delivery_id)
+    return delivery_actions.resend(_ctx(), community_id, webhook_id, delivery_id)
 
 
 @router.post(
@@ -98,4 +161,4 @@ def recover_deliveries(
     community_id: str, webhook_id: str, body: Annotated[RecoverBody, Body()]
 ) -> tuple[dict[str, Any], int]:
     community_access(router, community_id)
-    return retry.recover(_ctx(), community_id, webhook_id, body.since), 202
+    return delivery_actions.recover(_ctx(), community_id, webhook_id, body.since), 202

@@ -7,11 +7,21 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from hookline import clock, ids
 from hookline.api.context import community_access
-from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
-from hookline.domain.delivery import DeliveryContext, attempt_and_record, new_delivery
-from hookline.domain.models import Attempt, Event
+from hookline.api.pagination import (
+    CursorParam,
+    PageParam,
+    PerPageParam,
+    SinceParam,
+    UntilParam,
+    listing,
+    paginate,
+    time_range,
+)
+from hookline.domain import delivery_actions
+from hookline.domain.delivery import DeliveryContext
+from hookline.domain.models import Attempt
+from hookline.ports import Between
 from hookline.wiring import services
 
 router = Router()
@@ -20,6 +30,18 @@ StatusParam = Annotated[
     Literal["success", "failed"] | None,
     Query(description="Only successful or only failed attempts."),
 ]
+StatusCodeParam = Annotated[
+    Literal["2xx", "3xx", "4xx", "5xx", "none"] | None,
+    Query(description="Only attempts answered with this status class; none: no answer at all."),
+]
+#: status_code class -> what the attempt's status_code must match.
+STATUS_CLASSES: dict[str, Between | None] = {
+    "2xx": Between(200, 299),
+    "3xx": Between(300, 399),
+    "4xx": Between(400, 499),
+    "5xx": Between(500, 599),
+    "none": None,
+}
 EventParam = Annotated[
     str | None, Query(min_length=1, max_length=100, description="Only attempts of this event type.")
 ]
@@ -41,8 +63,12 @@ def webhook_logs(
     cursor: CursorParam = None,
     status: StatusParam = None,
     event: EventParam = None,
+    status_code: StatusCodeParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
 ) -> dict[str, Any]:
     community_access(router, community_id)
+    after, before = time_range(since, until)
     ctx = DeliveryContext.from_services(services())
     ctx.webhooks.get(community_id, webhook_id)
     where: dict[str, Any] = {}
@@ -50,9 +76,11 @@ def webhook_logs(
         where["success"] = status == "success"
     if event is not None:
         where["event"] = event
+    if status_code is not None:
+        where["status_code"] = STATUS_CLASSES[status_code]
     items, next_cursor = paginate(
         lambda limit, position: ctx.deliveries.log(
-            webhook_id, limit=limit, cursor=position, where=where
+            webhook_id, limit=limit, cursor=position, where=where, after=after, before=before
         ),
         page=page,
         per_page=per_page,
@@ -67,44 +95,6 @@ def webhook_logs(
 )
 def test_webhook(community_id: str, webhook_id: str) -> dict[str, Any]:
     community_access(router, community_id)
-    ctx = DeliveryContext.from_services(services())
-    community = ctx.communities.get(community_id)
-    webhook = ctx.webhooks.get(community_id, webhook_id)
-    now = clock.now()
-    # Built in memory, never stored: a stored event would be fanned out to every subscriber.
-    event = Event(
-        id=ids.new_id("evt"),
-        community_id=community_id,
-        event="test.ping",
-        data={
-            "message": "This is a test delivery from Hookline.",
-            "webhook_id": webhook.id,
-            "webhook_name": webhook.name,
-        },
-        site_url=community.site_url,
-        timestamp=clock.iso(now),
+    return delivery_actions.test_ping(
+        DeliveryContext.from_services(services()), community_id, webhook_id
     )
-    delivery = new_delivery(event, webhook, now=now)
-    ctx.deliveries.create(delivery, expires_at=ctx.expires_at(now))
-    result = attempt_and_record(ctx, delivery, webhook, event, 1, paced=False)
-    outcome = result.outcome
-    if not outcome.success:
-        ctx.deliveries.update(
-            delivery.id,
-            {"state": "failed", "reason": "Test deliveries are not retried."},
-        )
-    message = (
-        "Webhook test successful."
-        if outcome.success
-        else f"Webhook test failed: {outcome.error or 'no 2xx answer'}."
-    )
-    return {
-        "success": outcome.success,
-        "status_code": outcome.status_code,
-        "response_time": outcome.response_time_ms,
-        "response_body": outcome.response_body,
-        "message": message,
-        "error": outcome.error,
-        "delivery_id": delivery.id,
-        "attempt_id": result.attempt.id,
-    }
