@@ -125,6 +125,7 @@ def summary(results: dict[str, Any]) -> dict[str, float | None]:
         "B2_ratio": pick("b2", lambda r: r["p99_ratio"]["engine stream"]["median"]),
         "B3_ratio": pick("b3", lambda r: r["flatness"]),
         "B4_ratio_max": pick("b4", b4_max),
+        "local_publish_per_s": pick("b5", lambda r: r["achieved_publish_rate"]),
         "B5_p99_ms": pick("b5", lambda r: r["p99_ms"]),
         "B6_usd_per_million_events": pick("b6", lambda r: r["scenarios"][main]["total"]),
         "B7_usd_per_million_dead_deliveries": pick(
