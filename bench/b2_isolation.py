@@ -1,14 +1,16 @@
 """B2 — slow-endpoint isolation.
 
-20 endpoints; in the "with slow" variants endpoint 20 holds every request past the delivery
-timeout (shortened to 2 s here to keep the run short; production's default is 10 s), in the
-"without" variants it is absent. Measured: publish → receipt latency of the deliveries to the 19
-healthy endpoints, p50/p99.
+20 endpoints; in the "with slow" variants endpoint 20, a webhook of *another* community, holds
+every request past the delivery timeout (production's 10 s), in the "without" variants it is
+absent. Both communities publish at the same rate. Measured: publish → receipt latency of the
+deliveries to the 19 healthy endpoints, p50/p99.
 
-* engine, stream: events are published at a steady rate and handed to ``dispatch_events`` the
-  way Lambda's event source mapping does it — one batch at a time per shard, each batch being
-  whatever arrived while the previous invocation ran (capped at 100).
-* engine, burst: all events in one batch (one invocation): isolation inside a batch.
+* engine, stream: events are published at a steady rate and handed to the dispatcher
+  (``queue_events``) the way Lambda's event source mapping does it — one batch at a time per
+  shard, each batch being whatever arrived while the previous invocation ran (capped at 100).
+  The delivery queue is consumed as Lambda's SQS event source does: concurrent DeliverFunction
+  invocations (``CONSUMERS`` of them) taking batches of up to 10 orders.
+* engine, burst: all events in one batch, delivered in process (``dispatch_events``).
 * sequential: what CMS plugins do inline or from cron — one worker, one event after another,
   POSTing to the endpoints in order with ``requests`` (the slow endpoint is 10th of 20).
 """
@@ -27,15 +29,63 @@ import requests
 from bench import harness
 from bench.receiver import ReceiverFarm
 from hookline import clock
-from hookline.domain.delivery import build_request, delivery_id_for
-from hookline.domain.dispatch import dispatch_events
+from hookline.domain.communities import create_community
+from hookline.domain.delivery import DeliveryContext, build_request, delivery_id_for
+from hookline.domain.dispatch import DeliveryOrder, deliver_orders, dispatch_events, queue_events
 from hookline.domain.models import Event, Webhook
+from hookline.domain.publishing import publish
+from hookline.domain.repositories import CommunityRepository, WebhookRepository
+from hookline.domain.webhooks import create_webhook
 
 ENDPOINTS = 20
 SLOW = ENDPOINTS - 1  # receiver index of the slow endpoint
 SEQUENTIAL_SLOW_POSITION = 9  # 0-based position of the slow endpoint in the plugin's loop
 TARGET_RATIO = 1.2
 STREAM_BATCH = 100
+#: Concurrent DeliverFunction invocations (the template allows 50; fewer on this machine).
+CONSUMERS = 16
+#: SQS batch size of DeliverFunction's event source.
+QUEUE_BATCH = 10
+
+
+class ConsumerPool:
+    """The delivery queue and Lambda's SQS event source: ``send`` queues the orders and returns;
+    ``CONSUMERS`` threads, each one DeliverFunction invocation at a time, take up to
+    ``QUEUE_BATCH`` orders and deliver them."""
+
+    def __init__(self) -> None:
+        self.ctx: DeliveryContext | None = None
+        self._inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(CONSUMERS)]
+        for thread in self._threads:
+            thread.start()
+
+    def send(self, messages: Any) -> list[int]:
+        for message in messages:
+            self._inbox.put(dict(message))
+        return []
+
+    def _run(self) -> None:
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < QUEUE_BATCH:
+                try:
+                    more = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._inbox.put(None)
+                    break
+                batch.append(more)
+            assert self.ctx is not None
+            deliver_orders(self.ctx, [DeliveryOrder.from_message(m) for m in batch])
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._inbox.put(None)
 
 
 def _publisher(
@@ -68,9 +118,20 @@ def _latencies(farm: ReceiverFarm, published: dict[str, float], healthy: int) ->
 def _engine(
     farm: ReceiverFarm, *, slow: bool, events: int, rate: float, timeout: float, burst: bool
 ) -> dict[str, Any]:
-    eng = harness.engine(timeout=timeout)
-    urls = farm.urls if slow else farm.urls[:SLOW]
-    harness.add_webhooks(eng, urls)
+    pool = ConsumerPool()
+    eng = harness.engine(timeout=timeout, queue=pool)
+    pool.ctx = eng.ctx
+    harness.add_webhooks(eng, farm.urls[:SLOW])
+    other, _, _ = create_community(
+        CommunityRepository(eng.tables.communities), name="Other", site_url="https://o.example"
+    )
+    if slow:
+        create_webhook(
+            WebhookRepository(eng.tables.webhooks),
+            other.id,
+            {"name": "hung", "url": farm.url(SLOW), "events": ["post.*"]},
+            allow_private=True,
+        )
     farm.clear()
     published: dict[str, float] = {}
     batches = 0
@@ -78,6 +139,7 @@ def _engine(
     with harness.quiet():
         if burst:
             batch = harness.publish_events(eng, events)
+            batch += [_publish_other(eng, other, i) for i in range(events)]
             now = time.monotonic()
             published = {event.id: now for event in batch}
             dispatch_events(eng.ctx, batch)
@@ -85,7 +147,8 @@ def _engine(
         else:
             inbox: queue.Queue[tuple[float, Event]] = queue.Queue()
             publisher = _publisher(eng, events, rate, inbox)
-            while len(published) < events:
+            seen = 0
+            while seen < events:
                 pending = [inbox.get()]
                 while len(pending) < STREAM_BATCH:
                     try:
@@ -94,15 +157,23 @@ def _engine(
                         break
                 for at, event in pending:
                     published[event.id] = at
-                dispatch_events(eng.ctx, [event for _, event in pending])
+                seen += len(pending)
+                # The other community publishes as often, on the same shard.
+                others = [_publish_other(eng, other, seen + i) for i in range(len(pending))]
+                queue_events(eng.ctx, [event for _, event in pending] + others)
                 batches += 1
             publisher.join()
-    expected = events * len(urls)
-    received = farm.wait_for(expected - (events if slow else 0), timeout=timeout + 5)
+    received = farm.wait_for(events * SLOW, timeout=timeout + 5)
     lat = _latencies(farm, published, SLOW)
+    pool.close()
     return _stats(
         lat, events * SLOW, time.monotonic() - started, batches=batches, received=received
     )
+
+
+def _publish_other(eng: harness.Engine, community: Any, index: int) -> Event:
+    event, _ = publish(eng.ctx.events, community, "post.created", {"post_id": index})
+    return event
 
 
 def _sequential(
@@ -171,8 +242,9 @@ def run(
     *,
     events: int = 10,
     rate: float = 5.0,
-    timeout: float = 2.0,
+    timeout: float = 10.0,
     rounds: int = 3,
+    sequential_events: int = 3,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     hold = timeout + 1.0
@@ -185,6 +257,9 @@ def run(
             "rate_per_s": rate,
             "delivery_timeout_s": timeout,
             "slow_endpoint_holds_s": hold,
+            "slow_endpoint": "a webhook of another community",
+            "consumers": CONSUMERS,
+            "sequential_events": sequential_events,
             "rounds": rounds,
         },
     }
@@ -202,10 +277,10 @@ def run(
                     burst=spec["burst"],
                 )
             return lambda: _sequential(
-                farm, slow=spec["slow"], events=events, rate=rate, timeout=timeout
+                farm, slow=spec["slow"], events=sequential_events, rate=rate, timeout=timeout
             )
 
-        log("B2: 19 healthy endpoints with and without a slow one")
+        log("B2: 19 healthy endpoints with and without a hung one in another community")
         _engine(farm, slow=False, events=2, rate=rate, timeout=timeout, burst=True)  # warm-up
         runs = harness.interleave(
             rounds,

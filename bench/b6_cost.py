@@ -42,6 +42,7 @@ PRICES = {
     "dynamodb_rru": 0.125 / 1e6,
     "streams_get_records": 0.02 / 1e5,  # not charged when Lambda reads the stream
     "sfn_transition": 0.025 / 1e3,
+    "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KB chunk
     "apigw_rest_request": 3.50 / 1e6,
     "eventbridge_custom_event": 1.00 / 1e6,
     "eventbridge_api_destination": 0.20 / 1e6,
@@ -251,10 +252,18 @@ def template_settings() -> dict[str, Any]:
                 "ApiFunction",
                 "AuthorizerFunction",
                 "DispatchFunction",
+                "DeliverFunction",
                 "AttemptFunction",
                 "InboundFunction",
             )
         },
+        "queue_batch_size": int(
+            next(
+                e["Properties"]["BatchSize"]
+                for e in resources["DeliverFunction"]["Properties"]["Events"].values()
+                if e["Type"] == "SQS"
+            )
+        ),
         "dispatch_batch_size": int(batch),
         "dispatch_concurrency": int(
             (glob.get("Environment") or {}).get("Variables", {}).get("DISPATCH_CONCURRENCY", 32)
@@ -349,7 +358,7 @@ def _retry_cycle(
     """A first attempt that fails (HTTP 500 from a receiver that then recovers, or not), the
     retry workflow run by hookline.local.asl over the real ASL and AttemptFunction handler."""
     from hookline.adapters.template import retry_state_machine_definition
-    from hookline.domain import retry
+    from hookline.domain import policy
     from hookline.domain.dispatch import dispatch_events
     from hookline.domain.repositories import WebhookRepository
     from hookline.local.asl import StateMachine
@@ -379,7 +388,7 @@ def _retry_cycle(
 
     arn = "arn:aws:lambda:us-east-1:123456789012:function:hookline-attempt"
     machine = StateMachine(json.loads(retry_state_machine_definition(arn)), invoke)
-    document = retry.workflow_input(**started)
+    document = policy.workflow_input(**started)
     execution = machine.start("bench", document)
     while machine.step(execution) is not None:
         pass  # Wait states: no need to sleep here
@@ -441,7 +450,7 @@ def model(
         return max(1.0, VCPU_MB / settings["memory_mb"][logical_id])
 
     batch = settings["dispatch_batch_size"]
-    concurrency = settings["dispatch_concurrency"]
+    queue_batch = settings["queue_batch_size"]
     pub = measured["publish"]
     disp = measured["dispatch"]
     cycle = measured[retry_key]
@@ -450,18 +459,21 @@ def model(
     api_s = (
         pub["cpu_ms"] * cpu_factor("ApiFunction") + pub["dynamodb"]["requests"] * dynamodb_ms
     ) / 1000
-    # DispatchFunction: a full batch of events per invocation; per delivery the larger of its
-    # CPU share and its waiting (DynamoDB + endpoint) spread over the worker threads.
+    # DispatchFunction: a full batch of events per invocation, fan-out only (no HTTP): the
+    # subscription lookups and one SendMessageBatch per 10 orders.
+    lookup_s = disp["dynamodb_per_batch_lookup"]["requests"] * dynamodb_ms / 1000
+    dispatch_s_per_event = lookup_s / batch + subscribed / 10 * dynamodb_ms / 1000
+    # DeliverFunction: batches of `queue_batch` orders, attempted at once; an invocation lasts
+    # the longer of its CPU and one delivery's waiting (DynamoDB + endpoint).
     per_delivery_io = disp["dynamodb_per_delivery"]["requests"] * dynamodb_ms + endpoint_ms
-    per_delivery_s = (
+    deliver_s = (
         max(
-            disp["cpu_ms_per_delivery"] * cpu_factor("DispatchFunction"),
-            per_delivery_io / concurrency,
+            disp["cpu_ms_per_delivery"] * cpu_factor("DeliverFunction") * queue_batch,
+            per_delivery_io,
         )
         / 1000
     )
-    lookup_s = disp["dynamodb_per_batch_lookup"]["requests"] * dynamodb_ms / 1000
-    dispatch_s_per_event = subscribed * per_delivery_s + lookup_s / batch
+    deliver_invocations = subscribed / queue_batch
     # Retries: per failed first attempt, one workflow and its AttemptFunction invocations.
     attempt_s = (
         cycle["attempt_cpu_ms"] * cpu_factor("AttemptFunction")
@@ -477,6 +489,13 @@ def model(
         "DispatchFunction requests": p["lambda_request"] / batch,
         "DispatchFunction duration": dispatch_s_per_event
         * mem["DispatchFunction"]
+        * p["lambda_gb_s_arm64"],
+        # SendMessageBatch, ReceiveMessage and DeleteMessageBatch, per 10 orders each.
+        "SQS delivery queue": 3 * subscribed / queue_batch * p["sqs_request"],
+        "DeliverFunction requests": deliver_invocations * p["lambda_request"],
+        "DeliverFunction duration": deliver_invocations
+        * deliver_s
+        * mem["DeliverFunction"]
         * p["lambda_gb_s_arm64"],
         "DynamoDB writes": (
             pub["dynamodb"]["wru"]
@@ -503,6 +522,27 @@ def model(
         * (p["lambda_request"] + attempt_s * mem["AttemptFunction"] * p["lambda_gb_s_arm64"]),
     }
     per_million = {name: value * 1e6 for name, value in per_event.items()}
+    # B7: a delivery to an endpoint that fails every attempt (no publish, no API: the delivery
+    # alone), from the same parts with subscribed = 1 and every first attempt failing.
+    dead_cycle = measured["retry_never"]
+    dead = {
+        "SQS delivery queue": 3 / queue_batch * p["sqs_request"],
+        "DeliverFunction": (
+            p["lambda_request"] + deliver_s * mem["DeliverFunction"] * p["lambda_gb_s_arm64"]
+        )
+        / queue_batch,
+        "DynamoDB writes": (
+            dead_cycle["dynamodb_first_attempt_extra"]["wru"] + dead_cycle["dynamodb_cycle"]["wru"]
+        )
+        * p["dynamodb_wru"],
+        "DynamoDB reads": (
+            disp["dynamodb_per_delivery"]["rru"] + dead_cycle["dynamodb_cycle"]["rru"]
+        )
+        * p["dynamodb_rru"],
+        "Step Functions transitions": dead_cycle["transitions"] * p["sfn_transition"],
+        "AttemptFunction": dead_cycle["attempt_invocations"]
+        * (p["lambda_request"] + attempt_s * mem["AttemptFunction"] * p["lambda_gb_s_arm64"]),
+    }
     total = sum(per_million.values())
     eventbridge = {
         "PutEvents (1 KB = one 64 KB chunk)": p["eventbridge_custom_event"] * 1e6,
@@ -524,10 +564,13 @@ def model(
             "api_invocation": api_s,
             "dispatch_per_event": dispatch_s_per_event,
             "dispatch_per_batch": dispatch_s_per_event * batch,
+            "deliver_invocation": deliver_s,
             "attempt_invocation": attempt_s,
         },
         "per_million": per_million,
         "total": total,
+        "dead_delivery_per_million": {k: v * 1e6 for k, v in dead.items()},
+        "dead_delivery_total": sum(dead.values()) * 1e6,
         "eventbridge": eventbridge,
         "eventbridge_total": eb_total,
         "eventbridge_with_rest_front_door": eb_total + p["apigw_rest_request"] * 1e6,

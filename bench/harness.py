@@ -194,9 +194,14 @@ class Engine:
     settings: Settings
 
 
-def engine(*, concurrency: int = 32, timeout: float = 10.0, tables: Any = None) -> Engine:
+def engine(
+    *, concurrency: int = 32, timeout: float = 10.0, tables: Any = None, queue: Any = None
+) -> Engine:
     """Configure hookline.wiring with in-memory tables, the real HTTP sender and loopback targets
-    allowed (the receivers listen on 127.0.0.1), and create one community."""
+    allowed (the receivers listen on 127.0.0.1), and create one community. The delivery queue
+    runs DeliverFunction inline unless ``queue`` replaces it."""
+    from hookline.local.queue import InlineQueue
+
     settings = Settings(
         allow_private_targets=True,
         dispatch_concurrency=concurrency,
@@ -210,6 +215,7 @@ def engine(*, concurrency: int = 32, timeout: float = 10.0, tables: Any = None) 
         "scheduler": scheduler,
         "mailer": NullMailer(),
         "sender": http_attempt.post,
+        "queue": queue if queue is not None else InlineQueue(),
     }
     # Handlers called in-process (B6) find the same services through wiring; the context is
     # built directly because wiring.services() also constructs the DynamoDB adapter it replaces.

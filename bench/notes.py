@@ -107,38 +107,25 @@ def _b2(b2: Mapping[str, Any]) -> list[str]:
     v = b2["variants"]
     w = b2["workload"]
     with_slow = v["engine stream, with slow"]
-    batches = with_slow["batches"]["median"]
-    out = []
-    if b2["met_within_batch"]:
-        out.append(
-            "**Inside one dispatcher invocation the slow endpoint is isolated**: all first "
-            "attempts of a batch run at once on the bounded pool, so the healthy deliveries of "
-            "that batch land as fast as without the slow endpoint (ratio "
-            f"{spread(b2['p99_ratio']['engine burst'], 2)})."
-        )
-    if not b2["met"]:
-        out.append(
-            "**Across batches it is not, and the target is missed**: the stream hands the "
-            "dispatcher one batch at a time per shard, and `dispatch_events` returns only when "
-            f"every attempt of its batch has finished — including the slow one's full "
-            f"{w['delivery_timeout_s']:g} s timeout (`hookline/domain/dispatch.py`, the "
-            "`with ThreadPoolExecutor(...)` block waits for all futures; the Lambda invocation "
-            "cannot end earlier). Events published meanwhile wait for the next batch: "
-            f"{batches:g} batches instead of one per event, and healthy p99 "
-            f"{num(with_slow['p99_ms']['median'])} ms ≈ the timeout. With the production "
-            "timeout of 10 s it would be ≈ 10 s. Ways out: a short "
-            f"first-attempt budget in the dispatcher (e.g. 1{DASH}2 s) with slow endpoints "
-            "handed to "
-            "the retry workflow at once; the event source mapping's ParallelizationFactor (up to"
-            " 10 batches per shard in flight); or a per-endpoint concurrency cap so a slow "
-            "endpoint cannot hold the pool."
-        )
-    out.append(
-        "A sequential sender (a CMS plugin posting inline or from cron) is worse still: every "
-        "healthy endpoint after the slow one waits for its timeout on every event, and the "
-        "backlog grows with each event "
-        f"(p99 {num(v['sequential, with slow']['p99_ms']['median'])} ms)."
-    )
+    ratio = spread(b2["p99_ratio"]["engine stream"], 2)
+    out = [
+        ("**Met**" if b2["met"] else "**Missed**")
+        + f": with a webhook of another community hanging past the {w['delivery_timeout_s']:g} s "
+        f"timeout, the healthy deliveries' p99 is {num(with_slow['p99_ms']['median'])} ms, "
+        f"{ratio}{TIMES} the run without it, over {with_slow['batches']['median']:g} stream "
+        "batches. The dispatcher only fans out onto the delivery queue and returns at once; "
+        f"the first attempts run in DeliverFunction invocations ({w.get('consumers', '?')} "
+        "concurrent here, each a batch of up to 10 orders attempted at once), so a hung "
+        "attempt holds one invocation and no other delivery waits for it. Inside one batch "
+        f"delivered in process the ratio is {spread(b2['p99_ratio']['engine burst'], 2)}.",
+        "What this does not yet bound: a hung endpoint receiving many deliveries holds one "
+        "DeliverFunction invocation per hung batch for the timeout; at high rates it could use "
+        "up the queue's MaximumConcurrency (50). There is no per-endpoint cap on concurrent "
+        "attempts yet (see docs/architecture.md).",
+        "A sequential sender (a CMS plugin posting inline or from cron) shows the problem "
+        "isolation solves: every healthy endpoint after the slow one waits for its timeout on "
+        f"every event (p99 {num(v['sequential, with slow']['p99_ms']['median'])} ms).",
+    ]
     return out
 
 
@@ -150,7 +137,15 @@ def _b3(b3: Mapping[str, Any]) -> list[str]:
         f"{b3['subscribed_fit']['ms_per_subscribed_webhook']:.2f} ms per subscribed webhook, "
         "the cost of one more signed, recorded delivery."
     ]
-    if b3["flatness"] > 1.5 and largest:
+    if b3["flatness"] <= 1.2:
+        out.append(
+            f"**Flat** in the unsubscribed count ({b3['flatness']:.2f}{TIMES} per event at the "
+            "largest community against the smallest): the dispatcher keeps each community's "
+            "subscription index in process and per batch reads only the community's "
+            "subscription version; it rebuilds the index (one Query of the webhooks) only after "
+            "a webhook's events or status changed."
+        )
+    elif b3["flatness"] > 1.5 and largest:
         entry = lookup[largest]
         share = entry["validation_ms"]["median"] / max(entry["lookup_ms"]["median"], 1e-9)
         out.append(
@@ -319,13 +314,22 @@ def readme(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             + ", ".join(f"{name} ({money(value)})" for name, value in biggest)
             + f". Every delivery makes {per_delivery['requests']:.0f} DynamoDB requests ("
             + ", ".join(f"{v:g}{TIMES} {k}" for k, v in per_delivery["by_request"].items())
-            + f") costing {per_delivery['wru']:.0f} WRU, {per_delivery['gsi_wru']:.0f} of them "
-            "for the `by_webhook` GSI, and each failed first attempt starts a Standard workflow "
-            f"billed per state transition ({transitions} for a cycle whose first retry "
-            "succeeds). Levers: fewer writes per delivery (one delivery write after the first "
-            "attempt; `last_triggered_at` at most once a minute), fewer attributes projected into"
-            " the GSI, an HTTP API instead of REST ($1.00/M), and Express workflows or a cheaper "
-            "timer for the retry waits. What EventBridge does not do for its price: take "
+            + f") costing {per_delivery['wru']:g} WRU, {per_delivery['gsi_wru']:g} of them "
+            "for the `by_webhook` GSI (the delivery item carries its first attempt, so a "
+            "first-time success is one write), and each failed first attempt starts a Standard "
+            f"workflow billed per state transition ({transitions} for a cycle whose first retry "
+            "succeeds). The API Gateway REST front door alone is $3.50; an HTTP API ($1.00/M) "
+            "is the largest lever left. "
+            f"**B7**, a delivery to an endpoint that fails every attempt, costs "
+            f"{money(main['dead_delivery_total'])} per million: "
+            + ", ".join(
+                f"{name} {money(value)}"
+                for name, value in sorted(
+                    main["dead_delivery_per_million"].items(), key=lambda kv: -kv[1]
+                )[:3]
+            )
+            + " — each such delivery still runs its own retry workflow. "
+            "What EventBridge does not do for its price: take "
             "events from community platforms over plain HTTPS with an API key (PutEvents needs "
             "SigV4-signed AWS credentials, hence the front-door row), sign with Standard "
             "Webhooks, keep a per-attempt delivery log, or auto-disable dead endpoints.",

@@ -624,7 +624,7 @@ def summary_rows(results: Mapping[str, Any]) -> list[str]:
             f"| B3 ms/event, {first:,} → {last:,} webhooks (3 subscribed) | "
             f"{spread(b3['points'][f'total={last}'], 2)} | "
             f"{spread(b3['points'][f'total={first}'], 2)}"
-            f" at {first:,} | {b3['flatness']:.1f} | flat |"
+            f" at {first:,} | {b3['flatness']:.2f} | ≤ 1.2 {verdict(b3['flatness'] <= 1.2)} |"
         )
         rows.append(
             f"| B3 ms per extra subscribed webhook | "
@@ -660,8 +660,14 @@ def summary_rows(results: Mapping[str, Any]) -> list[str]:
         rows.append(
             f"| B6 $ per million events (3 webhooks, 1 % failing) | {money(main['total'])} | "
             f"{money(main['eventbridge_total'])} EventBridge + API destinations | "
-            f"{main['ratio_to_eventbridge']:.1f} | — |"
+            f"{main['ratio_to_eventbridge']:.1f} | ≤ $8 {verdict(main['total'] <= 8)} |"
         )
+        if "dead_delivery_total" in main:
+            rows.append(
+                "| B7 $ per million deliveries to an endpoint that fails every attempt | "
+                f"{money(main['dead_delivery_total'])} | — | — | ≤ $50 "
+                f"{verdict(main['dead_delivery_total'] <= 50)} |"
+            )
     return rows
 
 

@@ -45,8 +45,8 @@ from hookline.domain import communities, webhooks
 from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import HEADER_ATTEMPT, HEADER_DELIVERY, DeliveryContext
 from hookline.domain.models import Attempt, Community, Delivery, Event, Webhook
+from hookline.domain.policy import workflow_input
 from hookline.domain.publishing import publish
-from hookline.domain.retry import workflow_input
 from hookline.local.asl import Execution, StateMachine, TaskError
 from hookline.local.lambdas import LambdaContext, load_handler
 from hookline.local.queue import failed_ids, sqs_record

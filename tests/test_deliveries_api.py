@@ -10,7 +10,7 @@ import pytest
 import standardwebhooks
 
 from hookline import clock, wiring
-from hookline.domain import retry
+from hookline.domain import delivery_actions, retry
 from hookline.domain.delivery import DeliveryContext
 from hookline.domain.models import Delivery, Webhook
 from tests.api_events import OPERATOR, admin, call_api, load, request
@@ -321,7 +321,7 @@ def test_recover_uses_the_sample_event(api: Api, receiver: Receiver) -> None:
 
 
 def test_recover_is_bounded(api: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry, "RECOVER_LIMIT", 2)
+    monkeypatch.setattr(delivery_actions, "RECOVER_LIMIT", 2)
     webhook = api.webhook(receiver.url_for("/hook"))
     for _ in range(3):
         api.failed_delivery(webhook)

@@ -356,7 +356,7 @@ def test_a_failed_start_execution_still_ends_after_one_plus_retry_count_attempts
 def test_the_local_retry_timer_gives_a_failing_resend_a_full_cycle() -> None:
     """`hookline local` must run a resend's retry cycle as Step Functions would: the workflow's
     schedule is indexed by absolute attempt number, so a cycle starting after attempt n needs
-    the padded input retry.workflow_input builds (StepFunctionsScheduler sends it)."""
+    the padded input policy.workflow_input builds (StepFunctionsScheduler sends it)."""
 
     class Recorder:
         def __init__(self) -> None:

@@ -17,7 +17,7 @@ from hookline.domain import retry, rotation, signing, webhooks
 from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import new_delivery
 from hookline.domain.dispatch import dispatch_events
-from hookline.domain.retry import MAX_WAIT_SECONDS, waits_for
+from hookline.domain.policy import MAX_WAIT_SECONDS, waits_for
 from tests.receivers import Receiver, Reply
 from tests.retry_fixtures import World, attempt_payload, invoke_attempt
 

@@ -38,7 +38,7 @@ from hookline.adapters.template import (
     table_environment,
 )
 from hookline.config import Settings
-from hookline.domain import retry
+from hookline.domain import delivery_actions, retry
 from tests.conftest import RecordingMailer
 from tests.receivers import Receiver
 from tests.retry_fixtures import World, invoke_attempt
@@ -328,7 +328,7 @@ def test_a_failing_resend_starts_a_cycle_numbered_after_its_attempt(stack: Stack
         delivery, _ = world.first_attempt(webhook)
         retry.give_up(world.ctx, delivery.id)
 
-        answer = retry.resend(world.ctx, world.community.id, webhook.id, delivery.id)
+        answer = delivery_actions.resend(world.ctx, world.community.id, webhook.id, delivery.id)
         assert answer["success"] is False
 
         execution = stack.execution_arn(delivery.id, 2)

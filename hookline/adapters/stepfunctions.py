@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from hookline.domain.retry import workflow_input
+from hookline.domain.policy import workflow_input
 
 
 @lru_cache(maxsize=1)

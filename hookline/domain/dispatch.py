@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hookline.domain import filters, pacing, retry
+from hookline.domain import filters, pacing, retry, subscriptions
 from hookline.domain.delivery import (
     DeliveryContext,
     attempt_and_record,
@@ -90,8 +90,8 @@ class DispatchReport:
 
 
 def fan_out(ctx: DeliveryContext, events: Iterable[Event]) -> FanOut:
-    """Every (event, subscribed active webhook) pair of a batch, one webhook lookup per
-    community."""
+    """Every (event, subscribed active webhook) pair of a batch: per community one read of its
+    subscription version, and the webhooks only when they changed."""
     unique: dict[str, Event] = {}
     for event in events:
         unique.setdefault(event.id, event)
@@ -101,16 +101,17 @@ def fan_out(ctx: DeliveryContext, events: Iterable[Event]) -> FanOut:
         by_community.setdefault(event.community_id, []).append(event)
     for community_id, community_events in by_community.items():
         try:
-            active = [w for w in ctx.webhooks.all(community_id) if w.is_active]
+            index = subscriptions.cache.index(ctx.webhooks, community_id)
         except Exception:
             logger.exception("could not load webhooks", extra={"community_id": community_id})
             result.failed_event_ids.update(e.id for e in community_events)
             continue
         for event in community_events:
-            for webhook in active:
-                if filters.accepts(webhook, event):
-                    order = DeliveryOrder(webhook.id, event)
-                    result.orders.append(order)
+            result.orders.extend(
+                DeliveryOrder(w.id, event)
+                for w in index.matching(event.event)
+                if filters.passes(w, event)
+            )
     return result
 
 

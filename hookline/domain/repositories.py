@@ -83,13 +83,30 @@ class CommunityRepository:
         return ApiKey.model_validate(_record_fields(item))
 
 
+#: Webhook fields that decide which events a webhook gets: changing one bumps the community's
+#: subscription version (hookline.domain.subscriptions).
+SUBSCRIPTION_FIELDS = frozenset({"events", "status", "filter"})
+
+
 class WebhookRepository:
+    """Webhooks `C#<cid>`/`W#<wid>`, and the community's subscription version `C#<cid>`/`WVER`."""
+
     def __init__(self, table: Table) -> None:
         self.table = table
 
     def put(self, webhook: Webhook, *, new: bool = False) -> None:
         item = {"pk": community_pk(webhook.community_id), "sk": f"W#{webhook.id}"}
         self.table.put({**item, **webhook.model_dump()}, if_absent=new)
+        self._subscriptions_changed(webhook.community_id)
+
+    def subscription_version(self, community_id: str) -> int:
+        item = self.table.get(community_pk(community_id), "WVER")
+        return int(item["version"]) if item else 0
+
+    def _subscriptions_changed(self, community_id: str) -> None:
+        """Written after the webhook itself, so a dispatcher that sees the new version also
+        reads the new webhook."""
+        self.table.update(community_pk(community_id), "WVER", add={"version": 1}, if_exists=False)
 
     def get(self, community_id: str, webhook_id: str) -> Webhook:
         item = self.table.get(community_pk(community_id), f"W#{webhook_id}")
@@ -143,11 +160,14 @@ class WebhookRepository:
             if expect and self.find(community_id, webhook_id) is not None:
                 raise Conflict("The webhook changed meanwhile; try again.") from exc
             raise NotFound("Webhook not found.") from exc
+        if SUBSCRIPTION_FIELDS & {*changes, *remove}:
+            self._subscriptions_changed(community_id)
         return Webhook.model_validate(_record_fields(item))
 
     def delete(self, community_id: str, webhook_id: str) -> None:
         self.get(community_id, webhook_id)
         self.table.delete(community_pk(community_id), f"W#{webhook_id}")
+        self._subscriptions_changed(community_id)
 
 
 class EventRepository:

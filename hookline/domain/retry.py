@@ -1,9 +1,9 @@
-"""Retries: the wait schedule, Retry-After, the retry step, giving up and auto-disable.
+"""The retry workflow's steps: start a cycle, make a retry attempt, record a crashed one, give
+up, cancel, and the auto-disable bookkeeping.
 
-The retry workflow (statemachine/retry.asl.json, or the local stack's timer) owns the attempt
-counter and the waits; this module makes each retry attempt and says what comes next. Attempt
-numbers are absolute (1 is the dispatcher's first attempt), and the workflow's `schedule` lists
-the wait before attempts 2..max_attempts, so the wait after attempt n is schedule[n - 1].
+The retry workflow (statemachine/retry.asl.json, or the local stack's timer running it) owns
+the attempt counter and the waits; each step here makes its attempt and answers what comes next,
+as hookline.domain.policy decides.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -19,15 +18,14 @@ from typing import Any, Literal
 from aws_lambda_powertools.metrics import MetricUnit
 
 from hookline import catalog, clock, ids
+from hookline.domain import policy
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
 from hookline.domain.delivery import DeliveryContext, attempt_delivery, url_host
 from hookline.domain.models import Attempt, Delivery, Webhook
 from hookline.domain.publishing import publish
-from hookline.errors import ConditionFailed, Conflict, NotFound
-from hookline.observability import carry, emit, logger
+from hookline.errors import ConditionFailed, NotFound
+from hookline.observability import emit, logger
 
-#: Retry-After may lengthen a wait up to this, never further.
-MAX_WAIT_SECONDS = 24 * 60 * 60
 #: How much of a crash's error text an attempt record keeps.
 _CRASH_TEXT_LIMIT = 300
 
@@ -56,51 +54,9 @@ class Decision:
         }
 
 
-def waits_for(
-    retry_count: int, schedule: Sequence[int], retry_after: int | None = None
-) -> list[int]:
-    """The waits (seconds) before each of `retry_count` retries.
-
-    A retry_count above the schedule's length repeats its last delay. A Retry-After (from a 429
-    or 503) lengthens the first wait, capped at MAX_WAIT_SECONDS; it never shortens it.
-    """
-    if retry_count <= 0:
-        return []
-    base = [int(s) for s in schedule] or [0]
-    waits = [base[min(i, len(base) - 1)] for i in range(retry_count)]
-    waits[0] = _lengthen(waits[0], retry_after)
-    return waits
-
-
-def _lengthen(wait: int, retry_after: int | None) -> int:
-    if retry_after is None or retry_after <= wait:
-        return wait
-    return max(wait, min(int(retry_after), MAX_WAIT_SECONDS))
-
-
-def _metric(ctx: DeliveryContext, name: str) -> None:
+def metric(ctx: DeliveryContext, name: str) -> None:
     """One Count metric, written at once (it needs no handler's log_metrics flush)."""
     emit({name: (MetricUnit.Count, 1)}, stage=ctx.settings.stage)
-
-
-def workflow_input(
-    *, delivery_id: str, community_id: str, webhook_id: str, attempt: int, waits: Sequence[int]
-) -> dict[str, Any]:
-    """The retry workflow's input for a cycle after attempt `attempt`, waiting `waits` before
-    each further attempt.
-
-    The workflow indexes its schedule by absolute attempt number (the wait after attempt n is
-    schedule[n - 1], and max_attempts = 1 + len(schedule)), so a cycle starting after attempt
-    n > 1 (resend, recover) pads the schedule with n - 1 unused entries.
-    """
-    first = max(int(attempt), 1)
-    return {
-        "delivery_id": delivery_id,
-        "community_id": community_id,
-        "webhook_id": webhook_id,
-        "attempt": first,
-        "schedule": [0] * (first - 1) + [int(w) for w in waits],
-    }
 
 
 def start_retries(
@@ -119,7 +75,9 @@ def start_retries(
     if outcome.gone:
         give_up(ctx, delivery.id, _gone_reason(), gone=True)
         return
-    waits = waits_for(webhook.retry_count, ctx.settings.retry_schedule, outcome.retry_after_seconds)
+    waits = policy.waits_for(
+        webhook.retry_count, ctx.settings.retry_schedule, outcome.retry_after_seconds
+    )
     if not waits:
         give_up(ctx, delivery.id, "Retries are off for this webhook (retry_count 0).")
         return
@@ -142,7 +100,7 @@ def start_retries(
             "could not start retries",
             extra={"delivery_id": delivery.id, "error": type(exc).__name__},
         )
-        _mark(
+        mark(
             ctx,
             delivery.id,
             {
@@ -151,7 +109,7 @@ def start_retries(
             },
         )
         raise
-    _metric(ctx, "RetryScheduled")
+    metric(ctx, "RetryScheduled")
 
 
 def resume_retries(ctx: DeliveryContext, delivery: Delivery, webhook: Webhook) -> bool:
@@ -183,7 +141,8 @@ def _gone_reason() -> str:
     return "The endpoint answered 410 Gone: it wants no more deliveries."
 
 
-def _mark(ctx: DeliveryContext, delivery_id: str, changes: dict[str, Any]) -> Delivery | None:
+def mark(ctx: DeliveryContext, delivery_id: str, changes: dict[str, Any]) -> Delivery | None:
+    """Set fields of a delivery and drop its next_attempt_at (None if it changed meanwhile)."""
     try:
         return ctx.deliveries.update(
             delivery_id,
@@ -192,16 +151,6 @@ def _mark(ctx: DeliveryContext, delivery_id: str, changes: dict[str, Any]) -> De
         )
     except ConditionFailed:
         return None
-
-
-def _next_wait(schedule: Sequence[int], attempt_no: int, retry_after: int | None) -> int:
-    """The wait after attempt `attempt_no` (schedule[n - 1]; past its end, its last entry)."""
-    base = int(schedule[min(attempt_no - 1, len(schedule) - 1)]) if schedule else 0
-    return _lengthen(max(base, 0), retry_after)
-
-
-def _max_attempts(schedule: Sequence[int], max_attempts: int | None) -> int:
-    return max_attempts if max_attempts is not None else 1 + len(schedule)
 
 
 def cancel(ctx: DeliveryContext, delivery: Delivery, reason: str) -> Decision:
@@ -237,7 +186,7 @@ def _replay(
         return Decision("delivered", 0, n)
     if recorded.status_code == 410 or n >= max_attempts:
         return Decision("failed", 0, n)
-    wait = _next_wait(schedule, n, None)
+    wait = policy.next_wait(schedule, n, None)
     if delivery.next_attempt_at and delivery.attempts == n:
         remaining = (clock.parse_iso(delivery.next_attempt_at) - clock.now()).total_seconds()
         wait = max(0, math.ceil(remaining))
@@ -255,7 +204,7 @@ def _after_failure(
     if attempt_no >= max_attempts:
         # The workflow marks the delivery failed (give_up) when it sees this.
         return Decision("failed", 0, attempt_no)
-    wait = _next_wait(schedule, attempt_no, retry_after)
+    wait = policy.next_wait(schedule, attempt_no, retry_after)
     next_at = clock.iso(clock.now() + timedelta(seconds=wait))
     _set_retrying(ctx, delivery.id, next_at)
     return Decision("retry", wait, attempt_no)
@@ -308,7 +257,7 @@ def run_attempt(
     delivered, retry after the scheduled wait (longer for a Retry-After), or failed (no attempts
     left, or a 410 which also disables the webhook).
     """
-    limit = _max_attempts(waits, max_attempts)
+    limit = policy.max_attempts(waits, max_attempts)
     delivery, decided = _prior_decision(ctx, delivery_id, attempt_no, waits, limit)
     if decided is not None:
         return decided
@@ -350,7 +299,7 @@ def record_crash(
     Records an Attempt with error "attempt crashed: ..." (unless that attempt was recorded before
     the crash) and decides like any failed attempt.
     """
-    limit = _max_attempts(waits, max_attempts)
+    limit = policy.max_attempts(waits, max_attempts)
     delivery, decided = _prior_decision(ctx, delivery_id, attempt_no, waits, limit)
     if decided is not None:
         return decided
@@ -433,7 +382,7 @@ def give_up(
     except ConditionFailed:
         return ctx.deliveries.find(delivery_id)
     logger.info("delivery failed for good", extra={"delivery_id": delivery.id, "reason": reason})
-    _metric(ctx, "DeliveryPermanentlyFailed")
+    metric(ctx, "DeliveryPermanentlyFailed")
     _count_permanent_failure(ctx, delivery, gone=gone)
     return failed
 
@@ -504,7 +453,7 @@ def disable_webhook(ctx: DeliveryContext, webhook: Webhook, reason: str) -> Webh
     except NotFound:
         return webhook
     logger.info("webhook disabled", extra={"webhook_id": webhook.id, "reason": reason})
-    _metric(ctx, "WebhookAutoDisabled")
+    metric(ctx, "WebhookAutoDisabled")
     try:
         community = ctx.communities.get(webhook.community_id)
     except NotFound:
@@ -526,158 +475,3 @@ def disable_webhook(ctx: DeliveryContext, webhook: Webhook, reason: str) -> Webh
         operational=True,
     )
     return disabled
-
-
-# -- the delivery API: inspect, resend, recover --------------------------------------------
-
-#: At most this many failed deliveries are queued by one recover call.
-RECOVER_LIMIT = 1000
-#: Retry cycles started concurrently by one recover call (each start is one network call).
-_RECOVER_CONCURRENCY = 16
-
-
-def find_delivery(
-    ctx: DeliveryContext, community_id: str, webhook_id: str, delivery_id: str
-) -> Delivery:
-    """A delivery of this community's webhook, or NotFound."""
-    delivery = ctx.deliveries.find(delivery_id)
-    if (
-        delivery is None
-        or delivery.community_id != community_id
-        or delivery.webhook_id != webhook_id
-    ):
-        raise NotFound("Delivery not found.")
-    return delivery
-
-
-def delivery_view(delivery: Delivery, attempts: Sequence[Attempt] | None = None) -> dict[str, Any]:
-    """A delivery as the API shows it; with `attempts`, all of them in order (1..n)."""
-    view = delivery.model_dump()
-    if attempts is not None:
-        view["attempt_log"] = [a.model_dump() for a in sorted(attempts, key=lambda a: a.attempt)]
-    return view
-
-
-def _active_webhook(ctx: DeliveryContext, community_id: str, webhook_id: str) -> Webhook:
-    webhook = ctx.webhooks.get(community_id, webhook_id)
-    if not webhook.is_active:
-        raise Conflict(
-            "The webhook is inactive; activate it (is_active: true) before re-sending.",
-            field="is_active",
-        )
-    return webhook
-
-
-def resend(
-    ctx: DeliveryContext, community_id: str, webhook_id: str, delivery_id: str
-) -> dict[str, Any]:
-    """Attempt a delivery again now (the next attempt number); if that fails, start a new retry
-    cycle. Refused (409) while a retry is already scheduled or when the webhook is inactive."""
-    delivery = find_delivery(ctx, community_id, webhook_id, delivery_id)
-    webhook = _active_webhook(ctx, community_id, webhook_id)
-    if delivery.state == "retrying":
-        raise Conflict(
-            f"A retry of this delivery is already scheduled for {delivery.next_attempt_at}.",
-            field="delivery_id",
-        )
-    try:
-        event = ctx.events.get(community_id, delivery.event_id)
-    except NotFound as exc:
-        raise NotFound("The event of this delivery has expired and can no longer be sent.") from exc
-    try:
-        delivery = ctx.deliveries.update(
-            delivery.id,
-            {"state": "pending", "updated_at": clock.now_iso()},
-            expect={"state": delivery.state},
-            remove=("next_attempt_at", "reason"),
-        )
-    except ConditionFailed as exc:
-        raise Conflict("The delivery changed meanwhile; try again.", field="delivery_id") from exc
-
-    attempt_no = delivery.attempts + 1
-    # A resend is asked for by a person through the API: it is sent at once.
-    attempt, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no, paced=False)
-    if outcome.success:
-        message = f"Delivered on attempt {attempt_no}."
-    else:
-        current = ctx.deliveries.find(delivery.id) or delivery
-        message = f"Attempt {attempt_no} failed ({outcome.error}); "
-        try:
-            start_retries(ctx, current, webhook, outcome)
-        except Exception as exc:
-            # Nothing will retry it: leave it failed, so a later resend or recover picks it up.
-            reason = f"Retries could not be scheduled: {type(exc).__name__}."
-            _mark(ctx, delivery.id, {"state": "failed", "reason": reason})
-            message += "retries could not be scheduled: resend it later."
-        else:
-            final = ctx.deliveries.find(delivery.id) or current
-            message += (
-                f"retrying from {final.next_attempt_at}."
-                if final.state == "retrying"
-                else "no retries left: the delivery failed."
-            )
-    final_delivery = ctx.deliveries.find(delivery.id) or delivery
-    return {
-        "success": outcome.success,
-        "delivery": delivery_view(final_delivery),
-        "attempt": attempt.model_dump(),
-        "message": message,
-    }
-
-
-def recover(ctx: DeliveryContext, community_id: str, webhook_id: str, since: str) -> dict[str, Any]:
-    """Queue every `failed` delivery of a webhook created since `since` (ISO-8601 UTC) for a new
-    retry cycle whose first attempt is due at once; at most RECOVER_LIMIT per call."""
-    webhook = _active_webhook(ctx, community_id, webhook_id)
-    candidates = list(
-        ctx.deliveries.deliveries_of(
-            webhook_id, since=since, state="failed", limit=RECOVER_LIMIT + 1
-        )
-    )
-    truncated = len(candidates) > RECOVER_LIMIT
-    waits = [0, *waits_for(webhook.retry_count, ctx.settings.retry_schedule)]
-
-    def queue(delivery: Delivery) -> bool:
-        return _queue_recovery(ctx, delivery, waits)
-
-    with ThreadPoolExecutor(max_workers=_RECOVER_CONCURRENCY) as pool:
-        queued = sum(pool.map(carry(queue), candidates[:RECOVER_LIMIT]))
-    message = f"Queued {queued} failed deliveries for re-sending."
-    if truncated:
-        message += (
-            f" More than {RECOVER_LIMIT} matched: call again with the same since to queue the rest."
-        )
-    return {"queued": queued, "since": since, "truncated": truncated, "message": message}
-
-
-def _queue_recovery(ctx: DeliveryContext, delivery: Delivery, waits: Sequence[int]) -> bool:
-    try:
-        ctx.deliveries.update(
-            delivery.id,
-            {
-                "state": "retrying",
-                "next_attempt_at": clock.now_iso(),
-                "updated_at": clock.now_iso(),
-            },
-            expect={"state": "failed"},
-            remove=("reason",),
-        )
-    except ConditionFailed:
-        return False
-    try:
-        ctx.scheduler.schedule(
-            delivery_id=delivery.id,
-            community_id=delivery.community_id,
-            webhook_id=delivery.webhook_id,
-            attempt=max(delivery.attempts, 1),
-            waits=waits,
-        )
-    except Exception as exc:
-        logger.warning(
-            "could not queue a recovery",
-            extra={"delivery_id": delivery.id, "error": type(exc).__name__},
-        )
-        _mark(ctx, delivery.id, {"state": "failed", "reason": delivery.reason or ""})
-        return False
-    _metric(ctx, "RetryScheduled")
-    return True

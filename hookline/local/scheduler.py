@@ -108,7 +108,7 @@ class LocalRetryScheduler:
         waits: Sequence[int],
     ) -> None:
         # The same input StepFunctionsScheduler sends (a later cycle pads the schedule).
-        from hookline.domain.retry import workflow_input
+        from hookline.domain.policy import workflow_input
 
         self.start_execution(
             execution_name(delivery_id, attempt),

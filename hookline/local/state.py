@@ -264,7 +264,7 @@ def resume_retries(
     """Schedule again every delivery that was waiting for a retry, due when it was due (at once
     when that time has passed). Returns (delivery id, attempts made) of each."""
     from hookline.config import settings
-    from hookline.domain.retry import waits_for
+    from hookline.domain.policy import waits_for
 
     schedule = settings().retry_schedule
     resumed: list[tuple[str, int]] = []

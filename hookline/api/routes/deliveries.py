@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hookline import clock
 from hookline.api.context import community_access
 from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
-from hookline.domain import retry
+from hookline.domain import delivery_actions
 from hookline.domain.delivery import DeliveryContext
 from hookline.wiring import services
 
@@ -69,7 +69,10 @@ def list_deliveries(
         cursor=cursor,
     )
     return listing(
-        [retry.delivery_view(d) for d in items], page=page, per_page=per_page, cursor=next_cursor
+        [delivery_actions.delivery_view(d) for d in items],
+        page=page,
+        per_page=per_page,
+        cursor=next_cursor,
     )
 
 
@@ -77,8 +80,8 @@ def list_deliveries(
 def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[str, Any]:
     community_access(router, community_id)
     ctx = _ctx()
-    delivery = retry.find_delivery(ctx, community_id, webhook_id, delivery_id)
-    return retry.delivery_view(delivery, ctx.deliveries.attempts(delivery.id))
+    delivery = delivery_actions.find_delivery(ctx, community_id, webhook_id, delivery_id)
+    return delivery_actions.delivery_view(delivery, ctx.deliveries.attempts(delivery.id))
 
 
 @router.post(
@@ -87,7 +90,7 @@ def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[s
 )
 def resend_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[str, Any]:
     community_access(router, community_id)
-    return retry.resend(_ctx(), community_id, webhook_id, delivery_id)
+    return delivery_actions.resend(_ctx(), community_id, webhook_id, delivery_id)
 
 
 @router.post(
@@ -98,4 +101,4 @@ def recover_deliveries(
     community_id: str, webhook_id: str, body: Annotated[RecoverBody, Body()]
 ) -> tuple[dict[str, Any], int]:
     community_access(router, community_id)
-    return retry.recover(_ctx(), community_id, webhook_id, body.since), 202
+    return delivery_actions.recover(_ctx(), community_id, webhook_id, body.since), 202

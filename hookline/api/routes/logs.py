@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from hookline import clock, ids
 from hookline.api.context import community_access
 from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
-from hookline.domain.delivery import DeliveryContext, attempt_and_record, new_delivery
-from hookline.domain.models import Attempt, Event
+from hookline.domain import delivery_actions
+from hookline.domain.delivery import DeliveryContext
+from hookline.domain.models import Attempt
 from hookline.wiring import services
 
 router = Router()
@@ -67,44 +67,6 @@ def webhook_logs(
 )
 def test_webhook(community_id: str, webhook_id: str) -> dict[str, Any]:
     community_access(router, community_id)
-    ctx = DeliveryContext.from_services(services())
-    community = ctx.communities.get(community_id)
-    webhook = ctx.webhooks.get(community_id, webhook_id)
-    now = clock.now()
-    # Built in memory, never stored: a stored event would be fanned out to every subscriber.
-    event = Event(
-        id=ids.new_id("evt"),
-        community_id=community_id,
-        event="test.ping",
-        data={
-            "message": "This is a test delivery from Hookline.",
-            "webhook_id": webhook.id,
-            "webhook_name": webhook.name,
-        },
-        site_url=community.site_url,
-        timestamp=clock.iso(now),
+    return delivery_actions.test_ping(
+        DeliveryContext.from_services(services()), community_id, webhook_id
     )
-    delivery = new_delivery(event, webhook, now=now)
-    ctx.deliveries.create(delivery, expires_at=ctx.expires_at(now))
-    result = attempt_and_record(ctx, delivery, webhook, event, 1, paced=False)
-    outcome = result.outcome
-    if not outcome.success:
-        ctx.deliveries.update(
-            delivery.id,
-            {"state": "failed", "reason": "Test deliveries are not retried."},
-        )
-    message = (
-        "Webhook test successful."
-        if outcome.success
-        else f"Webhook test failed: {outcome.error or 'no 2xx answer'}."
-    )
-    return {
-        "success": outcome.success,
-        "status_code": outcome.status_code,
-        "response_time": outcome.response_time_ms,
-        "response_body": outcome.response_body,
-        "message": message,
-        "error": outcome.error,
-        "delivery_id": delivery.id,
-        "attempt_id": result.attempt.id,
-    }
