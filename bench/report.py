@@ -733,7 +733,29 @@ def write(results: Mapping[str, Any], meta: Mapping[str, Any], out_dir: Path) ->
     paths["json"].write_text(
         json.dumps(_jsonable({"meta": meta, "results": results}), indent=1, default=str) + "\n"
     )
+    paths["summary"] = out_dir / "summary.json"
+    paths["summary"].write_text(json.dumps(summary(results, meta), indent=1) + "\n")
     return paths
+
+
+def summary(results: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline local-stack figures, one number each (bench/results/summary.json):
+    publishes/s the stack accepted and the publish -> receipt p99 in B5's main phase."""
+    figures: dict[str, Any] = {
+        "finished": meta.get("finished"),
+        "quick": bool(meta.get("quick")),
+        "load_start": meta.get("load_start"),
+    }
+    b5 = results.get("b5")
+    if b5:
+        figures.update(
+            local_publish_per_s=round(float(b5["achieved_publish_rate"]), 1),
+            B5_p99_ms=round(float(b5["p99_ms"]), 1),
+            B5_offered_per_s=b5["workload"]["rate_per_s"],
+            B5_lost=b5["lost"],
+            B5_met=bool(b5["met"]),
+        )
+    return figures
 
 
 def replace_readme_section(readme: Path, body: str) -> None:

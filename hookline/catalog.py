@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 
@@ -83,13 +83,14 @@ def group_of(name: str) -> str:
     return event_type.group if event_type else "other"
 
 
-def is_valid_pattern(pattern: str) -> bool:
-    """A pattern is a catalog name, '*', or '<prefix>.*' for a prefix in the catalog."""
-    if pattern == "*" or pattern in EVENT_TYPES:
+def is_valid_pattern(pattern: str, custom: Collection[str] = ()) -> bool:
+    """A pattern is a catalog name, '*', or '<prefix>.*' for a prefix in the catalog; names in
+    ``custom`` (a community's own event types) count as catalog names."""
+    if pattern == "*" or pattern in EVENT_TYPES or pattern in custom:
         return True
     if pattern.endswith(".*"):
-        prefix = pattern[:-2]
-        return any(name.startswith(prefix + ".") for name in EVENT_TYPES)
+        prefix = pattern[:-2] + "."
+        return any(name.startswith(prefix) for name in (*EVENT_TYPES, *custom))
     return False
 
 

@@ -21,11 +21,21 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Between:
+    """A `Query.where` value that matches `low <= attribute <= high`."""
+
+    low: Any
+    high: Any
+
+
+@dataclass(frozen=True)
 class Query:
     """A key-condition query on a table or one of its indexes.
 
     `partition` is the hash-key value; `prefix`, `after`/`before` bound the range key
     (prefix match, exclusive bounds). Results come newest-first when `descending` is set.
+    `where` filters on other attributes: a value must be equal, `None` matches a missing or null
+    attribute, and a `Between` matches an inclusive range.
     """
 
     partition: str

@@ -357,6 +357,14 @@ def test_event_type_catalog(community: dict[str, Any], lambda_context: Any) -> N
     assert all(t["group"] and t["description"] for t in body["data"])
 
 
+def test_one_event_type_from_its_sample(community: dict[str, Any], lambda_context: Any) -> None:
+    status, body = call_api(
+        request("api-get-event-type.json", authorizer=_as(community)), lambda_context
+    )
+    assert status == 200, body
+    assert body["name"] == "post.created"
+
+
 def test_patch_community(community: dict[str, Any], lambda_context: Any) -> None:
     path = f"/v1/communities/{community['id']}"
     status, body = call_api(

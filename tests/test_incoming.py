@@ -87,6 +87,7 @@ def test_sample_multipart_event_creates_the_user(world: World, setup: dict[str, 
     assert repo.is_member("course", world.community.id, setup["course"].id, user.id)
     assert sorted(e["event"] for e in world.events()) == [
         "course.enrolled",
+        "member.joined",
         "space.created",
         "space.member_joined",
         "user.registered",
@@ -714,6 +715,7 @@ def test_incoming_call_reaches_an_outbound_webhook(memory_services: wiring.Servi
         records = reader.read()
         assert sorted(r["dynamodb"]["NewImage"]["event"]["S"] for r in records) == [
             "course.enrolled",
+            "member.joined",
             "space.member_joined",
             "user.registered",
         ]

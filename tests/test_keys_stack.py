@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import requests
 import standardwebhooks
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from hookline.ids import new_webhook_secret
 from hookline.receiver import is_valid
 from tests.localstack_fixtures import LocalStackHandle, local_stack  # noqa: F401
+from tests.stack_tenants import call, new_community
 
 
 @pytest.fixture(scope="module")
@@ -20,38 +20,18 @@ def stack(local_stack: LocalStackHandle) -> LocalStackHandle:  # noqa: F811
     return local_stack
 
 
-def _community(stack: LocalStackHandle, name: str) -> tuple[str, str]:
-    answer = requests.post(
-        stack.url("/v1/communities"),
-        headers=stack.operator_headers(),
-        json={"name": name, "site_url": "https://forum.example.com"},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    body = answer.json()
-    return body["id"], body["api_key"]["key"]
-
-
-def _call(
-    stack: LocalStackHandle, method: str, path: str, key: str, **kwargs: Any
-) -> requests.Response:
-    return requests.request(
-        method, stack.url(path), headers=stack.headers(key), timeout=30, **kwargs
-    )
-
-
 def _key(stack: LocalStackHandle, cid: str, admin: str, **fields: Any) -> dict[str, Any]:
-    answer = _call(stack, "POST", f"/v1/communities/{cid}/api-keys", admin, json=fields)
+    answer = call(stack, "POST", f"/v1/communities/{cid}/api-keys", admin, json=fields)
     assert answer.status_code == 201, answer.text
     return answer.json()
 
 
 def test_publish_key_publishes_and_does_nothing_else(stack: LocalStackHandle) -> None:
-    cid, admin = _community(stack, "Scopes")
+    cid, admin = new_community(stack, "Scopes")
     publisher = _key(stack, cid, admin, name="cms", scopes=["publish"])
     assert publisher["scopes"] == ["publish"]
     base = f"/v1/communities/{cid}"
-    published = _call(
+    published = call(
         stack, "POST", f"{base}/events", publisher["key"], json={"event": "post.created"}
     )
     assert published.status_code == 202, published.text
@@ -62,37 +42,37 @@ def test_publish_key_publishes_and_does_nothing_else(stack: LocalStackHandle) ->
         ("POST", f"{base}/api-keys", {"name": "more"}),
         ("GET", "/v1/event-types", None),
     ]:
-        answer = _call(stack, method, path, publisher["key"], json=body)
+        answer = call(stack, method, path, publisher["key"], json=body)
         assert answer.status_code == 403, (method, path, answer.text)
         assert answer.json()["code"] == "rest_forbidden"
 
 
 def test_read_key_only_reads(stack: LocalStackHandle) -> None:
-    cid, admin = _community(stack, "Readers")
+    cid, admin = new_community(stack, "Readers")
     reader = _key(stack, cid, admin, scopes=["read"])["key"]
     base = f"/v1/communities/{cid}"
-    assert _call(stack, "GET", f"{base}/webhooks", reader).status_code == 200
-    assert _call(stack, "GET", f"{base}/api-keys", reader).status_code == 200
-    assert _call(stack, "GET", "/v1/event-types", reader).status_code == 200
+    assert call(stack, "GET", f"{base}/webhooks", reader).status_code == 200
+    assert call(stack, "GET", f"{base}/api-keys", reader).status_code == 200
+    assert call(stack, "GET", "/v1/event-types", reader).status_code == 200
     for method, path, body in [
         ("POST", f"{base}/events", {"event": "post.created"}),
         ("PATCH", base, {"name": "Renamed"}),
         ("POST", f"{base}/webhooks", {"url": "https://example.com/h", "events": ["*"]}),
     ]:
-        answer = _call(stack, method, path, reader, json=body)
+        answer = call(stack, method, path, reader, json=body)
         assert answer.status_code == 403, (method, path, answer.text)
         assert answer.json()["code"] == "rest_forbidden"
     both = _key(stack, cid, admin, scopes=["read", "publish"])["key"]
-    assert _call(stack, "GET", f"{base}/webhooks", both).status_code == 200
-    published = _call(stack, "POST", f"{base}/events", both, json={"event": "post.created"})
+    assert call(stack, "GET", f"{base}/webhooks", both).status_code == 200
+    published = call(stack, "POST", f"{base}/events", both, json={"event": "post.created"})
     assert published.status_code == 202
 
 
 def test_default_key_is_admin_and_bad_scopes_are_refused(stack: LocalStackHandle) -> None:
-    cid, admin = _community(stack, "Defaults")
+    cid, admin = new_community(stack, "Defaults")
     assert _key(stack, cid, admin)["scopes"] == ["admin"]
     for scopes in (["owner"], [], "publish"):
-        answer = _call(
+        answer = call(
             stack, "POST", f"/v1/communities/{cid}/api-keys", admin, json={"scopes": scopes}
         )
         assert answer.status_code == 400, answer.text
@@ -100,32 +80,32 @@ def test_default_key_is_admin_and_bad_scopes_are_refused(stack: LocalStackHandle
 
 
 def test_last_used_at_is_kept(stack: LocalStackHandle) -> None:
-    cid, admin = _community(stack, "Usage")
+    cid, admin = new_community(stack, "Usage")
     spare = _key(stack, cid, admin, name="spare", scopes=["read"])
     assert spare["last_used_at"] is None
 
     def listed() -> dict[str, Any]:
-        keys = _call(stack, "GET", f"/v1/communities/{cid}/api-keys", admin).json()["data"]
+        keys = call(stack, "GET", f"/v1/communities/{cid}/api-keys", admin).json()["data"]
         return {k["id"]: k for k in keys}
 
     assert listed()[spare["id"]]["last_used_at"] is None
-    assert _call(stack, "GET", f"/v1/communities/{cid}", spare["key"]).status_code == 200
+    assert call(stack, "GET", f"/v1/communities/{cid}", spare["key"]).status_code == 200
     first = listed()[spare["id"]]["last_used_at"]
     assert first is not None
     # Used again within the minute: not written again.
-    assert _call(stack, "GET", f"/v1/communities/{cid}", spare["key"]).status_code == 200
+    assert call(stack, "GET", f"/v1/communities/{cid}", spare["key"]).status_code == 200
     assert listed()[spare["id"]]["last_used_at"] == first
 
 
 def test_a_revoked_key_stops_at_once_on_event_types(stack: LocalStackHandle) -> None:
-    cid, admin = _community(stack, "Revoked")
+    cid, admin = new_community(stack, "Revoked")
     spare = _key(stack, cid, admin, name="soon revoked")
     # Cached by the authorizer now.
-    assert _call(stack, "GET", "/v1/event-types", spare["key"]).status_code == 200
-    revoked = _call(stack, "DELETE", f"/v1/communities/{cid}/api-keys/{spare['id']}", admin)
+    assert call(stack, "GET", "/v1/event-types", spare["key"]).status_code == 200
+    revoked = call(stack, "DELETE", f"/v1/communities/{cid}/api-keys/{spare['id']}", admin)
     assert revoked.status_code == 200
     for path in ("/v1/event-types", "/v1/event-types/post.created", f"/v1/communities/{cid}"):
-        answer = _call(stack, "GET", path, spare["key"])
+        answer = call(stack, "GET", path, spare["key"])
         assert answer.status_code == 401, (path, answer.text)
 
 
@@ -143,10 +123,10 @@ def _one_header(request: dict[str, Any], name: str) -> dict[str, str]:
 
 
 def test_rotation_over_http_breaks_no_receiver(stack: LocalStackHandle) -> None:
-    cid, admin = _community(stack, "Rotation")
+    cid, admin = new_community(stack, "Rotation")
     base = f"/v1/communities/{cid}"
     bin_name = "rotation-bin"
-    hook = _call(
+    hook = call(
         stack,
         "POST",
         f"{base}/webhooks",
@@ -154,7 +134,7 @@ def test_rotation_over_http_breaks_no_receiver(stack: LocalStackHandle) -> None:
         json={"url": stack.inspector_url(bin_name), "events": ["post.*"]},
     ).json()
     ops = "rotation-ops"
-    _call(
+    call(
         stack,
         "POST",
         f"{base}/webhooks",
@@ -163,7 +143,7 @@ def test_rotation_over_http_breaks_no_receiver(stack: LocalStackHandle) -> None:
     )
     old = hook["secret"]
     chosen = new_webhook_secret()
-    rotated = _call(
+    rotated = call(
         stack,
         "POST",
         f"{base}/webhooks/{hook['id']}/rotate-secret",
@@ -177,7 +157,7 @@ def test_rotation_over_http_breaks_no_receiver(stack: LocalStackHandle) -> None:
     assert [p["expires_at"] for p in answer["previous_secrets"]] == [answer["overlap_ends_at"]]
     assert old not in rotated.text.replace(chosen, "")
 
-    _call(stack, "POST", f"{base}/events", admin, json={"event": "post.created"})
+    call(stack, "POST", f"{base}/events", admin, json={"event": "post.created"})
     [during] = stack.wait_for(lambda: stack.inspected(bin_name), timeout=10)
     body = during["body"].encode()
     assert _verifies(old, during) and _verifies(chosen, during)
@@ -189,13 +169,13 @@ def test_rotation_over_http_breaks_no_receiver(stack: LocalStackHandle) -> None:
     assert hook["id"] in announced["body"]
     assert old not in announced["body"] and chosen not in announced["body"]
 
-    completed = _call(stack, "POST", f"{base}/webhooks/{hook['id']}/rotate-secret/complete", admin)
+    completed = call(stack, "POST", f"{base}/webhooks/{hook['id']}/rotate-secret/complete", admin)
     assert completed.status_code == 200, completed.text
     assert completed.json()["previous_secrets"] == []
     assert completed.json()["overlap_ends_at"] is None
     assert chosen not in completed.text
 
-    _call(stack, "POST", f"{base}/events", admin, json={"event": "post.updated"})
+    call(stack, "POST", f"{base}/events", admin, json={"event": "post.updated"})
     after = stack.wait_for(
         lambda: [r for r in stack.inspected(bin_name) if "post.updated" in r["body"]],
         timeout=10,
@@ -209,16 +189,16 @@ def test_rotation_over_http_breaks_no_receiver(stack: LocalStackHandle) -> None:
     [{"overlap_seconds": -5}, {"overlap_seconds": "soon"}, {"secret": "abc"}, {"grace": 10}],
 )
 def test_bad_rotation_bodies_are_400(stack: LocalStackHandle, body: dict[str, Any]) -> None:
-    cid, admin = _community(stack, "Bad rotation")
+    cid, admin = new_community(stack, "Bad rotation")
     base = f"/v1/communities/{cid}"
-    hook = _call(
+    hook = call(
         stack,
         "POST",
         f"{base}/webhooks",
         admin,
         json={"url": "https://example.com/h", "events": ["post.*"]},
     ).json()
-    answer = _call(stack, "POST", f"{base}/webhooks/{hook['id']}/rotate-secret", admin, json=body)
+    answer = call(stack, "POST", f"{base}/webhooks/{hook['id']}/rotate-secret", admin, json=body)
     assert answer.status_code == 400, answer.text
     assert answer.json()["code"] == "invalid_param"
     assert answer.json()["data"]["field"] == next(iter(body))

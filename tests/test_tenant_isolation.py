@@ -37,6 +37,9 @@ BODIES: dict[tuple[str, str], Any] = {
         "url": "https://intruder.example.com/hook"
     },
     ("POST", "/v1/communities/<community_id>/events"): {"event": "post.created", "data": {}},
+    ("POST", "/v1/communities/<community_id>/events/batch"): {
+        "events": [{"event": "post.created", "data": {}}]
+    },
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/recover"): {
         "since": "2020-01-01T00:00:00Z"
     },
@@ -52,6 +55,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/filter-test"): {
         "payload": {"event": "post.created", "data": {}}
     },
+    ("POST", "/v1/communities/<community_id>/event-types"): {"name": "intruder.came"},
+    ("PATCH", "/v1/communities/<community_id>/event-types/<name>"): {"description": "Mine"},
 }
 #: Body routes whose body is optional.
 NO_BODY = {
@@ -119,6 +124,7 @@ def _snapshot(tenant: Tenant) -> dict[str, Any]:
         "courses": [(c["id"], c["name"]) for c in tenant.ok("GET", "/courses")["data"]],
         "incoming": [(i["id"], i["name"]) for i in tenant.ok("GET", "/incoming-webhooks")["data"]],
         "members": sorted(m["id"] for m in tenant.ok("GET", "/members")["data"]),
+        "event_types": tenant.ok("GET", "/event-types")["data"],
         "attempts": len(tenant.ok("GET", f"/webhooks/{tenant.webhook_id}/logs")["data"]),
     }
 

@@ -9,6 +9,7 @@ so dispatchers and attempt functions running at once share the pace.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,7 +26,12 @@ class DynamoRateLimiter:
     writes (no read-modify-write), so concurrent reservations never get the same slot."""
 
     def __init__(self, table_name: str) -> None:
-        self._table = resource().Table(table_name)
+        self._table_name = table_name
+
+    @cached_property
+    def _table(self) -> Any:
+        # Created on first use: building the client is the dearest part of a cold start.
+        return resource().Table(self._table_name)
 
     @staticmethod
     def _key(key: str) -> dict[str, str]:

@@ -13,6 +13,8 @@ from hookline.api.routes import (
     communities,
     deliveries,
     directory,
+    docs,
+    event_types,
     events,
     incoming,
     logs,
@@ -30,6 +32,8 @@ app.include_router(deliveries.router)
 app.include_router(directory.router)
 app.include_router(incoming.router)
 app.include_router(portal.router)
+app.include_router(event_types.router)
+app.include_router(docs.router)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 

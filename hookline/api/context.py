@@ -1,9 +1,9 @@
 """Per-request access to the caller and the services, for route functions.
 
-The one place a route checks who is calling: ``community_access`` for community routes and
-``caller`` for the others. Both re-check the key on every request (revocation and community
-deletion take effect at once, whatever the authorizer cached), enforce the key's scopes and
-record its use.
+The one place a route checks who is calling: ``community_access`` for community routes,
+``operator`` for operator routes and ``caller`` for the others. All of them re-check the key on
+every request (revocation and community deletion take effect at once, whatever the authorizer
+cached), enforce the key's scopes and record its use.
 """
 
 from __future__ import annotations
@@ -63,6 +63,13 @@ def caller(router: Router, scope: Scope | None = None) -> Principal:
     """Any valid key, re-checked, for routes outside a community (``/v1/event-types``).
     ``scope`` defaults to ``read`` for GET and ``admin`` otherwise."""
     return _checked(router, principal(router), scope)
+
+
+def operator(router: Router) -> Principal:
+    """The operator (403 for any community key; 401 for a revoked one, as on every route)."""
+    found = caller(router)
+    found.require_operator()
+    return found
 
 
 def community_access(router: Router, community_id: str, scope: Scope | None = None) -> Principal:

@@ -6,10 +6,11 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from hookline import catalog, clock, ids
+from hookline import clock, ids
+from hookline.domain.event_types import CustomEventTypes, check_publishable
 from hookline.domain.models import Community, Event
 from hookline.domain.repositories import EventRepository
-from hookline.errors import InvalidParam
+from hookline.errors import Conflict, InvalidParam
 
 #: DynamoDB nests at most 32 levels; the event item itself takes one.
 MAX_DEPTH = 30
@@ -57,16 +58,16 @@ def publish(
     event_id: str | None = None,
     retention_days: int = 7,
     operational: bool = False,
+    custom_types: CustomEventTypes | None = None,
 ) -> tuple[Event, bool]:
     """Store an event for delivery and return (event, created).
 
-    With a client-supplied id the call is idempotent: the same id again returns the stored event
-    and created=False, and nothing is delivered twice.
+    With a client-supplied id the call is idempotent: the same id with the same event returns
+    the stored event and created=False, and nothing is delivered twice. The same id with another
+    type, data or actor is a Conflict on `id`. ``custom_types`` (the community's) lets a
+    registered custom type through, its ``data`` validated against the type's schema.
     """
-    if not catalog.is_known(event_type):
-        raise InvalidParam(
-            f"Unknown event type {event_type!r}. See GET /v1/event-types.", field="event"
-        )
+    check_publishable(event_type, data, custom_types)
     if not isinstance(data, dict):
         raise InvalidParam("data must be a JSON object.", field="data")
     if actor is not None and not isinstance(actor, dict):
@@ -88,4 +89,11 @@ def publish(
     expires_at = clock.epoch_seconds(now + timedelta(days=retention_days))
     if events.add(event, expires_at=expires_at):
         return event, True
-    return events.get(community.id, event.id), False
+    stored = events.get(community.id, event.id)
+    if (stored.event, stored.data, stored.actor) != (event_type, data, actor):
+        raise Conflict(
+            f"An event with id {event.id!r} was already published with a different body; "
+            "use a new id for a new event.",
+            field="id",
+        )
+    return stored, False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from hookline import catalog, clock, ids
@@ -54,12 +55,13 @@ def is_reserved_header(name: str) -> bool:
     return lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIX)
 
 
-def validate_events(events: list[str]) -> list[str]:
+def validate_events(events: list[str], custom: Collection[str] = ()) -> list[str]:
+    """The subscription, deduplicated; ``custom`` names the community's own event types."""
     if not events:
         raise InvalidParam("events must list at least one event type.", field="events")
     if len(events) > MAX_EVENTS:
         raise InvalidParam(f"events may list at most {MAX_EVENTS} entries.", field="events")
-    unknown = [e for e in events if not catalog.is_valid_pattern(e)]
+    unknown = [e for e in events if not catalog.is_valid_pattern(e, custom)]
     if unknown:
         raise InvalidParam(
             "Unknown event types: "
@@ -163,7 +165,11 @@ def filter_test(webhook: Webhook, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _normalise(
-    changes: dict[str, Any], *, allow_private: bool, current: Webhook | None = None
+    changes: dict[str, Any],
+    *,
+    allow_private: bool,
+    current: Webhook | None = None,
+    custom_events: Collection[str] = (),
 ) -> dict[str, Any]:
     """Validate the fields being set; returns the stored form. `is_active` is folded into status.
     A secret sent back as its mask means "unchanged"."""
@@ -173,6 +179,10 @@ def _normalise(
     if "is_active" in changes and changes["is_active"] is not None:
         out["status"] = "active" if changes["is_active"] else "inactive"
     if changes.get("status") is not None:
+        if out.get("status", changes["status"]) != changes["status"]:
+            raise InvalidParam(
+                "is_active and status disagree; send one of them.", field="is_active,status"
+            )
         out["status"] = changes["status"]
     if changes.get("url") is not None:
         # Checked before splitting: split_secret_query raises ValueError on a malformed URL.
@@ -183,7 +193,7 @@ def _normalise(
     if changes.get("secret") is not None:
         out["secret"] = validate_secret(changes["secret"])
     if changes.get("events") is not None:
-        out["events"] = validate_events(changes["events"])
+        out["events"] = validate_events(changes["events"], custom_events)
     if changes.get("headers") is not None:
         out["headers"] = validate_headers(changes["headers"], current.headers if current else None)
     out.update(_routing(changes))
@@ -194,13 +204,18 @@ def _normalise(
 
 
 def create_webhook(
-    repo: WebhookRepository, community_id: str, fields: dict[str, Any], *, allow_private: bool
+    repo: WebhookRepository,
+    community_id: str,
+    fields: dict[str, Any],
+    *,
+    allow_private: bool,
+    custom_events: Collection[str] = (),
 ) -> Webhook:
     if not fields.get("url"):
         raise InvalidParam("url is required.", field="url")
     if fields.get("events") is None:
         raise InvalidParam("events is required.", field="events")
-    values = _normalise(fields, allow_private=allow_private)
+    values = _normalise(fields, allow_private=allow_private, custom_events=custom_events)
     now = clock.now_iso()
     webhook = Webhook(
         id=ids.new_id("wh"),
@@ -221,9 +236,12 @@ def update_webhook(
     fields: dict[str, Any],
     *,
     allow_private: bool,
+    custom_events: Collection[str] = (),
 ) -> Webhook:
     current = repo.get(community_id, webhook_id)
-    changes = _normalise(fields, allow_private=allow_private, current=current)
+    changes = _normalise(
+        fields, allow_private=allow_private, current=current, custom_events=custom_events
+    )
     remove: tuple[str, ...] = ()
     if changes.get("status") == "active" and current.status != "active":
         # Re-activation clears the auto-disable state so the endpoint starts afresh.

@@ -1,10 +1,13 @@
 """State that survives a restart of `hookline local`: a directory holding the operator key and a
-journal of every DynamoDB write moto acknowledged.
+journal of every DynamoDB write and SQS message moto acknowledged.
 
 Each write (PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems) is appended to
 ``journal.jsonl`` and fsynced before the call returns to the handler, so before the HTTP answer
 is sent: a `kill -9` loses nothing that was acknowledged. On start the journal is replayed into
 a fresh moto in its original order, then compacted (one PutItem per live item).
+
+SQS messages are journaled by id when sent, and as consumed when deleted (the receipt handle a
+ReceiveMessage answer gave names the message); those not consumed are sent again on start.
 
 The dispatcher's progress is journaled too (which events it has fanned out). Events published
 but not yet dispatched when the stack stopped are written again after the dispatcher's stream
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hookline import clock, ids
-from hookline.local.lambdas import Functions
+from hookline.local.lambdas import REGION, Functions
 
 JOURNAL = "journal.jsonl"
 KEY_FILE = "operator-key"
@@ -35,6 +38,8 @@ OPERATOR_KEY_ENV = "HOOKLINE_OPERATOR_KEY"
 WRITE_OPERATIONS = frozenset(
     {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 )
+#: What a message carries when sent again (its attributes; SQS gives it a new id).
+_MESSAGE_FIELDS = ("MessageBody", "MessageAttributes", "MessageGroupId", "MessageDeduplicationId")
 
 
 def operator_key(state_dir: Path | None, given: str | None) -> tuple[str, str]:
@@ -46,7 +51,7 @@ def operator_key(state_dir: Path | None, given: str | None) -> tuple[str, str]:
     if from_env:
         return from_env, "env"
     if state_dir is None:
-        return ids.new_api_key(), "new"
+        return ids.new_api_key(), "generated"
     path = state_dir / KEY_FILE
     if path.is_file():
         key = path.read_text(encoding="utf-8").strip()
@@ -113,7 +118,12 @@ class Journal:
         self.path = state_dir / JOURNAL
         self.events_table = events_table
         self._fd: int | None = None
-        self._lock = threading.Lock()
+        # Guards the file and the group commit: lines appended, lines known durable, and
+        # whether a thread is in fdatasync now (the others wait for it rather than sync again).
+        self._lock = threading.Condition()
+        self._appended = 0
+        self._synced = 0
+        self._syncing = False
         self.replayed = 0
 
     # -- writing ------------------------------------------------------------------------------
@@ -127,6 +137,7 @@ class Journal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            self._lock.notify_all()
 
     def _append(self, entry: dict[str, Any]) -> bool:
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
@@ -134,18 +145,35 @@ class Journal:
             if self._fd is None:
                 return False
             os.write(self._fd, line)
+            self._appended += 1
         return True
 
     def sync(self) -> None:
-        """Make everything appended so far durable (outside moto's lock: fsyncs overlap)."""
-        fd = self._fd
-        if fd is not None:
-            with contextlib.suppress(OSError):  # closed meanwhile by stop()
-                os.fsync(fd)
+        """Return once everything appended so far is on disk. Called outside moto's lock;
+        concurrent callers share one fdatasync (group commit)."""
+        with self._lock:
+            target = self._appended
+            while self._synced < target and self._fd is not None:
+                if self._syncing:
+                    self._lock.wait()
+                    continue
+                self._syncing, upto, fd = True, self._appended, self._fd
+                self._lock.release()
+                try:
+                    with contextlib.suppress(OSError):  # closed meanwhile by stop()
+                        os.fdatasync(fd)
+                finally:
+                    self._lock.acquire()
+                    self._syncing = False
+                    self._synced = max(self._synced, upto)
+                    self._lock.notify_all()
 
-    def record_request(self, operation: str, body: bytes) -> bool:
-        """Called with moto held, for every DynamoDB call it answered 200: True when recorded
-        (the caller then syncs before returning)."""
+    def record_request(self, service: str, operation: str, body: bytes, answer: bytes) -> bool:
+        """Called with moto held, for every DynamoDB or SQS call it answered 200: True when
+        recorded (the caller then syncs before returning)."""
+        if service == "sqs":
+            entry = _sqs_entry(operation, json.loads(body or b"{}"), json.loads(answer or b"{}"))
+            return entry is not None and self._append(entry)
         if operation not in WRITE_OPERATIONS:
             return False
         return self._append({"op": operation, "params": json.loads(body or b"{}")})
@@ -167,6 +195,20 @@ class Journal:
                     yield json.loads(raw)
                 except ValueError:
                     return
+
+    def unconsumed_messages(self) -> list[dict[str, Any]]:
+        """SendMessage parameters of every message sent and not deleted, in sending order."""
+        sent: dict[str, dict[str, Any]] = {}
+        received: dict[str, str] = {}
+        deleted: set[str] = set()
+        for entry in self._entries():
+            for message_id, params in (entry.get("sent") or {}).items():
+                sent[message_id] = params
+            received.update(entry.get("received") or {})
+            deleted.update(entry.get("deleted") or ())
+        for handle in deleted:
+            sent.pop(received.get(handle, ""), None)
+        return list(sent.values())
 
     def replay(self, client: Any) -> list[dict[str, Any]]:
         """Apply the journal to `client` (moto, before anything reads the tables). Writes that
@@ -205,9 +247,28 @@ class Journal:
             print(f"[state] replay of {operation} failed: {exc}", flush=True)
         self.replayed += 1
 
-    def compact(self, client: Any, tables: dict[str, str], ttl: dict[str, str]) -> None:
+    def resend_messages(self, sqs: Any) -> dict[str, dict[str, Any]]:
+        """Send every unconsumed message again: new message id -> its parameters."""
+        from botocore.exceptions import ClientError
+
+        resent = {}
+        for params in self.unconsumed_messages():
+            try:
+                resent[sqs.send_message(**params)["MessageId"]] = params
+            except ClientError as exc:
+                print(f"[state] could not send a message again: {exc}", flush=True)
+        return resent
+
+    def compact(
+        self,
+        client: Any,
+        tables: dict[str, str],
+        ttl: dict[str, str],
+        messages: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Rewrite the journal as one PutItem per live item (items past their TTL attribute are
-        dropped, as DynamoDB would), keeping which events were dispatched."""
+        dropped, as DynamoDB would), keeping which events were dispatched and `messages`, the
+        SQS messages now waiting (by id)."""
         undispatched = set()
         for entry in self._entries():
             if entry.get("op") == "PutItem" and entry["params"].get("TableName") == (
@@ -237,9 +298,40 @@ class Journal:
                                 dispatched.append(key)
             if dispatched:
                 out.write(json.dumps({"dispatched": dispatched}) + "\n")
+            if messages:
+                out.write(json.dumps({"sent": messages}) + "\n")
             out.flush()
             os.fsync(out.fileno())
         os.replace(fresh, self.path)
+
+
+def _sqs_entry(
+    operation: str, request: dict[str, Any], answer: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The journal entry of an SQS call: messages sent (by id), handed out, or consumed."""
+    queue = request.get("QueueUrl")
+    if operation == "SendMessage":
+        params = {k: request[k] for k in _MESSAGE_FIELDS if k in request}
+        return {"sent": {answer["MessageId"]: {"QueueUrl": queue, **params}}}
+    if operation == "SendMessageBatch":
+        by_entry = {e["Id"]: e for e in request.get("Entries") or []}
+        sent = {
+            ok["MessageId"]: {
+                "QueueUrl": queue,
+                **{k: by_entry[ok["Id"]][k] for k in _MESSAGE_FIELDS if k in by_entry[ok["Id"]]},
+            }
+            for ok in answer.get("Successful") or []
+        }
+        return {"sent": sent} if sent else None
+    if operation == "ReceiveMessage":
+        handed = {m["ReceiptHandle"]: m["MessageId"] for m in answer.get("Messages") or []}
+        return {"received": handed} if handed else None
+    if operation == "DeleteMessage":
+        return {"deleted": [request["ReceiptHandle"]]}
+    if operation == "DeleteMessageBatch":
+        deleted = [e["ReceiptHandle"] for e in request.get("Entries") or []]
+        return {"deleted": deleted} if deleted else None
+    return None
 
 
 def dispatched_keys(records: list[dict[str, Any]], response: Any) -> list[str]:
@@ -347,9 +439,12 @@ class Persistence:
 
         journal.replay_held(client, self._held)
         self._held = []
+        import boto3
+
+        messages = journal.resend_messages(boto3.client("sqs", region_name=REGION))
         by_env = {s.env_var: s.ttl_attribute for s in template.table_specs() if s.ttl_attribute}
         ttl = {name: by_env[env] for env, name in tables.items() if env in by_env}
-        journal.compact(client, tables, ttl)
+        journal.compact(client, tables, ttl, messages)
         journal.open()
         aws.record_writes(journal.record_request, journal.sync)
         if isinstance(functions, JournaledFunctions):
