@@ -107,9 +107,11 @@ def fan_out(ctx: DeliveryContext, events: Iterable[Event]) -> FanOut:
             result.failed_event_ids.update(e.id for e in community_events)
             continue
         for event in community_events:
-            for webhook in index.matching(event.event):
-                if filters.accepts(webhook, event):
-                    result.orders.append(DeliveryOrder(webhook.id, event))
+            result.orders.extend(
+                DeliveryOrder(w.id, event)
+                for w in index.matching(event.event)
+                if filters.passes(w, event)
+            )
     return result
 
 
