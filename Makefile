@@ -8,17 +8,33 @@ export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install local test lint typecheck unit template test-slow bench soak openapi clean
+.PHONY: install local test lint typecheck unit template test-slow bench soak openapi env-json clean browser-deps screenshots
 
-$(STAMP): pyproject.toml
+LOCAL_STAMP := $(VENV)/.installed-local
+# pip shows what it collects and installs (progress), without its version nag.
+PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check --progress-bar on
+
+$(BIN)/python:
+	@echo "==> creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	touch $(STAMP)
+	@echo "==> upgrading pip"
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+
+# The local stack alone: the runtime, moto and PyYAML (no SAM CLI, cfn-lint, mypy, schemathesis, matplotlib).
+$(LOCAL_STAMP): pyproject.toml | $(BIN)/python
+	@echo "==> installing the local stack: hookline[local]"
+	$(PIP_INSTALL) -e '.[local]'
+	touch $(LOCAL_STAMP)
+
+# Everything `make test` and `make bench` use.
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo "==> installing the whole toolchain: hookline[dev,bench]"
+	$(PIP_INSTALL) -e '.[dev,bench]'
+	touch $(STAMP) $(LOCAL_STAMP)
 
 install: $(STAMP)
 
-local: $(STAMP)
+local: $(LOCAL_STAMP)
 	$(BIN)/hookline local --allow-private-targets $(ARGS)
 
 lint: $(STAMP)
@@ -36,7 +52,17 @@ template: $(STAMP)
 	$(BIN)/sam validate --lint --template-file template.yaml
 	$(BIN)/sam build --template-file template.yaml --build-dir .aws-sam/build
 
-test: lint typecheck template unit
+# Browser tests (tests/browser/): Debian's Chromium (Playwright's own download cannot work here),
+# Playwright for Python in the venv, and axe-core from npm in a git-ignored node_modules/.
+browser-deps: $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright
+	test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent axe-core
+
+test: browser-deps lint typecheck template unit
+
+screenshots: browser-deps
+	$(BIN)/python -m tests.browser.screenshots
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
@@ -50,5 +76,9 @@ soak: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/python -m hookline.api.openapi --write docs/openapi.json
 
+# env.json for `sam local invoke --env-vars` (a test fails when it is stale).
+env-json: $(LOCAL_STAMP)
+	$(BIN)/python -m hookline.local.sam_local env-json --write env.json
+
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache node_modules

@@ -2,11 +2,22 @@
 
 Each function's handler module (functions/<name>/app.py) is imported in a fresh interpreter the
 way the Lambda runtime does it (the function's directory and the layer on sys.path, ``import
-app``), with a Lambda-like environment (AWS_LAMBDA_FUNCTION_NAME etc., so powertools behaves as
-in Lambda). Measured per run: wall time of the whole child process (interpreter start + import
-+ init), the import time inside the child, the first ``wiring.services()`` build (the AWS
-clients a first invocation creates), and peak RSS (resource.getrusage in the child). The
-baseline is ``python -c "import boto3"`` measured the same way in the same rounds.
+app``), in an environment that resembles Lambda's:
+
+* the variables the runtime sets (LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_NAME, ...) and the
+  template's powertools settings, so powertools and the X-Ray SDK behave as in Lambda (tracing
+  on; without LAMBDA_TASK_ROOT the X-Ray SDK would build a sampler with two X-Ray clients);
+* only the packages Lambda has: the runtime's boto3 and the layer's requirements. Anything
+  else installed in this virtualenv (awscrt and pyOpenSSL, which botocore picks up when
+  present, and every development tool) cannot be imported;
+* bytecode compiled beforehand (a warm-up run writes it to a scratch PYTHONPYCACHEPREFIX), as
+  a layer built with its .pyc files ships it.
+
+Measured per run: wall and CPU time of the whole child process (interpreter start + import +
+the first ``wiring.services()``, which builds the adapters but no AWS client), the import time
+inside the child, and peak RSS. The baseline is ``import boto3`` measured the same way in the
+same interleaved rounds. Apart from the rounds, ``first_client_ms`` times the DynamoDB resource
+that every function's first request creates (clients are created lazily, on first use).
 
 One extra ``python -X importtime`` run per function lists the slowest imports and checks that no
 heavy module (moto, cfn-lint, SAM translator, OpenAPI/Swagger generation, the local stack,
@@ -15,13 +26,20 @@ matplotlib) is on a Lambda import path — naming the import chain that pulls on
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from bench import harness
 
@@ -54,11 +72,23 @@ HEAVY = (
 _CHILD = r"""
 import json, os, resource, sys, time
 started = time.perf_counter()
+absent = frozenset(os.environ.pop("HOOKLINE_B4_ABSENT").split())
+
+class NotInLambda:
+    "Packages of this virtualenv that neither the Lambda runtime nor the layer has."
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.partition(".")[0] in absent:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInLambda)
 target = sys.argv[1]
 if target == "boto3":
     import boto3
     imported = time.perf_counter()
-    init = imported
+    init = first_client = imported
 else:
     sys.path[:0] = [sys.argv[2], sys.argv[3]]
     import app
@@ -66,11 +96,17 @@ else:
     from hookline import wiring
     wiring.services()
     init = time.perf_counter()
+    first_client = init
+    if sys.argv[5] == "1":
+        from hookline.adapters import dynamodb
+        dynamodb.resource()
+        first_client = time.perf_counter()
 heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in
                json.loads(sys.argv[4])))
 print(json.dumps({
     "import_ms": (imported - started) * 1000,
     "init_ms": (init - imported) * 1000,
+    "first_client_ms": (first_client - init) * 1000,
     "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "modules": len(sys.modules),
     "heavy": heavy,
@@ -78,12 +114,53 @@ print(json.dumps({
 """
 
 
+#: What the Lambda Python runtime provides (boto3 and its dependencies come with it).
+RUNTIME_PROVIDED = ("boto3",)
+LAYER_REQUIREMENTS = harness.ROOT / "layers" / "hookline" / "requirements.txt"
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """The installed distributions ``requirements`` pull in, extras and markers evaluated."""
+    found: set[str] = set()
+    pending = [(Requirement(text), "") for text in requirements]
+    while pending:
+        requirement, extra = pending.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        for wanted in ["", *requirement.extras]:
+            key = f"{name}[{wanted}]"
+            if key in found:
+                continue
+            found.add(key)
+            pending += [(Requirement(text), wanted) for text in dist.requires or []]
+    return {key.partition("[")[0] for key in found}
+
+
+def absent_modules() -> list[str]:
+    """Top-level modules installed here that a deployed function cannot import: everything
+    outside the runtime's boto3 and the layer's requirements (e.g. awscrt and pyOpenSSL, which
+    botocore would otherwise import, and every development tool)."""
+    lines = LAYER_REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+    wanted = [line for line in (raw.split("#")[0].strip() for raw in lines) if line]
+    present = _closure([*RUNTIME_PROVIDED, *wanted]) | {"hookline"}
+    return sorted(
+        module
+        for module, dists in metadata.packages_distributions().items()
+        if not {canonicalize_name(d) for d in dists} & present
+    )
+
+
 def functions() -> list[str]:
     """The function directories that have a handler (functions/<name>/app.py)."""
     return sorted(p.parent.name for p in (harness.ROOT / "functions").glob("*/app.py"))
 
 
-def _env(name: str) -> dict[str, str]:
+def _env(name: str, fn_dir: str, pycache: str, compile_: bool, absent: list[str]) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -91,6 +168,13 @@ def _env(name: str) -> dict[str, str]:
     }
     env.update(
         {
+            # What the Lambda runtime sets. LAMBDA_TASK_ROOT matters: without it the X-Ray SDK
+            # takes itself to be outside Lambda and builds a centralised sampler with two
+            # botocore X-Ray clients at import, which Lambda never does.
+            "LAMBDA_TASK_ROOT": fn_dir or "/var/task",
+            "_HANDLER": "app.lambda_handler",
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
             "AWS_LAMBDA_FUNCTION_NAME": f"hookline-{name}",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
@@ -103,29 +187,60 @@ def _env(name: str) -> dict[str, str]:
             "POWERTOOLS_SERVICE_NAME": "hookline",
             "POWERTOOLS_METRICS_NAMESPACE": "Hookline",
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
             "RETRY_STATE_MACHINE_ARN": (
                 "arn:aws:states:us-east-1:123456789012:stateMachine:hookline-retry"
             ),
-            "PYTHONDONTWRITEBYTECODE": "1",
+            # Bytecode lives in a scratch cache: a warm-up run compiles it, as a layer built with
+            # its .pyc files would ship it, and the repository gets no __pycache__.
+            "PYTHONPYCACHEPREFIX": pycache,
+            "HOOKLINE_B4_ABSENT": " ".join(absent),
         }
     )
+    if not compile_:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 
-def _spawn(name: str, *, importtime: bool = False) -> tuple[float, dict[str, Any], str]:
+@functools.lru_cache(maxsize=1)
+def _absent() -> list[str]:
+    return absent_modules()
+
+
+def _spawn(
+    name: str,
+    pycache: str,
+    *,
+    importtime: bool = False,
+    compile_: bool = False,
+    client: bool = False,
+) -> tuple[float, dict[str, Any], str]:
+    """One cold import of ``name`` (a function, or "boto3") in a fresh interpreter, reading
+    bytecode from ``pycache`` (and writing it there when ``compile_``). With ``client``, the
+    child also creates the DynamoDB resource every function's first request creates."""
     fn_dir = str(harness.ROOT / "functions" / name) if name != "boto3" else ""
     args = [sys.executable]
     if importtime:
         args += ["-X", "importtime"]
-    args += ["-c", _CHILD, name, fn_dir, str(harness.ROOT), json.dumps(HEAVY)]
+    args += ["-c", _CHILD, name, fn_dir, str(harness.ROOT), json.dumps(HEAVY), str(int(client))]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603 - our own interpreter and child script
-        args, capture_output=True, text=True, env=_env(name), cwd="/", timeout=120, check=False
+        args,
+        capture_output=True,
+        text=True,
+        env=_env(name, fn_dir, pycache, compile_, _absent()),
+        cwd="/",
+        timeout=120,
+        check=False,
     )
     wall = (time.perf_counter() - started) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"importing {name} failed:\n{done.stderr[-2000:]}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
+    # CPU time of the child: less sensitive than wall time to other work on a shared machine.
+    data["cpu_ms"] = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
     return wall, data, done.stderr
 
 
@@ -206,15 +321,32 @@ def run(
     walls: dict[str, list[float]] = {t: [] for t in targets}
     data: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
     log(f"B4: cold start of {', '.join(names)} vs import boto3 ({repeats} rounds)")
-    if warm:
-        _spawn("boto3")  # warm the page cache (not reported)
-    for index in range(repeats):
-        order = targets if index % 2 == 0 else list(reversed(targets))
-        for target in order:
-            wall, child, _ = _spawn(target)
-            walls[target].append(wall)
-            data[target].append(child)
+    with tempfile.TemporaryDirectory(prefix="hookline-b4-") as scratch:
+        pycache = os.path.join(scratch, "pycache")
+        if warm:  # compile to bytecode and warm the page cache; not reported
+            for target in targets:
+                _spawn(target, pycache, compile_=True)
+        for index in range(repeats):
+            order = targets if index % 2 == 0 else list(reversed(targets))
+            for target in order:
+                wall, child, _ = _spawn(target, pycache, compile_=not warm)
+                walls[target].append(wall)
+                data[target].append(child)
+        # Clients are created lazily, by the first request that needs one: timed apart from
+        # the cold start above, so it is reported, not hidden.
+        first_client = {
+            target: [
+                _spawn(target, pycache, client=True)[1]["first_client_ms"]
+                for _ in range(min(3, repeats))
+            ]
+            for target in names
+        }
+        rows_of = {
+            target: _import_tree(_spawn(target, pycache, importtime=True)[2])
+            for target in (targets if importtime else [])
+        }
     baseline_wall = harness.summary(walls["boto3"])["median"]
+    baseline_cpu = harness.summary([d["cpu_ms"] for d in data["boto3"]])["median"]
     baseline_import = harness.summary([d["import_ms"] for d in data["boto3"]])["median"]
     per_function: dict[str, Any] = {}
     for target in targets:
@@ -227,15 +359,15 @@ def run(
         }
         entry["wall_ratio"] = entry["wall_ms"]["median"] / baseline_wall
         entry["import_ratio"] = entry["import_ms"]["median"] / baseline_import
-        if target == "boto3" and importtime:
-            entry["by_package"] = by_package(_import_tree(_spawn("boto3", importtime=True)[2]))
+        if target != "boto3":
+            entry["first_client_ms"] = harness.summary(first_client[target])
+        entry["cpu_ms"] = harness.summary([d["cpu_ms"] for d in data[target]])
+        entry["cpu_ratio"] = entry["cpu_ms"]["median"] / baseline_cpu
+        rows = rows_of.get(target, [])
+        if target == "boto3" and rows:
+            entry["by_package"] = by_package(rows)
         if target != "boto3":
             heavy = data[target][0]["heavy"]
-            rows: list[tuple[int, int, int, str]] = []
-            if importtime:
-                _, child, stderr = _spawn(target, importtime=True)
-                rows = _import_tree(stderr)
-                heavy = child["heavy"]
             entry["heavy"] = {module: import_chain(rows, module) for module in heavy}
             entry["slowest_imports"] = slowest_imports(rows)
             entry["by_package"] = by_package(rows)

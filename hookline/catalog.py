@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 
@@ -57,6 +57,11 @@ _CATALOG: tuple[tuple[str, str, str], ...] = (
     ("test.ping", "test", "A test delivery sent from the test endpoint."),
     ("webhook.disabled", "operational", "Hookline disabled a webhook whose endpoint kept failing."),
     ("delivery.failed", "operational", "A delivery failed for good after its last retry."),
+    (
+        "webhook.secret_rotated",
+        "operational",
+        "A webhook's signing secret was rotated (the event carries no secret).",
+    ),
 )
 
 EVENT_TYPES: dict[str, EventType] = {
@@ -64,7 +69,7 @@ EVENT_TYPES: dict[str, EventType] = {
 }
 
 #: Operational events describe Hookline itself; failures delivering them never emit more of them.
-OPERATIONAL_EVENTS = frozenset({"webhook.disabled", "delivery.failed"})
+OPERATIONAL_EVENTS = frozenset({"webhook.disabled", "delivery.failed", "webhook.secret_rotated"})
 
 GROUPS = frozenset(t.group for t in EVENT_TYPES.values())
 
@@ -78,13 +83,14 @@ def group_of(name: str) -> str:
     return event_type.group if event_type else "other"
 
 
-def is_valid_pattern(pattern: str) -> bool:
-    """A pattern is a catalog name, '*', or '<prefix>.*' for a prefix in the catalog."""
-    if pattern == "*" or pattern in EVENT_TYPES:
+def is_valid_pattern(pattern: str, custom: Collection[str] = ()) -> bool:
+    """A pattern is a catalog name, '*', or '<prefix>.*' for a prefix in the catalog; names in
+    ``custom`` (a community's own event types) count as catalog names."""
+    if pattern == "*" or pattern in EVENT_TYPES or pattern in custom:
         return True
     if pattern.endswith(".*"):
-        prefix = pattern[:-2]
-        return any(name.startswith(prefix + ".") for name in EVENT_TYPES)
+        prefix = pattern[:-2] + "."
+        return any(name.startswith(prefix) for name in (*EVENT_TYPES, *custom))
     return False
 
 

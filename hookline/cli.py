@@ -47,10 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiply retry waits (0.01 turns the 300 s first retry into 3 s)",
     )
     local.add_argument(
+        "--auto-disable-scale",
+        type=_scale,
+        default=1.0,
+        help="multiply the auto-disable window, AutoDisableAfterHours (0.001 turns 120 h into "
+        "7.2 min), to try auto-disable locally",
+    )
+    local.add_argument(
+        "--state-dir",
         "--data-dir",
+        dest="state_dir",
         type=Path,
         default=Path(".hookline"),
-        help="outbox for mail (default .hookline)",
+        help="where communities, keys, webhooks, deliveries, the operator key and the mail "
+        "outbox are kept across restarts (default .hookline, git-ignored)",
+    )
+    local.add_argument(
+        "--reset",
+        action="store_true",
+        help="forget the stored state first (the operator key is kept)",
     )
     local.add_argument(
         "--log-level",
@@ -65,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "local":
         from hookline.local import LocalOptions, LocalStack, run_until_signalled
+        from hookline.local.console import whole_lines
 
         # Metrics are off locally; powertools would still warn on every handler that had none.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -74,12 +90,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             allow_private_targets=args.allow_private_targets,
             time_scale=args.time_scale,
-            data_dir=args.data_dir,
+            auto_disable_scale=args.auto_disable_scale,
+            data_dir=args.state_dir,
+            persist=True,
+            reset=args.reset,
             log_level=args.log_level,
             access_log=args.access_log,
         )
         try:
-            code = run_until_signalled(LocalStack(options, out=sys.stdout))
+            with whole_lines():
+                code = run_until_signalled(LocalStack(options, out=sys.stdout))
         except OSError as exc:
             print(f"hookline local: {exc}", file=sys.stderr)
             return 1

@@ -44,7 +44,8 @@ class Settings:
     operator_key_parameter: str = ""
     operator_key: str = field(default="", repr=False)
     allow_private_targets: bool = False
-    auto_disable_after_hours: int = 120
+    #: A float so the local stack can scale it down (hookline local --auto-disable-scale).
+    auto_disable_after_hours: float = 120
     auto_disable_min_failures: int = 10
     mail_sender: str = "no-reply@hookline.local"
     mail_outbox_dir: str = ""
@@ -70,7 +71,7 @@ class Settings:
             operator_key_parameter=env("OPERATOR_KEY_PARAMETER", ""),
             operator_key=env("HOOKLINE_OPERATOR_KEY", ""),
             allow_private_targets=_bool("ALLOW_PRIVATE_TARGETS"),
-            auto_disable_after_hours=_int("AUTO_DISABLE_AFTER_HOURS", 120),
+            auto_disable_after_hours=float(env("AUTO_DISABLE_AFTER_HOURS") or 120),
             auto_disable_min_failures=_int("AUTO_DISABLE_MIN_FAILURES", 10),
             mail_sender=env("MAIL_SENDER", cls.mail_sender),
             mail_outbox_dir=env("MAIL_OUTBOX_DIR", ""),

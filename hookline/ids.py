@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -40,9 +41,20 @@ def new_api_key() -> str:
     return "hk_" + secrets.token_urlsafe(32)
 
 
+#: What new_token makes (43 URL-safe base64 characters). The template's WAF rule refuses other
+#: /v1/hooks/ paths with the same pattern, before a Lambda runs.
+TOKEN_PATTERN = "[A-Za-z0-9_-]{43}"
+_TOKEN = re.compile(TOKEN_PATTERN)
+
+
 def new_token() -> str:
     """An incoming-webhook URL token with 256 bits of randomness."""
     return secrets.token_urlsafe(32)
+
+
+def is_token_shaped(value: str) -> bool:
+    """Could this be a token new_token made? Anything else is refused without a lookup."""
+    return bool(_TOKEN.fullmatch(value))
 
 
 def digest(value: str) -> str:

@@ -75,6 +75,7 @@ _NAMES = r"user_pass|password|passwd|pwd|secret|signing_secret|token|api_key|api
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"whsec_[A-Za-z0-9+/=_-]+"), "whsec_" + REDACTED),
     (re.compile(r"\bhk_[A-Za-z0-9_-]{6,}"), "hk_" + REDACTED),
+    (re.compile(r"\bhlp_[A-Za-z0-9_-]{6,}"), "hlp_" + REDACTED),
     (re.compile(r"\b(v1a?),[A-Za-z0-9+/=_-]{8,}"), r"\1," + REDACTED),
     (re.compile(r"(?i)\bsha256=[0-9a-f]{8,}"), "sha256=" + REDACTED),
     (re.compile(r"(?i)\b(bearer|basic|digest)(\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1\2" + REDACTED),
@@ -133,6 +134,7 @@ def _judge_run(match: re.Match[str]) -> str:
 _TRIGGERS = (
     "whsec_",
     "hk_",
+    "hlp_",
     "v1",
     "sha256=",
     "bearer",
@@ -233,7 +235,7 @@ class RedactingFilter(logging.Filter):
 # -- the powertools utilities ------------------------------------------------------------------
 
 logger = Logger(service=SERVICE, json_serializer=redacting_serializer)
-tracer = Tracer(service=SERVICE)
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Read directly (not through hookline.config.settings) so importing this module reads nothing
 # else from the environment; the value is the same HOOKLINE_STAGE.

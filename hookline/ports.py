@@ -122,5 +122,31 @@ class Sender(Protocol):
     ) -> AttemptOutcome: ...
 
 
+@dataclass(frozen=True)
+class Slot:
+    """A send slot (epoch ms): ``taken`` when it was claimed, else the next free one."""
+
+    at_ms: int
+    taken: bool = True
+
+
+class RateLimiter(Protocol):
+    """Spaces the sends of each key (a webhook) with state every process shares.
+
+    Times are epoch milliseconds. A claimed slot is a promise: whoever claimed it sends at it,
+    so callers claim only when they are about to send.
+    """
+
+    def reserve(self, key: str, interval_ms: int, *, now_ms: int, horizon_ms: int) -> Slot:
+        """Claim the key's next send slot: ``interval_ms`` after the slot claimed before it, not
+        before a hold, never before ``now_ms``. A slot at or beyond ``now_ms + horizon_ms`` is
+        not claimed: the answer is then the next free slot, with ``taken`` False."""
+        ...
+
+    def hold(self, key: str, until_ms: int) -> None:
+        """No slot for ``key`` before ``until_ms`` (a receiver's Retry-After); never shortens."""
+        ...
+
+
 class Mailer(Protocol):
     def send(self, *, to: str, subject: str, text: str) -> None: ...

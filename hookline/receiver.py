@@ -11,7 +11,8 @@ Either signature scheme is accepted: Standard Webhooks (``webhook-id``, ``webhoo
 ``webhook-signature``; the timestamp must be within ``tolerance_seconds`` of now, any ``v1``
 entry may match, which keeps a secret rotation seamless) or ``X-Hookline-Signature``
 (``sha256=<hex>`` of the raw body; when ``X-Hookline-Timestamp`` is present it must be within the
-tolerance too). When the Standard Webhooks headers are present they are the ones checked.
+tolerance too; during a secret rotation ``X-Hookline-Signature-Next`` may match instead). When the
+Standard Webhooks headers are present they are the ones checked.
 Checks fail closed: no secret, no signature or an unparsable header is a failure.
 """
 
@@ -22,10 +23,12 @@ import binascii
 import hmac
 import time
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from hookline.domain.signing import (
     BODY_SIGNATURE_PREFIX,
     HEADER_BODY_SIGNATURE,
+    HEADER_BODY_SIGNATURE_NEXT,
     HEADER_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
@@ -35,6 +38,15 @@ from hookline.domain.signing import (
 )
 
 HEADER_BODY_TIMESTAMP = "X-Hookline-Timestamp"
+SCHEME_STANDARD = "standard-webhooks"
+SCHEME_BODY = "x-hookline-signature"
+
+
+class SignedMessage(NamedTuple):
+    """What a verified Standard Webhooks signature covers besides the body."""
+
+    message_id: str
+    timestamp: int
 
 
 class VerificationError(Exception):
@@ -70,7 +82,7 @@ def _decode_signature(text: str) -> bytes | None:
 
 def _verify_standard(
     found: dict[str, str], body: bytes, secret: str, tolerance_seconds: int, now: int
-) -> None:
+) -> SignedMessage:
     msg_id = found.get(HEADER_ID, "").strip()
     timestamp = found.get(HEADER_TIMESTAMP, "").strip()
     signatures = found.get(HEADER_SIGNATURE, "").strip()
@@ -97,6 +109,7 @@ def _verify_standard(
         raise VerificationError("no v1 signature in webhook-signature")
     if not matched:
         raise VerificationError("no matching signature")
+    return SignedMessage(msg_id, int(timestamp))
 
 
 def _verify_body(
@@ -110,10 +123,22 @@ def _verify_body(
     timestamp = found.get(HEADER_BODY_TIMESTAMP.lower())
     if timestamp is not None:
         _check_time(timestamp, tolerance_seconds, now)
-    expected = body_signature(secret, body)
-    normalized = BODY_SIGNATURE_PREFIX + given[len(BODY_SIGNATURE_PREFIX) :].lower()
-    if not hmac.compare_digest(normalized.encode(), expected.encode()):
+    expected = body_signature(secret, body).encode()
+    candidates = [given, found.get(HEADER_BODY_SIGNATURE_NEXT.lower(), "").strip()]
+    matched = False
+    for candidate in candidates:
+        if candidate.lower().startswith(BODY_SIGNATURE_PREFIX):
+            normalized = BODY_SIGNATURE_PREFIX + candidate[len(BODY_SIGNATURE_PREFIX) :].lower()
+            matched |= hmac.compare_digest(normalized.encode(), expected)
+    if not matched:
         raise VerificationError("no matching signature")
+
+
+def _check_inputs(secret: str, body: bytes) -> None:
+    if not secret:
+        raise VerificationError("no secret configured")
+    if not isinstance(body, bytes | bytearray):
+        raise VerificationError("body must be the raw request bytes")
 
 
 def verify(
@@ -123,20 +148,42 @@ def verify(
     *,
     tolerance_seconds: int = 300,
     now: int | None = None,
+    scheme: str | None = None,
 ) -> None:
-    """Raise VerificationError unless ``body`` and ``headers`` were signed with ``secret``."""
-    if not secret:
-        raise VerificationError("no secret configured")
-    if not isinstance(body, bytes | bytearray):
-        raise VerificationError("body must be the raw request bytes")
+    """Raise VerificationError unless ``body`` and ``headers`` were signed with ``secret``.
+
+    ``scheme`` ("standard-webhooks" or "x-hookline-signature") checks that scheme only;
+    by default the Standard Webhooks headers are checked when present, else the body scheme."""
+    _check_inputs(secret, body)
     found = _lower_keys(headers)
     current = int(time.time()) if now is None else int(now)
-    if any(name in found for name in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)):
+    if scheme not in (None, SCHEME_STANDARD, SCHEME_BODY):
+        raise ValueError(f"unknown signature scheme {scheme!r}")
+    if scheme == SCHEME_BODY:
+        _verify_body(found, bytes(body), secret, tolerance_seconds, current)
+    elif scheme == SCHEME_STANDARD or any(
+        name in found for name in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)
+    ):
         _verify_standard(found, bytes(body), secret, tolerance_seconds, current)
     elif HEADER_BODY_SIGNATURE.lower() in found:
         _verify_body(found, bytes(body), secret, tolerance_seconds, current)
     else:
         raise VerificationError("no signature headers")
+
+
+def verify_standard(
+    headers: Mapping[str, str],
+    body: bytes,
+    secret: str,
+    *,
+    tolerance_seconds: int = 300,
+    now: int | None = None,
+) -> SignedMessage:
+    """The Standard Webhooks scheme only (its signature covers the id and the timestamp, so a
+    replay can be told apart); returns what it covers. Raises VerificationError."""
+    _check_inputs(secret, body)
+    current = int(time.time()) if now is None else int(now)
+    return _verify_standard(_lower_keys(headers), bytes(body), secret, tolerance_seconds, current)
 
 
 def is_valid(

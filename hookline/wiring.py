@@ -4,11 +4,19 @@ stack, tests and benchmarks swap in their own with configure()."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hookline.config import Settings, settings
-from hookline.ports import DeliveryQueue, Mailer, RetryScheduler, Sender, Tables
+from hookline.ports import DeliveryQueue, Mailer, RateLimiter, RetryScheduler, Sender, Tables
+
+
+def _memory_rate_limiter() -> RateLimiter:
+    # Development-only (not in the Lambda layer): reached only when configure() replaced the
+    # tables, which Lambda never does.
+    from hookline.adapters.memory import MemoryRateLimiter
+
+    return MemoryRateLimiter()
 
 
 @dataclass(frozen=True)
@@ -19,6 +27,8 @@ class Services:
     mailer: Mailer
     sender: Sender
     queue: DeliveryQueue
+    #: With in-memory tables the pace is kept in memory too (one process).
+    rate_limiter: RateLimiter = field(default_factory=_memory_rate_limiter)
 
 
 _lock = threading.Lock()
@@ -31,6 +41,7 @@ def _build() -> Services:
     from hookline import observability
     from hookline.adapters import http_attempt
     from hookline.adapters.dynamodb import DynamoTables
+    from hookline.adapters.rate_limiter import DynamoRateLimiter
     from hookline.adapters.ses import SesMailer
     from hookline.adapters.sqs import SqsDeliveryQueue
     from hookline.adapters.stepfunctions import StepFunctionsScheduler
@@ -44,7 +55,10 @@ def _build() -> Services:
         "queue": lambda: SqsDeliveryQueue(config.delivery_queue_url),
     }
     parts = {name: _overrides.get(name) or make() for name, make in factories.items()}
-    return Services(settings=config, **parts)
+    limiter = _overrides.get("rate_limiter")
+    if limiter is None and isinstance(parts["tables"], DynamoTables):
+        limiter = DynamoRateLimiter(config.webhooks_table)
+    return Services(settings=config, **parts, rate_limiter=limiter or _memory_rate_limiter())
 
 
 def services() -> Services:
@@ -58,7 +72,8 @@ def services() -> Services:
 
 
 def configure(**overrides: Any) -> None:
-    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, queue=)."""
+    """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, queue=,
+    rate_limiter=) in this process."""
     global _current
     with _lock:
         _overrides.update(overrides)

@@ -14,6 +14,9 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Hookline")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 
+import ipaddress
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +65,45 @@ class RecordingMailer:
 
     def send(self, *, to: str, subject: str, text: str) -> None:
         self.sent.append({"to": to, "subject": subject, "text": text})
+
+
+#: The only name a test may resolve; everything else must be an IP literal or a stubbed resolver.
+RESOLVABLE_NAMES = frozenset({"localhost"})
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def _no_public_name_lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fail a test that resolves a name other than localhost (this machine's resolver is off the
+    host). The lookup is refused, and the failure is reported even when it happened in another
+    thread (the HTTP attempt resolves on a pool; the local stack serves from its own threads)."""
+    real = socket.getaddrinfo
+    refused: list[str] = []
+    lock = threading.Lock()
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is None or _is_ip_literal(str(name)) or str(name).lower() in RESOLVABLE_NAMES:
+            return real(host, *args, **kwargs)
+        with lock:
+            refused.append(str(name))
+        raise socket.gaierror(socket.EAI_NONAME, f"tests may not resolve {name!r}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+    yield refused
+    if refused:
+        pytest.fail(
+            f"the test resolved {sorted(set(refused))}: use IP literals, localhost or a stub "
+            "resolver",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -41,9 +41,37 @@ class LocalStackHandle(LocalStack):
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
+    def community(self, name: str = "Local Test") -> tuple[str, str]:
+        """A new community: (its id, its first admin key)."""
+        import requests
+
+        response = requests.post(
+            self.url("/v1/communities"),
+            headers=self.operator_headers(),
+            json={"name": name, "site_url": "https://community.example"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return body["id"], body["api_key"]["key"]
+
+    def webhook(self, community_id: str, key: str, url: str, **fields: Any) -> dict[str, Any]:
+        """A new webhook for every event type (`fields` override or add to the body)."""
+        import requests
+
+        response = requests.post(
+            self.url(f"/v1/communities/{community_id}/webhooks"),
+            headers=self.headers(key),
+            json={"name": "inspector", "url": url, "events": ["*"], **fields},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
     def inspected(self, name: str) -> list[dict[str, Any]]:
-        """The requests inspector bin `name` received, newest first (as GET /_inspect/<name>)."""
-        return [c.to_json() for c in self.inspector.requests(name)]
+        """The requests inspector bin `name` received, newest first, unmasked."""
+        return [c.to_json(mask=False) for c in self.inspector.requests(name)]
 
 
 def start_local_stack(**overrides: Any) -> LocalStackHandle:

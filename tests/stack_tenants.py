@@ -27,6 +27,7 @@ ID_ATTRIBUTES = {
     "course_id": "course_id",
     "user_id": "user_id",
     "incoming_id": "incoming_id",
+    "name": "event_type",
 }
 
 
@@ -47,6 +48,7 @@ class Tenant:
     incoming_id: str = ""
     token: str = ""
     user_id: str = ""
+    event_type: str = ""
     email: str = ""
     password: str = ""
     #: Every API response body this tenant's calls got, as (method, path, status, text).
@@ -100,6 +102,7 @@ class Tenant:
             self.email,
             f"{self.name}-bin",
             f"{self.name} Lounge",
+            self.event_type,
         ]
 
 
@@ -109,7 +112,8 @@ def token_of(url: str) -> str:
 
 def make_tenant(stack: LocalStackHandle, name: str, *, wait: float = 10.0) -> Tenant:
     """A community with a spare API key, a webhook on the stack's inspector that has been
-    delivered to, a space, a course, an incoming webhook and the member it created."""
+    delivered to, a space, a course, an incoming webhook and the member it created, and a
+    custom event type."""
     created = requests.post(
         stack.url("/v1/communities"),
         headers=stack.operator_headers(),
@@ -141,6 +145,7 @@ def make_tenant(stack: LocalStackHandle, name: str, *, wait: float = 10.0) -> Te
         },
     )
     tenant.incoming_id, tenant.token = incoming["id"], token_of(incoming["url"])
+    tenant.event_type = tenant.ok("POST", "/event-types", json={"name": f"{name}.signal"})["name"]
     tenant.email, tenant.password = f"member@{name}.example", f"Pw-{name}-Sup3rSecret!"
     joined = tenant.inbound({"email": tenant.email, "user_pass": tenant.password})
     assert joined.status_code == 200, joined.text
@@ -155,3 +160,26 @@ def make_tenant(stack: LocalStackHandle, name: str, *, wait: float = 10.0) -> Te
             return tenant
         time.sleep(0.05)
     raise AssertionError(f"no delivery for {name}'s webhook within {wait} s")
+
+
+def new_community(
+    stack: LocalStackHandle, name: str, site_url: str = "https://forum.example.com"
+) -> tuple[str, str]:
+    """A bare community made with the operator key: (community id, its admin key)."""
+    answer = requests.post(
+        stack.url("/v1/communities"),
+        headers=stack.operator_headers(),
+        json={"name": name, "site_url": site_url},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"], answer.json()["api_key"]["key"]
+
+
+def call(
+    stack: LocalStackHandle, method: str, path: str, key: str, **kwargs: Any
+) -> requests.Response:
+    """One API call with `key` as the Bearer key."""
+    return requests.request(
+        method, stack.url(path), headers=stack.headers(key), timeout=30, **kwargs
+    )

@@ -88,9 +88,8 @@ def test_webhook_crud(community: dict[str, Any], lambda_context: Any) -> None:
         lambda_context,
     )
     assert status == 200
-    assert fetched["secret"] != created["secret"] and fetched["secret"].endswith(
-        created["secret"][-4:]
-    )
+    assert fetched["secret"] == "whsec_********"  # the kind of secret, nothing of its value
+    assert fetched["headers"] == {"X-Api-Key": "********"}
 
     status, patched = call_api(
         request("api-update-webhook.json", path=path, authorizer=_as(community)), lambda_context
@@ -198,6 +197,9 @@ def test_pagination(community: dict[str, Any], lambda_context: Any) -> None:
         ({"headers": {"X-Evil": "a\r\nInjected: 1"}}, "invalid_param", "headers"),
         ({"headers": {"Bad Name": "x"}}, "invalid_param", "headers"),
         ({"secret": "short"}, "invalid_param", "secret"),
+        ({"secret": "whsec_AA=="}, "invalid_param", "secret"),  # a 1-byte key
+        ({"secret": "whsec_" + "A" * 30}, "invalid_param", "secret"),  # 22 bytes of key
+        ({"secret": "fifteen-chars-x"}, "invalid_param", "secret"),
         ({"colour": "blue"}, "invalid_param", "colour"),
     ],
 )
@@ -355,6 +357,14 @@ def test_event_type_catalog(community: dict[str, Any], lambda_context: Any) -> N
     assert all(t["group"] and t["description"] for t in body["data"])
 
 
+def test_one_event_type_from_its_sample(community: dict[str, Any], lambda_context: Any) -> None:
+    status, body = call_api(
+        request("api-get-event-type.json", authorizer=_as(community)), lambda_context
+    )
+    assert status == 200, body
+    assert body["name"] == "post.created"
+
+
 def test_patch_community(community: dict[str, Any], lambda_context: Any) -> None:
     path = f"/v1/communities/{community['id']}"
     status, body = call_api(
@@ -406,3 +416,15 @@ def test_a_body_that_is_not_an_object_is_refused(
     )
     status, body = call_api(event, lambda_context)
     assert status == 400 and body["data"]["field"] == "body", body
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["whsec_" + "A" * 32, "sixteen-chars-ok", "whsec_" + "QUFB" * 8 + "=="],
+)
+def test_secrets_with_enough_key_are_accepted(
+    community: dict[str, Any], lambda_context: Any, secret: str
+) -> None:
+    status, created = _create_webhook(community, lambda_context, secret=secret)
+    assert status == 201, created
+    assert created["secret"] == secret

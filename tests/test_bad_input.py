@@ -17,6 +17,7 @@ import requests
 
 from hookline import wiring
 from hookline.config import Settings
+from hookline.domain.repositories import WebhookRepository
 from hookline.local.lambdas import LambdaContext, load_handler
 from tests.apigw import api_event
 from tests.incoming_helpers import World, aws_services, inbound_event, multipart
@@ -105,6 +106,29 @@ def _nested(depth: int) -> dict[str, Any]:
     for _ in range(depth - 1):
         value = {"a": value}
     return value
+
+
+def nested_multipart(depth: int) -> tuple[bytes, str]:
+    """A form whose one part is multipart/mixed, nested ``depth`` levels deep (1,100 fit 64 KB)."""
+    body = b'--0\r\nContent-Disposition: form-data; name="email"\r\n\r\na@b.example\r\n--0--\r\n'
+    for level in range(1, depth + 1):
+        head = f"--{level}\r\nContent-Type:multipart/mixed;boundary={level - 1}\r\n\r\n"
+        body = head.encode() + body  # unclosed, as a parser tolerates
+    return body, f"multipart/form-data; boundary={depth}"
+
+
+def many_nested_fields(count: int) -> tuple[bytes, str]:
+    """One top-level part holding ``count`` fields in a nested multipart/mixed."""
+    inner = b"".join(
+        f'--in\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nv\r\n'.encode()
+        for i in range(count)
+    )
+    body = (
+        b'--out\r\nContent-Disposition: form-data; name="email"\r\n\r\na@b.example\r\n'
+        b"--out\r\nContent-Type: multipart/mixed; boundary=in\r\n\r\n" + inner + b"--in--\r\n"
+        b"--out--\r\n"
+    )
+    return body, "multipart/form-data; boundary=out"
 
 
 def _inbound(token: str, body: bytes, content_type: str | None = "application/json") -> Any:
@@ -234,6 +258,22 @@ class TestThroughTheHandlers:
         status, body = _inbound(token, b"[" * 30_000 + b"]" * 30_000)
         assert status == 400 and body["success"] is False
 
+    @pytest.mark.parametrize(
+        "shape", [nested_multipart(1100), nested_multipart(1), many_nested_fields(150)]
+    )
+    def test_nested_multipart_gets_400(self, world: World, shape: tuple[bytes, str]) -> None:
+        hook, token = world.incoming()
+        body, content_type = shape
+        assert len(body) < 64 * KB
+        status, answer = _inbound(token, body, content_type)
+        assert status == 400, answer
+        assert answer == {
+            "success": False,
+            "message": "Nested multipart parts are not supported; send flat form fields.",
+        }
+        assert world.directory().find_by_email("a@b.example") is None
+        assert world.logs(hook.id)[0].reason == "invalid_body"
+
     # -- values storage cannot hold ----------------------------------------------------------------
 
     @pytest.mark.parametrize("raw", UNSTORABLE)
@@ -355,6 +395,19 @@ class TestThroughTheHandlers:
             {"webhook-signature": "v1,forged"},
             {"X-Hookline-Signature": "sha256=forged"},
             {"x-hookline-event": "member.banned"},
+            {"X-Hookline-Attempt": "1"},  # every X-Hookline-* name is Hookline's
+            {"X-Hookline-Anything": "x"},
+            {"Upgrade": "websocket"},
+            {"TE": "trailers"},
+            {"Keep-Alive": "timeout=5"},
+            {"Trailer": "X-Checksum"},
+            {"Expect": "100-continue"},
+            {"Content-Encoding": "gzip"},
+            {"Proxy-Authorization": "Basic eDp5"},
+            {"Connection": "close"},
+            {"X-Evil": "next line\x85"},
+            {"X-Evil": "nbsp\u00a0"},
+            {"X-Evil": "caf\u00e9"},
             {"X-Evil": 123},
             {"X-Evil": None},
             {"X-Evil": ["a", "b"]},
@@ -383,12 +436,44 @@ class TestThroughTheHandlers:
             )
             assert_clear_4xx(answer, 400, field="headers")
         status, current = api(world, "GET", f"/webhooks/{created['id']}")
-        assert status == 200 and current["headers"] == {"X-A": "1"}
+        assert status == 200 and current["headers"] == {"X-A": "********"}
+        stored = WebhookRepository(world.services.tables.webhooks).get(
+            world.community.id, created["id"]
+        )
+        assert stored.headers == {"X-A": "1"}
 
-    def test_legitimate_header_values_are_kept(self, world: World) -> None:
-        headers = {"X-Api-Key": "k-123", "X-Note": "caf\u00e9\tok", "Authorization": "Bearer abc"}
+    def test_legitimate_header_values_are_kept_and_never_shown(self, world: World) -> None:
+        headers = {"X-Api-Key": "k-123", "X-Note": "cafe\tok", "Authorization": "Bearer abc"}
         status, created = api(world, "POST", "/webhooks", raw=json.dumps(_webhook(headers=headers)))
-        assert status == 201 and created["headers"] == headers
+        assert status == 201 and created["headers"] == dict.fromkeys(headers, "********")
+        stored = WebhookRepository(world.services.tables.webhooks).get(
+            world.community.id, created["id"]
+        )
+        assert stored.headers == headers
+
+    def test_a_read_back_mask_keeps_the_stored_value(self, world: World) -> None:
+        headers = {"X-Api-Key": "crm-key-123", "X-Old": "gone"}
+        status, created = api(world, "POST", "/webhooks", raw=json.dumps(_webhook(headers=headers)))
+        assert status == 201
+        status, fetched = api(world, "GET", f"/webhooks/{created['id']}")
+        sent_back = {"X-Api-Key": fetched["headers"]["X-Api-Key"], "X-New": "v"}
+        status, updated = api(
+            world,
+            "PUT",
+            f"/webhooks/{created['id']}",
+            raw=json.dumps({"headers": sent_back, "secret": fetched["secret"]}),
+        )
+        assert status == 200, updated
+        stored = WebhookRepository(world.services.tables.webhooks).get(
+            world.community.id, created["id"]
+        )
+        assert stored.headers == {"X-Api-Key": "crm-key-123", "X-New": "v"}
+        assert stored.secret == created["secret"]
+        # a mask for a header that has no stored value is refused
+        answer = api(
+            world, "POST", "/webhooks", raw=json.dumps(_webhook(headers={"X-B": "********"}))
+        )
+        assert_clear_4xx(answer, 400, field="headers")
 
     # -- query and path parameters -----------------------------------------------------------------
 
@@ -548,6 +633,19 @@ def test_http_wrong_content_type_gets_415(tenant: Tenant) -> None:
 def test_http_deep_nesting_gets_400(tenant: Tenant) -> None:
     response = _http(tenant, "/events", b"[" * 100_000 + b"]" * 100_000, "application/json")
     assert _assert_http_4xx(response, 400)["data"]["field"] == "body"
+
+
+def test_http_deeply_nested_multipart_gets_400(tenant: Tenant) -> None:
+    body, content_type = nested_multipart(1100)
+    response = requests.post(
+        tenant.stack.url(f"/v1/hooks/{tenant.token}"),
+        data=body,
+        headers={"Content-Type": content_type},
+        timeout=10,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["success"] is False
+    assert "Nested multipart" in response.json()["message"]
 
 
 def test_http_invalid_utf8_never_gets_a_5xx(tenant: Tenant) -> None:

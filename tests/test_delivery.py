@@ -25,7 +25,7 @@ from hookline.domain.delivery import (
     delivery_id_for,
     new_delivery,
 )
-from hookline.domain.models import Delivery, Event, Webhook
+from hookline.domain.models import Delivery, Event, PreviousSecret, Webhook
 from hookline.domain.payload import payload_of
 from hookline.domain.repositories import WebhookRepository
 from tests.delivery_helpers import (
@@ -168,6 +168,7 @@ def test_receiver_gets_signed_exact_bytes_and_our_headers(
         "response_body": '{"ok":true}',
         "error": None,
         "success": True,
+        "rate_limit_wait_ms": 0,
         "created_at": "",
     }
     item = memory_services.tables.deliveries.get(f"D#{delivery.id}", "META")
@@ -186,8 +187,7 @@ def test_rotation_window_signs_with_both_secrets(memory_services: wiring.Service
             memory_services,
             community.id,
             rx.url_for("/rotating"),
-            previous_secret=OLD_SECRET,
-            previous_secret_expires_at=future,
+            previous_secrets=[PreviousSecret(secret=OLD_SECRET, expires_at=future)],
         )
         _attempt(memory_services, webhook, make_event(community))
         [request] = rx.wait_for(1)
@@ -198,8 +198,9 @@ def test_rotation_window_signs_with_both_secrets(memory_services: wiring.Service
     standardwebhooks.Webhook(OLD_SECRET).verify(request.body, request.headers)
     with pytest.raises(WebhookVerificationError):
         standardwebhooks.Webhook("whsec_" + "A" * 43).verify(request.body, request.headers)
-    # The body signature uses the current secret only.
-    assert request.header("X-Hookline-Signature") == _body_signature(SECRET, request.body)
+    # The body scheme keeps the replaced secret and adds the new one as "Next".
+    assert request.header("X-Hookline-Signature") == _body_signature(OLD_SECRET, request.body)
+    assert request.header("X-Hookline-Signature-Next") == _body_signature(SECRET, request.body)
 
 
 def test_expired_previous_secret_no_longer_signs(memory_services: wiring.Services) -> None:
@@ -209,8 +210,7 @@ def test_expired_previous_secret_no_longer_signs(memory_services: wiring.Service
         memory_services,
         community.id,
         "https://example.com/h",
-        previous_secret=OLD_SECRET,
-        previous_secret_expires_at=past,
+        previous_secrets=[PreviousSecret(secret=OLD_SECRET, expires_at=past)],
     )
     body, headers = build_request(
         webhook, make_event(community), delivery_id="dlv_x", attempt=2, now=clock.now()
@@ -225,13 +225,13 @@ def test_expired_previous_secret_no_longer_signs(memory_services: wiring.Service
 def test_plain_text_secret_signs_both_schemes(memory_services: wiring.Services) -> None:
     community, _ = make_community(memory_services)
     webhook = make_webhook(
-        memory_services, community.id, "https://example.com/h", secret="my-plain-secret"
+        memory_services, community.id, "https://example.com/h", secret="my-plain-secret-0123"
     )
     body, headers = build_request(
         webhook, make_event(community), delivery_id="dlv_y", attempt=1, now=clock.now()
     )
-    assert headers["X-Hookline-Signature"] == _body_signature("my-plain-secret", body)
-    standardwebhooks.Webhook(b"my-plain-secret").verify(body, headers)
+    assert headers["X-Hookline-Signature"] == _body_signature("my-plain-secret-0123", body)
+    standardwebhooks.Webhook(b"my-plain-secret-0123").verify(body, headers)
 
 
 def test_webhook_without_secret_is_sent_unsigned(memory_services: wiring.Services) -> None:

@@ -212,6 +212,7 @@ def test_join_and_leave_are_idempotent(world: World) -> None:
         {
             "space.created": 1,
             "user.registered": 1,
+            "member.joined": 1,
             "space.member_joined": 1,
             "space.member_left": 1,
             "course.enrolled": 1,

@@ -15,11 +15,12 @@ import requests
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookline import wiring
-from hookline.domain import directory, incoming
+from hookline.domain import directory, incoming, incoming_signature
 from hookline.domain.directory_repository import DirectoryRepository
 from hookline.domain.incoming import IncomingRepository
 from hookline.domain.signing import body_signature
 from hookline.observability import logger
+from hookline.receiver import SignedMessage
 from tests.apigw import sample
 from tests.incoming_helpers import (
     SENDER,
@@ -86,6 +87,7 @@ def test_sample_multipart_event_creates_the_user(world: World, setup: dict[str, 
     assert repo.is_member("course", world.community.id, setup["course"].id, user.id)
     assert sorted(e["event"] for e in world.events()) == [
         "course.enrolled",
+        "member.joined",
         "space.created",
         "space.member_joined",
         "user.registered",
@@ -457,12 +459,14 @@ def test_ip_allowlist(world: World) -> None:
 SECRET = "whsec_" + base64.b64encode(b"incoming-signing-key-0123456789ab").decode()
 
 
-def _signed(body: bytes, *, secret: str = SECRET, at: datetime | None = None) -> dict[str, str]:
+def _signed(
+    body: bytes, *, secret: str = SECRET, at: datetime | None = None, msg_id: str = "msg_1"
+) -> dict[str, str]:
     """Standard Webhooks headers made by the public `standardwebhooks` library."""
     moment = at or datetime.now(UTC)
-    signature = StandardWebhook(secret).sign("msg_1", moment, body.decode())
+    signature = StandardWebhook(secret).sign(msg_id, moment, body.decode())
     return {
-        "webhook-id": "msg_1",
+        "webhook-id": msg_id,
         "webhook-timestamp": str(int(moment.timestamp())),
         "webhook-signature": signature,
     }
@@ -487,17 +491,104 @@ def test_required_signature(world: World) -> None:
     assert world.directory().find_by_email("evil@example.com") is None
 
 
-def test_required_signature_x_hookline_scheme_on_multipart(world: World) -> None:
-    _hook, token = world.incoming(signing_secret=SECRET)
+def test_the_body_only_scheme_is_refused_even_with_a_fresh_timestamp(world: World) -> None:
+    """X-Hookline-Signature covers the body only: a captured call with a new timestamp header
+    would pass forever, so incoming calls must use the Standard Webhooks headers."""
+    hook, token = world.incoming(signing_secret=SECRET)
     body, content_type = multipart({"email": EMAIL})
     headers = {
         "X-Hookline-Signature": body_signature(SECRET, body),
         "X-Hookline-Timestamp": str(int(time.time())),
     }
     status, answer = post(token, body, content_type, headers=headers)
+    assert status == 401, answer
+    assert "X-Hookline-Signature does not cover a timestamp" in answer["message"]
+    assert "webhook-signature" in answer["message"]
+    assert world.directory().find_by_email(EMAIL) is None
+    assert world.logs(hook.id)[0].reason == "bad_signature"
+
+
+def test_a_signed_multipart_call(world: World) -> None:
+    _hook, token = world.incoming(signing_secret=SECRET)
+    body, content_type = multipart({"email": EMAIL})
+    status, answer = post(token, body, content_type, headers=_signed(body, msg_id="msg_mp"))
     assert status == 200, answer
-    headers["X-Hookline-Signature"] = body_signature(SECRET, body + b"x")
-    assert post(token, body, content_type, headers=headers)[0] == 401
+
+
+def test_a_replayed_call_is_refused_within_the_window(world: World) -> None:
+    hook, token = world.incoming(signing_secret=SECRET)
+    body = json.dumps({"email": EMAIL}).encode()
+    captured = _signed(body, msg_id="msg_replayed")
+    assert post(token, body, "application/json", headers=captured)[0] == 200
+
+    status, answer = post(token, body, "application/json", headers=captured)
+    assert status == 409, answer
+    assert answer == {
+        "success": False,
+        "message": "This webhook-id was already received: a signed call is accepted once "
+        "(ids are remembered for 5 minutes).",
+    }
+    # re-signing the same id needs the secret, yet is a replay too
+    again = _signed(body, msg_id="msg_replayed", at=datetime.now(UTC) + timedelta(seconds=30))
+    assert post(token, body, "application/json", headers=again)[0] == 409
+    # a new id is a new call
+    assert post(token, body, "application/json", headers=_signed(body, msg_id="msg_new"))[0] == 200
+    assert [(e.status_code, e.reason) for e in world.logs(hook.id)] == [
+        (200, None),
+        (409, "replayed"),
+        (409, "replayed"),
+        (200, None),
+    ]
+
+
+def test_ids_are_remembered_per_incoming_webhook(world: World) -> None:
+    _first, first_token = world.incoming(signing_secret=SECRET)
+    _second, second_token = world.incoming(name="second", signing_secret=SECRET)
+    body = json.dumps({"email": EMAIL}).encode()
+    headers = _signed(body, msg_id="msg_shared")
+    assert post(first_token, body, "application/json", headers=headers)[0] == 200
+    assert post(second_token, body, "application/json", headers=headers)[0] == 200
+
+
+def test_an_overlong_webhook_id_is_refused(world: World) -> None:
+    _hook, token = world.incoming(signing_secret=SECRET)
+    body = json.dumps({"email": EMAIL}).encode()
+    status, answer = post(token, body, "application/json", headers=_signed(body, msg_id="m" * 300))
+    assert status == 401 and "webhook-id must be at most 256" in answer["message"]
+
+
+def test_the_replay_guard_forgets_an_id_after_its_window(memory_services: wiring.Services) -> None:
+    guard = incoming_signature.ReplayGuard(memory_services.tables.communities)
+    sent = SignedMessage("msg_1", 1_000_000)
+    assert guard.claim("in_1", sent, now=1_000_000) is True
+    assert guard.claim("in_1", sent, now=1_000_299) is False
+    # past the window the stored claim may linger (TTL deletes lazily); it no longer counts
+    assert guard.claim("in_1", SignedMessage("msg_1", 1_000_400), now=1_000_400) is True
+    assert guard.claim("in_1", SignedMessage("msg_1", 1_000_401), now=1_000_401) is False
+    guard.release("in_1", "msg_1")
+    assert guard.claim("in_1", SignedMessage("msg_1", 1_000_402), now=1_000_402) is True
+    stored = memory_services.tables.communities.get("INSEEN#in_1", "msg_1")
+    assert stored is not None and stored["expires_at"] == 1_000_702
+
+
+def test_a_call_that_fails_on_our_side_releases_its_id(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hook, token = world.incoming(signing_secret=SECRET)
+    body = json.dumps({"email": EMAIL}).encode()
+    headers = _signed(body, msg_id="msg_retry")
+    calls = {"n": 0}
+    real_act = incoming._act
+
+    def failing_once(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("storage outage")
+        return real_act(*args, **kwargs)
+
+    monkeypatch.setattr(incoming, "_act", failing_once)
+    assert post(token, body, "application/json", headers=headers)[0] == 500
+    assert post(token, body, "application/json", headers=headers)[0] == 200
 
 
 def test_generated_signing_secret(world: World) -> None:
@@ -624,6 +715,7 @@ def test_incoming_call_reaches_an_outbound_webhook(memory_services: wiring.Servi
         records = reader.read()
         assert sorted(r["dynamodb"]["NewImage"]["event"]["S"] for r in records) == [
             "course.enrolled",
+            "member.joined",
             "space.member_joined",
             "user.registered",
         ]
@@ -643,3 +735,20 @@ def test_incoming_call_reaches_an_outbound_webhook(memory_services: wiring.Servi
     joined = by_type["space.member_joined"]["data"]
     assert joined["space"] == {"id": space.id, "name": "Premium", "slug": "premium"}
     assert joined["user"]["id"] == answer["user_id"]
+
+
+@pytest.mark.parametrize("token", ["", "nope", "A" * 42, "A" * 44, "A" * 42 + "!", "A" * 300])
+def test_a_token_of_the_wrong_shape_is_refused_without_a_lookup(
+    world: World, monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    def no_lookup(*args: Any) -> None:
+        raise AssertionError("a malformed token was looked up")
+
+    monkeypatch.setattr(IncomingRepository, "by_token_hash", no_lookup)
+    ctx = incoming.InboundContext.from_services(world.services)
+    result = incoming.process(ctx, token, None, "203.0.113.9", b"email=a%40b.example", {})
+    assert (result.status, result.reason, result.body()) == (
+        404,
+        "unknown_token",
+        {"success": False, "message": "Not found."},
+    )

@@ -18,13 +18,17 @@ import requests
 
 from hookline.local import lambdas
 from hookline.local.apigw import match_route, policy_allows
-from hookline.local.blueprint import DEFAULT_ROUTES, Route, StreamSource, load_blueprint
+from hookline.local.blueprint import Route, StreamSource, load_blueprint
 from hookline.local.lambdas import FunctionError, Functions
 from hookline.local.poller import EventSourceMapping, pattern_matches
 from hookline.local.scheduler import LocalRetryScheduler
 from tests.localstack_fixtures import local_stack  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
+PROXY_ROUTES = (
+    Route("POST", "/v1/hooks/{token}", "inbound", authorized=False),
+    Route("ANY", "/v1/{proxy+}", "api", authorized=True),
+)
 EVENTS = REPO / "events"
 
 
@@ -34,15 +38,8 @@ def _json(response: requests.Response) -> Any:
 
 
 def _community(stack: Any) -> tuple[str, str]:
-    response = requests.post(
-        stack.url("/v1/communities"),
-        headers=stack.operator_headers(),
-        json={"name": "Local Test", "site_url": "https://community.example"},
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    return body["id"], body["api_key"]["key"]
+    community: tuple[str, str] = stack.community()
+    return community
 
 
 def _webhook(stack: Any, community_id: str, key: str, url: str) -> dict[str, Any]:
@@ -258,7 +255,8 @@ def test_api_gateway_event_matches_the_sample_events(local_stack):  # noqa: F811
     assert json.loads(event["body"]) == {"name": "Shape", "site_url": "https://shape.example"}
     context = event["requestContext"]
     assert context["stage"] == "dev"
-    assert context["path"] == "/dev/v1/communities"
+    # The path as requested (as through a custom domain): URLs built from it work as printed.
+    assert context["path"] == "/v1/communities"
     assert context["resourcePath"] == "/v1/communities"
     assert context["httpMethod"] == "POST"
     assert context["accountId"] == "123456789012"
@@ -299,7 +297,11 @@ def test_published_event_reaches_the_inspector_signed_within_a_second(local_stac
     assert received
     assert json.loads(newest["body"])["id"] == published["id"]
     assert newest["signature"]["verified"] is True
-    assert newest["signature"]["scheme"] == "standard-webhooks"
+    # Both schemes are checked, each on its own.
+    assert newest["signature"]["schemes"] == {
+        "standard-webhooks": {"verified": True, "reason": None},
+        "x-hookline-signature": {"verified": True, "reason": None},
+    }
 
     def attempts() -> list[Any]:
         return [a for a in local_stack.attempts if a.webhook_id == webhook["id"] and a.success]
@@ -338,7 +340,7 @@ def test_failing_target_is_retried_on_the_scaled_schedule(local_stack):  # noqa:
 
 
 def test_cli_stops_cleanly_on_sigint(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HOOKLINE_"))}
     process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
         [sys.executable, "-m", "hookline.cli", "local", "--port", "0", "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
@@ -350,19 +352,32 @@ def test_cli_stops_cleanly_on_sigint(tmp_path: Path):
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 60
-    base_url = ""
+    base_url = operator_key = ""
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
             break
         lines.append(line)
-        if line.strip().startswith("API:"):
-            base_url = line.split()[-1].removesuffix("/v1")
+        if line.strip().startswith("export HL="):
+            exported = dict(part.split("=", 1) for part in line.split()[1:])
+            base_url, operator_key = exported["HL"], exported["OP"]
         if line.startswith("Deliveries"):
             break
     assert base_url, "".join(lines)
-    assert any("Operator key:" in line for line in lines)
-    assert any("curl -s -X POST" in line for line in lines)
+    assert any(f"Operator key:  {operator_key}" in line for line in lines)
+    assert any(f"State:         {tmp_path}" in line for line in lines)
+    # The banner's block works as pasted: $HL has no /v1, the curl adds it.
+    created = requests.post(
+        f"{base_url}/v1/communities",
+        headers={"Authorization": f"Bearer {operator_key}"},
+        json={"name": "Banner", "site_url": "https://banner.example"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    assert any(
+        'curl -s -X POST $HL/v1/communities -H "Authorization: Bearer $OP"' in line
+        for line in lines
+    )
     assert requests.get(f"{base_url}/_inspect", timeout=5).status_code == 200
 
     process.send_signal(signal.SIGINT)
@@ -393,7 +408,7 @@ def test_routes_pick_the_most_specific_resource():
     assert match_route(routes, "POST", "/v1/hooks/tok/extra") is None
     assert match_route(routes, "GET", "/v1/hooks/tok") is None
     # Without a template the stack falls back to one greedy API route.
-    route, params = match_route(DEFAULT_ROUTES, "GET", "/v1/x/y") or (None, None)
+    route, params = match_route(PROXY_ROUTES, "GET", "/v1/x/y") or (None, None)
     assert route is not None and params == {"proxy": "x/y"}
 
 

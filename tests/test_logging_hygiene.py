@@ -329,6 +329,27 @@ def run_scenario(services: wiring.Services, scenario: Scenario) -> None:
     event = inbound_event(signed_token, payload.encode(), "application/json", headers=headers)
     assert _invoke("inbound", event, scenario)["statusCode"] == 401
 
+    # A portal session: its link carries a token that must reach no log line.
+    status, opened = _api(
+        scenario,
+        api_event(
+            "api-create-webhook",
+            community_id=community_id,
+            key_id=admin["id"],
+            path=f"/v1/communities/{community_id}/portal-sessions",
+            body={"expires_in": 600},
+        ),
+    )
+    assert status == 201, opened
+    portal_token = opened["url"].split("token=", 1)[1]
+    scenario.keep("portal token", portal_token)
+    assert _authorize(scenario, f"Bearer {portal_token}")
+    as_portal = api_event("api-list-webhooks", community_id=community_id, key_id=opened["id"])
+    as_portal["requestContext"]["authorizer"]["role"] = "portal"
+    as_portal["headers"]["Authorization"] = f"Bearer {portal_token}"
+    assert _api(scenario, as_portal)[0] == 200
+    assert not _authorize(scenario, "Bearer hlp_" + secrets.token_urlsafe(32))
+
     # Revocation: the authorizer and the API refuse the key at once.
     status, revoked = _api(
         scenario,

@@ -20,7 +20,11 @@ NOW = 1_800_000_000
 
 def _signed(secret: str, previous: str | None = None, ts: int = NOW) -> dict[str, str]:
     return sign_headers(
-        secret=secret, previous_secret=previous, message_id="msg_9", timestamp=ts, body=BODY
+        secret=secret,
+        previous_secrets=[previous] if previous else [],
+        message_id="msg_9",
+        timestamp=ts,
+        body=BODY,
     )
 
 

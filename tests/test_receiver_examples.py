@@ -20,7 +20,7 @@ import pytest
 
 from hookline import clock, ids
 from hookline.domain.delivery import build_request
-from hookline.domain.models import Event, Webhook
+from hookline.domain.models import Event, PreviousSecret, Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = shutil.which("node")
@@ -57,8 +57,11 @@ def _delivery(
     if previous:
         webhook = webhook.model_copy(
             update={
-                "previous_secret": previous,
-                "previous_secret_expires_at": clock.iso(clock.now().replace(year=2099)),
+                "previous_secrets": [
+                    PreviousSecret(
+                        secret=previous, expires_at=clock.iso(clock.now().replace(year=2099))
+                    )
+                ],
             }
         )
     event = Event(

@@ -13,7 +13,7 @@ import standardwebhooks
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from hookline import clock, wiring
-from hookline.domain import retry, signing, webhooks
+from hookline.domain import retry, rotation, signing, webhooks
 from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import new_delivery
 from hookline.domain.dispatch import dispatch_events
@@ -376,7 +376,7 @@ def test_a_rotated_secret_signs_the_later_attempts(world: World, lambda_context:
         old_secret = webhook.secret or ""
         delivery, outcome = world.first_attempt(webhook)
         retry.start_retries(world.ctx, delivery, webhook, outcome)
-        rotated = webhooks.rotate_secret(world.ctx.webhooks, world.community.id, webhook.id)
+        rotated, _ = rotation.rotate_secret(world.ctx.webhooks, world.community.id, webhook.id)
         new_secret = rotated.secret or ""
         assert new_secret != old_secret
 
@@ -389,7 +389,10 @@ def test_a_rotated_secret_signs_the_later_attempts(world: World, lambda_context:
         verify(new_secret, first)  # attempt 1 predates the rotation
     verify(new_secret, second)
     verify(old_secret, second)  # the previous secret still signs during the overlap
-    assert second.header("X-Hookline-Signature") == signing.body_signature(new_secret, second.body)
+    assert second.header("X-Hookline-Signature") == signing.body_signature(old_secret, second.body)
+    assert second.header("X-Hookline-Signature-Next") == signing.body_signature(
+        new_secret, second.body
+    )
 
 
 def test_a_410_on_a_retry_fails_and_disables_at_once(world: World, lambda_context: Any) -> None:

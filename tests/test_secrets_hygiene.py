@@ -39,6 +39,8 @@ NEVER_SHOWN = frozenset(
         "second password",
         "refused call's password",
         "patched webhook secret",
+        "custom header value",
+        "patched custom header value",
     }
 )
 
@@ -74,7 +76,9 @@ def scenario(local_stack: LocalStackHandle) -> tuple[Tenant, dict[str, str]]:  #
     }
 
     # A webhook whose secret the user chooses, given in the URL as peers allow (?sk=).
+    # Its custom header carries a third-party API key: write-only, never shown.
     chosen = "whsec_" + "c2VjcmV0LWNob3Nlbi1ieS10aGUtdXNlci0xMjM0NTY="
+    header_value = "crm-api-key-7f3a9c1e5b"
     failing = acme.ok(
         "POST",
         "/webhooks",
@@ -82,9 +86,11 @@ def scenario(local_stack: LocalStackHandle) -> tuple[Tenant, dict[str, str]]:  #
             "url": local_stack.inspector_url("hygiene-failing") + f"?status=500&sk={chosen}",
             "events": ["post.*"],
             "retry_count": 2,
+            "headers": {"X-Crm-Key": header_value},
         },
     )
     secrets["chosen webhook secret"] = chosen
+    secrets["custom header value"] = header_value
 
     # Deliver, fail and retry to the end; read the logs and deliveries.
     acme.ok("POST", "/events", json={"event": "post.created", "data": {"title": "hello"}})
@@ -106,6 +112,9 @@ def scenario(local_stack: LocalStackHandle) -> tuple[Tenant, dict[str, str]]:  #
     patched = "whsec_" + "cGF0Y2hlZC1zZWNyZXQtc2V0LWJ5LXRoZS11c2VyLTk4NzY="
     acme.ok("PATCH", f"/webhooks/{failing['id']}", json={"secret": patched})
     secrets["patched webhook secret"] = patched
+    patched_header = "crm-api-key-second-0b4d"
+    acme.ok("PATCH", f"/webhooks/{failing['id']}", json={"headers": {"X-Crm-Key": patched_header}})
+    secrets["patched custom header value"] = patched_header
 
     # Incoming webhooks: a required signature, a password, a rotated URL.
     signed = acme.ok(
@@ -196,6 +205,13 @@ def test_secrets_are_shown_masked_afterwards(scenario: tuple[Tenant, dict[str, s
     )
     shown = {w["id"]: w["secret"] for w in listed["data"]}
     assert shown[tenant.webhook_id] == mask_secret(secrets["rotated webhook secret"])
+    # The mask says which kind of secret it is and nothing of its value: no suffix.
+    assert set(shown.values()) == {"whsec_********"}
+    assert {h for w in listed["data"] for h in w["headers"].values()} == {"********"}
+    incoming = json.loads(
+        [t for m, p, _, t in tenant.seen if m == "GET" and p.endswith("/incoming-webhooks")][-1]
+    )
+    assert {h["signing_secret"] for h in incoming["data"]} <= {None, "whsec_********"}
     keys = json.loads(
         [t for m, p, _, t in tenant.seen if m == "GET" and p.endswith("/api-keys")][-1]
     )

@@ -21,7 +21,7 @@ BODY = '{"event":"post.created","data":{"title":"Grüße","n":1}}'.encode()
 def _headers(secret: str | None, previous: str | None = None, body: bytes = BODY) -> dict[str, str]:
     return sign_headers(
         secret=secret,
-        previous_secret=previous,
+        previous_secrets=[previous] if previous is not None else [],
         message_id="msg_0001",
         timestamp=int(time.time()),
         body=body,
@@ -66,8 +66,30 @@ def test_rotation_signs_with_both_secrets() -> None:
         svix.webhooks.Webhook(secret).verify(BODY, headers)
     with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
         standardwebhooks.Webhook(new_webhook_secret()).verify(BODY, headers)
-    # The body signature uses the current secret only.
-    assert headers["X-Hookline-Signature"] == body_signature(new, BODY)
+    # The body scheme: one header per secret, the replaced one first, the new one "Next".
+    assert headers["X-Hookline-Signature"] == body_signature(old, BODY)
+    assert headers["X-Hookline-Signature-Next"] == body_signature(new, BODY)
+
+
+def test_every_secret_in_overlap_signs_a_v1_entry() -> None:
+    oldest, middle, new = (new_webhook_secret() for _ in range(3))
+    headers = sign_headers(
+        secret=new,
+        previous_secrets=[oldest, middle],
+        message_id="msg_0002",
+        timestamp=int(time.time()),
+        body=BODY,
+    )
+    assert len(headers["webhook-signature"].split(" ")) == 3
+    for secret in (oldest, middle, new):
+        standardwebhooks.Webhook(secret).verify(BODY, headers)
+        svix.webhooks.Webhook(secret).verify(BODY, headers)
+    assert headers["X-Hookline-Signature"] == body_signature(oldest, BODY)
+    assert headers["X-Hookline-Signature-Next"] == body_signature(new, BODY)
+
+
+def test_no_next_header_outside_an_overlap() -> None:
+    assert "X-Hookline-Signature-Next" not in _headers(new_webhook_secret())
 
 
 def test_same_previous_secret_is_not_repeated() -> None:

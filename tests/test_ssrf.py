@@ -68,6 +68,11 @@ FORBIDDEN_LITERALS = [
     "[64:ff9b::a9fe:a9fe]",
     "[2002:a9fe:a9fe::1]",
     "[::127.0.0.1]",
+    # IPv4-translated (RFC 2765)
+    "[::ffff:0:127.0.0.1]",
+    "[::ffff:0:7f00:1]",
+    "[::ffff:0:a9fe:a9fe]",
+    "[::ffff:0:10.0.0.1]",
     # decimal, octal and hex spellings, whole or per part
     "2130706433",
     "2852039166",
@@ -116,6 +121,8 @@ RESOLVED_PRIVATE = [
     "::ffff:127.0.0.1",
     "::ffff:169.254.169.254",
     "64:ff9b::a00:1",
+    "::ffff:0:127.0.0.1",
+    "::ffff:0:a9fe:a9fe",
 ]
 
 

@@ -208,6 +208,8 @@ def test_parse_host_ip_reads_what_resolvers_read(text: str, expected: str | None
         ("240.0.0.1", "reserved address"),
         ("::ffff:127.0.0.1", "IPv4-mapped loopback address"),
         ("::ffff:169.254.169.254", "IPv4-mapped link-local address"),
+        ("::ffff:0:127.0.0.1", "IPv4-translated loopback address"),
+        ("::ffff:0:10.0.0.1", "IPv4-translated private address"),
         ("64:ff9b::10.0.0.1", "NAT64 private address"),
         ("2002:0a00:0001::1", "6to4 private address"),
         ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"),

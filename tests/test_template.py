@@ -326,6 +326,7 @@ def test_api_routes_and_authorization(template: dict[str, Any]) -> None:
     assert routes[("ANY", "/v1/communities")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/communities/{proxy+}")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/event-types")] == ("ApiFunction", "default")
+    assert routes[("ANY", "/v1/event-types/{proxy+}")] == ("ApiFunction", "default")
     assert routes[("POST", "/v1/hooks/{token}")] == ("InboundFunction", "NONE")
     api = template["Resources"]["HooklineApi"]["Properties"]
     assert api["Auth"]["DefaultAuthorizer"] == "HooklineAuthorizer"

@@ -48,10 +48,17 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/communities/<community_id>/incoming-webhooks/<incoming_id>"): {
         "name": "Intruders"
     },
+    ("POST", "/v1/communities/<community_id>/portal-sessions"): {"expires_in": 60},
+    ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/filter-test"): {
+        "payload": {"event": "post.created", "data": {}}
+    },
+    ("POST", "/v1/communities/<community_id>/event-types"): {"name": "intruder.came"},
+    ("PATCH", "/v1/communities/<community_id>/event-types/<name>"): {"description": "Mine"},
 }
 #: Body routes whose body is optional.
 NO_BODY = {
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/rotate-secret"),
+    ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/rotate-secret/complete"),
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/test"),
     (
         "POST",
@@ -114,6 +121,7 @@ def _snapshot(tenant: Tenant) -> dict[str, Any]:
         "courses": [(c["id"], c["name"]) for c in tenant.ok("GET", "/courses")["data"]],
         "incoming": [(i["id"], i["name"]) for i in tenant.ok("GET", "/incoming-webhooks")["data"]],
         "members": sorted(m["id"] for m in tenant.ok("GET", "/members")["data"]),
+        "event_types": tenant.ok("GET", "/event-types")["data"],
         "attempts": len(tenant.ok("GET", f"/webhooks/{tenant.webhook_id}/logs")["data"]),
     }
 
@@ -163,7 +171,7 @@ def test_lists_never_include_another_communitys_items(tenants: tuple[Tenant, Ten
     lists = [
         (m, p)
         for m, p in community_routes()
-        if m == "GET" and not p.endswith(">") and not p.endswith("/logs")
+        if m == "GET" and not p.endswith(">") and not p.endswith(("/logs", "/current"))
     ]
     lists += [("GET", "/v1/communities/<community_id>/webhooks/<webhook_id>/logs")]
     lists += [("GET", "/v1/communities/<community_id>/incoming-webhooks/<incoming_id>/logs")]

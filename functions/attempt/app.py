@@ -15,7 +15,7 @@ from hookline.wiring import services
 class StepInput(BaseModel):
     """The Payload statemachine/retry.asl.json sends (see its Comment for the contract)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     action: Literal["attempt", "record_crash", "give_up"]
     delivery_id: str = Field(min_length=1)

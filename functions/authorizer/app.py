@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hookline.adapters.operator_key import operator_key
+from hookline.domain import portal
 from hookline.domain.communities import authenticate, key_from_authorization
 from hookline.domain.repositories import CommunityRepository
 from hookline.errors import Unauthorized
@@ -31,9 +32,16 @@ def lambda_handler(
         event.headers.get("Authorization") or event.headers.get("authorization")
     )
     try:
-        caller = authenticate(
-            CommunityRepository(config.tables.communities), presented, operator_key(config.settings)
-        )
+        if portal.is_portal_token(presented):
+            caller = portal.authenticate(
+                portal.PortalSessionRepository(config.tables.communities), presented
+            )
+        else:
+            caller = authenticate(
+                CommunityRepository(config.tables.communities),
+                presented,
+                operator_key(config.settings),
+            )
     except Unauthorized:
         logger.info("authorizer rejected a request", extra={"reason": "invalid_key"})
         raise Exception("Unauthorized") from None  # API Gateway's contract for a 401

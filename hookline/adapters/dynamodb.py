@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import boto3
@@ -23,11 +24,17 @@ INDEXES: dict[str, tuple[str, str]] = {"by_webhook": ("gsi1pk", "gsi1sk")}
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=64)
 
 
+_creating = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def resource() -> Any:
-    """The process's DynamoDB resource. The dispatcher's threads share it safely: they only call
-    Table actions, which go straight to the thread-safe client, never lazy-loaded attributes."""
-    return boto3.resource("dynamodb", config=_CONFIG)
+    """The process's DynamoDB resource, created on first use (creating the first client is the
+    dearest part of a cold start). The dispatcher's threads share it safely: they only call
+    Table actions, which go straight to the thread-safe client, never lazy-loaded attributes.
+    The lock keeps two threads from using boto3's default session at once."""
+    with _creating:
+        return boto3.resource("dynamodb", config=_CONFIG)
 
 
 def to_python(value: Any) -> Any:
@@ -71,7 +78,10 @@ def _is_condition_failure(exc: ClientError) -> bool:
 class DynamoTable:
     def __init__(self, name: str) -> None:
         self.name = name
-        self._table = resource().Table(name)
+
+    @cached_property
+    def _table(self) -> Any:
+        return resource().Table(self.name)
 
     def get(self, pk: str, sk: str) -> Item | None:
         response = self._table.get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=True)

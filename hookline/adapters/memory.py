@@ -1,4 +1,5 @@
-"""In-memory Table: the storage port without DynamoDB, for unit tests and engine benchmarks."""
+"""In-memory Table and rate limiter: the storage ports without DynamoDB, for unit tests and engine
+benchmarks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from hookline.adapters import cursor as cursors
 from hookline.errors import ConditionFailed
-from hookline.ports import Item, Page, Query
+from hookline.ports import Item, Page, Query, Slot
 
 
 def _matches(item: Item, expect: Mapping[str, Any]) -> bool:
@@ -141,3 +142,24 @@ class MemoryTables:
         default_factory=lambda: MemoryTable("deliveries", {"by_webhook": ("gsi1pk", "gsi1sk")})
     )
     directory: MemoryTable = field(default_factory=lambda: MemoryTable("directory"))
+
+
+class MemoryRateLimiter:
+    """The rate limiter port in one process, for in-memory tables (unit tests, benchmarks); the
+    same slots and holds as hookline.adapters.rate_limiter.DynamoRateLimiter."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, key: str, interval_ms: int, *, now_ms: int, horizon_ms: int) -> Slot:
+        with self._lock:
+            slot = max(self._next.get(key, now_ms), now_ms)
+            if slot > now_ms and slot >= now_ms + horizon_ms:
+                return Slot(slot, taken=False)
+            self._next[key] = slot + interval_ms
+            return Slot(slot)
+
+    def hold(self, key: str, until_ms: int) -> None:
+        with self._lock:
+            self._next[key] = max(self._next.get(key, until_ms), until_ms)

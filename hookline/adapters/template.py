@@ -1,9 +1,10 @@
 """Reads template.yaml: the tables, parameter defaults and the retry state machine definition.
 
-The local stack and the tests build their DynamoDB tables from here instead of restating keys,
-indexes and streams. The template uses CloudFormation tags (!Ref, !GetAtt, !Sub), so it is read
-with cfn-lint's loader, imported lazily: the Lambda layer never imports cfn-lint (and ships no
-template.yaml).
+The one reader of template.yaml: the local stack and the tests build their DynamoDB tables, the
+local API and the functions' environment from here instead of restating them. The template uses
+CloudFormation's short-form tags (!Ref, !GetAtt, !Sub), read as their long forms ({"Ref": ...},
+{"Fn::GetAtt": [...]}) by a PyYAML safe loader imported lazily. Development only: the Lambda
+layer does not ship this module (nor template.yaml).
 """
 
 from __future__ import annotations
@@ -61,12 +62,32 @@ def _path(path: Path | str | None) -> Path:
     return Path(path) if path is not None else TEMPLATE_PATH
 
 
+def _intrinsic(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
+    """A short-form tag (!Ref X, !GetAtt A.B, !Sub ..., !If [...]) as its long form."""
+    import yaml
+
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    return {name: value}
+
+
 @lru_cache(maxsize=8)
 def _load_cached(path: Path, mtime_ns: int) -> dict[str, Any]:
-    from cfnlint.decode import cfn_yaml  # lazy: cfn-lint is a local/dev dependency only
+    import yaml  # lazy: PyYAML is a local/dev dependency only
 
-    loaded = cfn_yaml.load(str(path))
-    # cfn-lint returns its own node types (dict_node, str_node); plain JSON values are simpler.
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", _intrinsic)
+    with path.open(encoding="utf-8") as handle:
+        loaded = yaml.load(handle, Loader=Loader)  # noqa: S506 (a SafeLoader subclass)
     result: dict[str, Any] = json.loads(json.dumps(loaded))
     return result
 
@@ -233,6 +254,53 @@ def parameter_default(name: str, path: Path | str | None = None) -> str:
     if isinstance(default, list):
         return ",".join(str(item) for item in default)
     return str(default)
+
+
+def resolve(node: Any, parameters: dict[str, Any], default: Any = None) -> Any:
+    """A static reading of one property: a Ref to a parameter gives its Default; any other
+    intrinsic (a resource Ref, Fn::...) gives `default`."""
+    if isinstance(node, dict) and set(node) == {"Ref"}:
+        param = parameters.get(node["Ref"]) or {}
+        return param.get("Default", default)
+    if isinstance(node, dict) and any(key.startswith("Fn::") for key in node):
+        return default
+    return default if node is None else node
+
+
+def function_environment(
+    logical_id: str | None = None, path: Path | str | None = None
+) -> dict[str, str]:
+    """The environment variables a function gets (the Globals', then its own), parameters at
+    their defaults; variables naming a resource (a table, the state machine) are left out, for
+    the caller to fill. Without `logical_id`: the Globals' alone."""
+    template = load_template(path)
+    parameters = template.get("Parameters") or {}
+    globals_env = (
+        ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    ).get("Variables") or {}
+    own: dict[str, Any] = {}
+    if logical_id is not None:
+        props = (template["Resources"][logical_id].get("Properties")) or {}
+        own = (props.get("Environment") or {}).get("Variables") or {}
+    env: dict[str, str] = {}
+    for name, node in {**globals_env, **own}.items():
+        value = resolve(node, parameters)
+        if isinstance(value, bool):
+            env[name] = str(value).lower()
+        elif isinstance(value, str | int | float):
+            env[name] = str(value)
+    return env
+
+
+def function_variable_names(logical_id: str, path: Path | str | None = None) -> list[str]:
+    """Every environment variable name a function is given, resource references included."""
+    template = load_template(path)
+    globals_env = (
+        ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    ).get("Variables") or {}
+    props = (template["Resources"][logical_id].get("Properties")) or {}
+    own = (props.get("Environment") or {}).get("Variables") or {}
+    return list({**globals_env, **own})
 
 
 def retry_state_machine_definition(

@@ -7,8 +7,19 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from hookline.api import portal_assets
 from hookline.api.resolver import MAX_BODY_BYTES, build_resolver
-from hookline.api.routes import communities, deliveries, directory, events, incoming, logs, webhooks
+from hookline.api.routes import (
+    communities,
+    deliveries,
+    directory,
+    event_types,
+    events,
+    incoming,
+    logs,
+    portal,
+    webhooks,
+)
 from hookline.errors import HooklineError, InvalidParam, PayloadTooLarge, UnsupportedMediaType
 
 app = build_resolver()
@@ -19,6 +30,8 @@ app.include_router(logs.router)
 app.include_router(deliveries.router)
 app.include_router(directory.router)
 app.include_router(incoming.router)
+app.include_router(portal.router)
+app.include_router(event_types.router)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -58,6 +71,8 @@ def _precheck(event: dict[str, Any]) -> None:
 
 
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if portal_assets.owns(str(event.get("path") or "")):
+        return portal_assets.serve(event)
     try:
         _precheck(event)
     except HooklineError as error:

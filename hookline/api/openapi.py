@@ -42,18 +42,25 @@ Validation failures answer 400 `invalid_param` naming the field in `data.field`.
 
 #: Route module -> (tag, description), in the order the tags are listed.
 TAGS: dict[str, tuple[str, str]] = {
-    "communities": ("Communities", "Communities, their API keys and the event-type catalog."),
+    "communities": ("Communities", "Communities and their API keys (scoped)."),
+    "event_types": (
+        "Event types",
+        "The built-in catalog with data schemas, and each community's custom event types.",
+    ),
     "webhooks": ("Webhooks", "Webhook subscriptions: where events go, signed."),
     "events": ("Events", "Publishing events; the events table's stream delivers them."),
     "logs": ("Delivery log", "Every attempt of a webhook's deliveries, and the test endpoint."),
     "deliveries": ("Deliveries", "Inspect, resend and recover deliveries."),
     "directory": ("Directory", "Members, spaces and courses of a community."),
     "incoming": ("Incoming webhooks", "Secret URLs that create members and manage memberships."),
+    "portal": ("Portal", "Links that open the browser portal (/portal/) for a community's admin."),
 }
 INBOUND_TAG = "Incoming webhooks"
 
 #: Operations that may answer 409, and when (route function name -> description).
 CONFLICTS: dict[str, str] = {
+    "create_event_type": "The community already has an event type of this name, or 100 of them.",
+    "rotate_secret": "The webhook changed meanwhile, or 10 secrets are already in overlap.",
     "resend_delivery": "A retry of this delivery is already scheduled, or the webhook is inactive.",
     "recover_deliveries": "The webhook is inactive.",
     "create_space": "The slug is already used by another space.",

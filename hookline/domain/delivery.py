@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 import hookline
 from hookline import clock, ids
 from hookline.config import Settings
-from hookline.domain import signing, webhooks
+from hookline.domain import pacing, rotation, signing, webhooks
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
 from hookline.domain.models import Attempt, Delivery, Event, Webhook
 from hookline.domain.payload import render_body
@@ -31,7 +31,7 @@ from hookline.domain.repositories import (
 )
 from hookline.errors import NotFound
 from hookline.observability import emit, logger
-from hookline.ports import DeliveryQueue, Mailer, RetryScheduler, Sender
+from hookline.ports import DeliveryQueue, Mailer, RateLimiter, RetryScheduler, Sender
 
 if TYPE_CHECKING:
     from hookline.wiring import Services
@@ -46,7 +46,7 @@ HEADER_ATTEMPT = "X-Hookline-Attempt"
 @dataclass(frozen=True)
 class DeliveryContext:
     """What delivering needs: repositories, the HTTP sender, the delivery queue, the retry
-    scheduler and settings."""
+    scheduler, the rate limiter and settings."""
 
     settings: Settings
     webhooks: WebhookRepository
@@ -57,6 +57,7 @@ class DeliveryContext:
     scheduler: RetryScheduler
     mailer: Mailer
     queue: DeliveryQueue
+    rate_limiter: RateLimiter
 
     @classmethod
     def from_services(cls, services: Services) -> DeliveryContext:
@@ -71,6 +72,7 @@ class DeliveryContext:
             scheduler=services.scheduler,
             mailer=services.mailer,
             queue=services.queue,
+            rate_limiter=services.rate_limiter,
         )
 
     @property
@@ -141,7 +143,7 @@ def build_request(
     headers.update(
         signing.sign_headers(
             secret=webhook.secret,
-            previous_secret=webhooks.active_previous_secret(webhook),
+            previous_secrets=rotation.previous_secrets(webhook),
             message_id=delivery_id,
             timestamp=timestamp,
             body=body,
@@ -149,14 +151,20 @@ def build_request(
     )
     taken = {name.lower() for name in headers} | webhooks.RESERVED_HEADERS
     for name, value in webhook.headers.items():
-        if name.lower() not in taken:
+        if name.lower() not in taken and not webhooks.is_reserved_header(name):
             headers[name] = value
             taken.add(name.lower())
     return body, headers
 
 
 def attempt_delivery(
-    ctx: DeliveryContext, delivery: Delivery, webhook: Webhook, event: Event, attempt: int
+    ctx: DeliveryContext,
+    delivery: Delivery,
+    webhook: Webhook,
+    event: Event,
+    attempt: int,
+    *,
+    paced: bool = True,
 ) -> tuple[Attempt, AttemptOutcome]:
     """Make attempt number ``attempt`` of ``delivery`` now and record it.
 
@@ -166,7 +174,7 @@ def attempt_delivery(
     decides the state), and sets the webhook's ``last_triggered_at`` or ``last_error``.
     Storage errors propagate.
     """
-    result = attempt_and_record(ctx, delivery, webhook, event, attempt)
+    result = attempt_and_record(ctx, delivery, webhook, event, attempt, paced=paced)
     return result.attempt, result.outcome
 
 
@@ -178,12 +186,25 @@ def attempt_and_record(
     attempt: int,
     *,
     stored: bool = True,
+    paced: bool = True,
+    wait_at_most: float | None = None,
 ) -> AttemptResult:
     """``attempt_delivery``, also returning the delivery as stored after the attempt.
 
     ``stored=False`` for a delivery not written yet: its first attempt then creates it, with the
     attempt inline, in one write.
+
+    A paced attempt first waits for the webhook's turn (its rate limit, or a Retry-After it was
+    given), and records that wait; a turn more than ``wait_at_most`` seconds off raises
+    pacing.NotYet before anything is sent or written. ``paced=False`` sends at once.
     """
+    waited_ms = (
+        pacing.wait_turn(
+            ctx.rate_limiter, webhook, stage=ctx.settings.stage, horizon_seconds=wait_at_most
+        )
+        if paced
+        else 0
+    )
     started = clock.now()
     try:
         body, headers = build_request(
@@ -207,6 +228,7 @@ def attempt_and_record(
         response_body=outcome.response_body[:RESPONSE_BODY_LIMIT],
         error=outcome.error,
         success=outcome.success,
+        rate_limit_wait_ms=waited_ms,
         created_at=clock.iso(started),
     )
     saved = _record(ctx, delivery, record, outcome, stored=stored, moment=started)
@@ -286,6 +308,9 @@ def _update_webhook(ctx: DeliveryContext, webhook: Webhook, outcome: AttemptOutc
             changes["permanent_failures"] = 0
     else:
         changes = {"last_error": outcome.error or "delivery failed"}
+        throttled_until = pacing.slow_down(ctx.rate_limiter, webhook, outcome)
+        if throttled_until is not None:
+            changes["throttled_until"] = throttled_until
     if not changes and not remove:
         return
     # A webhook deleted while the attempt was in flight: nothing to update, the record stays.
@@ -309,6 +334,7 @@ def _observe(
             "status_code": outcome.status_code,
             "response_time_ms": outcome.response_time_ms,
             "error": outcome.error,
+            "rate_limit_wait_ms": record.rate_limit_wait_ms,
             "url_host": url_host(webhook.url),
         },
     )

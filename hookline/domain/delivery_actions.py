@@ -85,7 +85,8 @@ def resend(
         raise Conflict("The delivery changed meanwhile; try again.", field="delivery_id") from exc
 
     attempt_no = delivery.attempts + 1
-    attempt, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no)
+    # A resend is asked for by a person through the API: it is sent at once.
+    attempt, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no, paced=False)
     if outcome.success:
         message = f"Delivered on attempt {attempt_no}."
     else:
@@ -192,7 +193,7 @@ def test_ping(ctx: DeliveryContext, community_id: str, webhook_id: str) -> dict[
         timestamp=clock.iso(now),
     )
     delivery = new_delivery(event, webhook, now=now)
-    result = attempt_and_record(ctx, delivery, webhook, event, 1, stored=False)
+    result = attempt_and_record(ctx, delivery, webhook, event, 1, stored=False, paced=False)
     outcome = result.outcome
     if not outcome.success:
         ctx.deliveries.update(

@@ -1,6 +1,6 @@
 """The community directory: users, spaces, courses, memberships, and the events they publish.
 
-Changes publish into the delivery pipeline: user.registered, space.member_joined,
+Changes publish into the delivery pipeline: user.registered, member.joined, space.member_joined,
 space.member_left, course.enrolled, course.unenrolled, and space.created/updated/deleted.
 Passwords are kept only as a salted scrypt hash; the plaintext is never stored or returned.
 """
@@ -314,7 +314,8 @@ class Directory:
         """The user with this (validated) email, created when missing: (user, created).
 
         A missing login is made from the email's local part (unique within the community), a
-        missing password is random. Publishes user.registered for a new user.
+        missing password is random. Publishes user.registered and member.joined for a new user
+        (the account, and its joining the community: the names peers and subscribers use).
         """
         existing = self.find_by_email(email)
         if existing is not None:
@@ -350,6 +351,7 @@ class Directory:
                 raise Conflict("The user is being changed by another request; try again.")
             return existing, False
         self._publish("user.registered", {"user": user_view(user)})
+        self._publish("member.joined", {"user": user_view(user)})
         return user, True
 
     def member_detail(self, user: User) -> dict[str, Any]:

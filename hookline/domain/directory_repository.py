@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hookline.domain.models import Record
+from hookline.domain.repositories import drop_partition
 from hookline.errors import ConditionFailed
 from hookline.ports import Item, Query, Table
 
@@ -204,6 +205,34 @@ class DirectoryRepository:
 
     def release_slug(self, kind: GroupKind, community_id: str, slug: str, group_id: str) -> None:
         self._release(community_id, KINDS[kind].slug_tag, slug, {"group_id": group_id})
+
+    # -- a whole community ----------------------------------------------------------------
+
+    def purge(self, community_id: str) -> int:
+        """Delete every directory item of a community (its deletion); the number deleted."""
+        base = _c(community_id)
+        partitions: list[str] = []
+        lookups: list[tuple[str, str]] = []
+        cursor: str | None = None
+        while True:
+            page = self.table.query(Query(base, limit=200, cursor=cursor))
+            for item in page.items:
+                sk = str(item["sk"])
+                if sk.startswith("U#"):
+                    partitions.append(f"{base}#{sk}")
+                    lookups.append(self._lookup_key(community_id, "EMAIL", item["email"]))
+                    lookups.append(self._lookup_key(community_id, "LOGIN", item["user_login"]))
+                for kind in KINDS.values():
+                    if sk.startswith(kind.prefix):
+                        partitions.append(f"{base}#{sk}")
+                        lookups.append(self._lookup_key(community_id, kind.slug_tag, item["slug"]))
+            cursor = page.cursor
+            if cursor is None:
+                break
+        deleted = sum(drop_partition(self.table, p) for p in partitions)
+        for pk, sk in lookups:
+            self.table.delete(pk, sk)
+        return deleted + len(lookups) + drop_partition(self.table, base)
 
     # -- memberships ----------------------------------------------------------------------
 

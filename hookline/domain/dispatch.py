@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hookline.domain import retry, subscriptions
+from hookline.domain import filters, retry, subscriptions
 from hookline.domain.delivery import (
     DeliveryContext,
     attempt_and_record,
@@ -101,7 +101,10 @@ def fan_out(ctx: DeliveryContext, events: Iterable[Event]) -> FanOut:
             result.failed_event_ids.update(e.id for e in community_events)
             continue
         for event in community_events:
-            result.orders.extend(DeliveryOrder(w.id, event) for w in index.matching(event.event))
+            matching = index.matching(event.event)
+            result.orders.extend(
+                DeliveryOrder(w.id, event) for w in matching if filters.accepts(w, event)
+            )
     return result
 
 

@@ -218,6 +218,9 @@ _TEMPLATES: dict[str, _Template] = {
         _first((f.data,), "webhook_id", "id"),
         "was disabled after repeated delivery failures",
     ),
+    "webhook.secret_rotated": lambda f: _join(
+        "The signing secret of webhook", _first((f.data,), "webhook_id", "id"), "was rotated"
+    ),
     "delivery.failed": lambda f: _join(
         "Delivery",
         _first((f.data,), "delivery_id", "id"),

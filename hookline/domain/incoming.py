@@ -15,11 +15,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email import policy
-from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl
@@ -27,7 +26,7 @@ from urllib.parse import parse_qsl
 from pydantic import Field
 
 from hookline import clock, ids, receiver
-from hookline.domain import webhooks
+from hookline.domain import incoming_signature, webhooks
 from hookline.domain.directory import (
     Directory,
     normalize_email,
@@ -63,7 +62,6 @@ MIN_MAX_BODY_BYTES = 1024
 MAX_GROUPS = 50
 MAX_IP_RANGES = 50
 MAX_FIELDS = 100
-SIGNATURE_TOLERANCE_SECONDS = 300
 NOT_FOUND_MESSAGE = "Not found."
 SUPPORTED_TYPES = "multipart/form-data, application/x-www-form-urlencoded or application/json"
 
@@ -75,6 +73,7 @@ REASONS = frozenset(
         "ip_not_allowed",
         "too_large",
         "bad_signature",
+        "replayed",
         "unsupported_media_type",
         "invalid_body",
         "missing_email",
@@ -307,6 +306,8 @@ def _normalise(
     set (it is then shown once). Referenced spaces and courses must exist."""
     out: dict[str, Any] = {}
     new_secret = False
+    if webhooks.is_masked_secret(fields.get("signing_secret")):
+        fields = {k: v for k, v in fields.items() if k != "signing_secret"}
     if fields.get("name") is not None:
         out["name"] = validate_group_name(fields["name"])
     for name, kind in _GROUP_FIELDS:
@@ -442,13 +443,43 @@ def log_view(entry: IncomingLog) -> dict[str, Any]:
 # -- request bodies ---------------------------------------------------------------------------
 
 
+_PART_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_MULTIPART_PART = re.compile(rb"(?im)^content-type:\s*multipart/")
+
+
+def _refuse_nested_parts(boundary: str, body: bytes) -> None:
+    """Refuse parts that are multipart themselves, and more parts than fields, before the email
+    parser recurses into them (deep nesting costs seconds of CPU, then a RecursionError)."""
+    chunks = body.split(b"--" + boundary.encode("latin-1", "replace"))[1:]
+    if len(chunks) > MAX_FIELDS + 1:  # the closing delimiter makes one more chunk
+        raise InvalidParam(f"Request body has more than {MAX_FIELDS} fields.", field="body")
+    for chunk in chunks:
+        part_head = _PART_HEAD_END.split(chunk, maxsplit=1)[0]
+        if _MULTIPART_PART.search(part_head):
+            raise InvalidParam(
+                "Nested multipart parts are not supported; send flat form fields.", field="body"
+            )
+
+
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
     if "\r" in content_type or "\n" in content_type:
         raise InvalidParam("Content-Type header is malformed.", field="Content-Type")
+    # Imported here: the email package's header machinery is a good share of a cold start, and
+    # only multipart bodies need it.
+    from email import policy
+    from email.parser import BytesParser
+
     head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not message.get_param("boundary"):
+    boundary = (
+        BytesParser(policy=policy.HTTP).parsebytes(head, headersonly=True).get_param("boundary")
+    )
+    if not boundary or not isinstance(boundary, str):
         raise InvalidParam("multipart/form-data needs a boundary parameter.", field="Content-Type")
+    _refuse_nested_parts(boundary, body)
+    try:
+        message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    except RecursionError as exc:  # a belt: nesting is refused above without parsing
+        raise InvalidParam("Nested multipart parts are not supported.", field="body") from exc
     if not message.is_multipart():
         if body.strip() in (b"", f"--{message.get_param('boundary')}--".encode()):
             return {}  # a form with no fields
@@ -752,14 +783,21 @@ def _record(
     IncomingRepository(ctx.tables.communities).add_log(entry, expires_at=expires_at)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    fields: InboundFields
+    signed: receiver.SignedMessage | None
+
+
 def _check(
     hook: IncomingWebhook,
     form: Mapping[str, Any] | None,
     source_ip: str,
     raw_body: bytes,
     headers: Mapping[str, str],
-) -> InboundResult | InboundFields:
-    """The protections and the body, in order; a rejection or the validated fields."""
+) -> InboundResult | _Checked:
+    """The protections and the body, in order; a rejection or the validated fields (with the
+    signed message, whose replay the caller still has to rule out)."""
     if hook.status != "active":
         return _rejected(404, "inactive", NOT_FOUND_MESSAGE)
     if hook.allowed_ips and not ip_allowed(source_ip, hook.allowed_ips):
@@ -768,15 +806,11 @@ def _check(
         return _rejected(
             413, "too_large", f"Request body is larger than {hook.max_body_bytes} bytes."
         )
+    signed = None
     if hook.signing_secret:
         try:
-            receiver.verify(
-                headers,
-                raw_body,
-                hook.signing_secret,
-                tolerance_seconds=SIGNATURE_TOLERANCE_SECONDS,
-            )
-        except receiver.VerificationError as exc:
+            signed = incoming_signature.verify_call(headers, raw_body, hook.signing_secret)
+        except incoming_signature.SignatureRefused as exc:
             return _rejected(401, "bad_signature", f"Signature verification failed: {exc.reason}.")
     try:
         parsed = (
@@ -787,7 +821,7 @@ def _check(
     except InvalidParam as exc:
         return _rejected(400, "invalid_body", exc.message)
     try:
-        return validate_fields(parsed)
+        return _Checked(validate_fields(parsed), signed)
     except InvalidParam as exc:
         return _rejected(400, _email_reason(exc), exc.message)
 
@@ -812,7 +846,7 @@ def process(
         return _rejected(
             413, "too_large", f"Request body is larger than {HARD_MAX_BODY_BYTES} bytes."
         )
-    if not token or len(token) > 256:
+    if not ids.is_token_shaped(token):  # refused without a read
         return _rejected(404, "unknown_token", NOT_FOUND_MESSAGE)
     hook = IncomingRepository(ctx.tables.communities).by_token_hash(ids.digest(token))
     if hook is None:
@@ -830,12 +864,20 @@ def _process_known(
     headers: Mapping[str, str],
 ) -> InboundResult:
     checked = _check(hook, form, source_ip, raw_body, headers)
+    replays = incoming_signature.ReplayGuard(ctx.tables.communities)
     if isinstance(checked, InboundResult):
         result = checked
+    elif checked.signed and not replays.claim(hook.id, checked.signed, now=clock.epoch_seconds()):
+        result = _rejected(
+            409,
+            "replayed",
+            "This webhook-id was already received: a signed call is accepted once "
+            f"(ids are remembered for {incoming_signature.TOLERANCE_SECONDS // 60} minutes).",
+        )
     else:
         try:
             community = CommunityRepository(ctx.tables.communities).get(hook.community_id)
-            result = _act(ctx, hook, community, checked)
+            result = _act(ctx, hook, community, checked.fields)
         except NotFound:
             result = _rejected(404, "unknown_token", NOT_FOUND_MESSAGE)
         except InvalidParam as exc:
@@ -843,6 +885,8 @@ def _process_known(
         except HooklineError as exc:
             result = _rejected(exc.status, "invalid_field", exc.message)
         except Exception:
+            if checked.signed:
+                replays.release(hook.id, checked.signed.message_id)
             failed = InboundResult(
                 status=500, message="Internal error.", outcome="error", reason="internal_error"
             )

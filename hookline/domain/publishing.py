@@ -6,7 +6,8 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from hookline import catalog, clock, ids
+from hookline import clock, ids
+from hookline.domain.event_types import CustomEventTypes, check_publishable
 from hookline.domain.models import Community, Event
 from hookline.domain.repositories import EventRepository
 from hookline.errors import InvalidParam
@@ -57,16 +58,15 @@ def publish(
     event_id: str | None = None,
     retention_days: int = 7,
     operational: bool = False,
+    custom_types: CustomEventTypes | None = None,
 ) -> tuple[Event, bool]:
     """Store an event for delivery and return (event, created).
 
     With a client-supplied id the call is idempotent: the same id again returns the stored event
-    and created=False, and nothing is delivered twice.
+    and created=False, and nothing is delivered twice. ``custom_types`` (the community's) lets a
+    registered custom type through, its ``data`` validated against the type's schema.
     """
-    if not catalog.is_known(event_type):
-        raise InvalidParam(
-            f"Unknown event type {event_type!r}. See GET /v1/event-types.", field="event"
-        )
+    check_publishable(event_type, data, custom_types)
     if not isinstance(data, dict):
         raise InvalidParam("data must be a JSON object.", field="data")
     if actor is not None and not isinstance(actor, dict):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hookline.domain.models import ApiKey, Attempt, Community, Delivery, Event, Webhook
-from hookline.errors import ConditionFailed, NotFound
+from hookline.errors import ConditionFailed, Conflict, NotFound
 from hookline.ports import Item, Page, Query, Table
 
 _KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")
@@ -20,6 +20,22 @@ def community_pk(community_id: str) -> str:
     return f"C#{community_id}"
 
 
+#: The partition listing every community (sk = community id, so newest last: ids are monotonic).
+COMMUNITY_INDEX = "COMMUNITIES"
+
+
+def drop_partition(table: Table, partition: str) -> int:
+    """Delete every item of one partition; the number deleted."""
+    deleted = 0
+    while True:
+        page = table.query(Query(partition, limit=200))
+        for item in page.items:
+            table.delete(item["pk"], item["sk"])
+            deleted += 1
+        if not page.items:
+            return deleted
+
+
 class CommunityRepository:
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -29,6 +45,25 @@ class CommunityRepository:
             {"pk": community_pk(community.id), "sk": "META", **community.model_dump()},
             if_absent=True,
         )
+        self.table.put(
+            {"pk": COMMUNITY_INDEX, "sk": community.id, "created_at": community.created_at}
+        )
+
+    def page(self, *, limit: int, cursor: str | None) -> tuple[list[Community], str | None]:
+        """Communities, newest first."""
+        result = self.table.query(
+            Query(COMMUNITY_INDEX, descending=True, limit=limit, cursor=cursor)
+        )
+        items = self.table.batch_get([(community_pk(i["sk"]), "META") for i in result.items])
+        by_id = {i["id"]: Community.model_validate(_record_fields(i)) for i in items}
+        found = [by_id[i["sk"]] for i in result.items if i["sk"] in by_id]
+        return found, result.cursor
+
+    def delete(self, community_id: str) -> None:
+        """The community item and its index entry (its other items go first: see
+        hookline.domain.community_removal)."""
+        self.table.delete(community_pk(community_id), "META")
+        self.table.delete(COMMUNITY_INDEX, community_id)
 
     def get(self, community_id: str) -> Community:
         item = self.table.get(community_pk(community_id), "META")
@@ -61,6 +96,19 @@ class CommunityRepository:
     def list_keys(self, community_id: str) -> list[ApiKey]:
         page = self.table.query(Query(community_pk(community_id), prefix="KEY#"))
         return [ApiKey.model_validate(_record_fields(i)) for i in page.items]
+
+    def touch_key(self, key: ApiKey, used_at: str) -> None:
+        """Record a use of ``key`` unless another request already changed last_used_at."""
+        expect = {"last_used_at": key.last_used_at} if key.last_used_at else None
+        try:
+            self.table.update(
+                community_pk(key.community_id),
+                f"KEY#{key.id}",
+                set={"last_used_at": used_at},
+                expect=expect,
+            )
+        except ConditionFailed:
+            return
 
     def revoke_key(self, key: ApiKey, revoked_at: str) -> ApiKey:
         self.table.delete(f"KEYHASH#{key.key_hash}", "KEY")
@@ -130,12 +178,22 @@ class WebhookRepository:
         *,
         remove: tuple[str, ...] = (),
         add: dict[str, int] | None = None,
+        expect: dict[str, Any] | None = None,
     ) -> Webhook:
+        """Apply ``changes``; with ``expect``, only if those fields still hold those values
+        (409 when another request changed them first)."""
         try:
             item = self.table.update(
-                community_pk(community_id), f"W#{webhook_id}", set=changes, remove=remove, add=add
+                community_pk(community_id),
+                f"W#{webhook_id}",
+                set=changes,
+                remove=remove,
+                add=add,
+                expect=expect,
             )
         except ConditionFailed as exc:
+            if expect and self.find(community_id, webhook_id) is not None:
+                raise Conflict("The webhook changed meanwhile; try again.") from exc
             raise NotFound("Webhook not found.") from exc
         if SUBSCRIPTION_FIELDS & {*changes, *remove}:
             self._subscriptions_changed(community_id)
@@ -183,6 +241,7 @@ _INLINE_ATTEMPT = (
     "response_body",
     "error",
     "success",
+    "rate_limit_wait_ms",
     "created_at",
 )
 

@@ -437,7 +437,7 @@ def _count_permanent_failure(ctx: DeliveryContext, delivery: Delivery, *, gone: 
             ctx,
             webhook,
             f"Disabled automatically: every delivery failed for good for more than "
-            f"{settings.auto_disable_after_hours} hours ({webhook.permanent_failures} "
+            f"{settings.auto_disable_after_hours:g} hours ({webhook.permanent_failures} "
             "failed deliveries).",
         )
 

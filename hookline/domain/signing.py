@@ -5,9 +5,11 @@ Two schemes travel on each signed delivery:
 * Standard Webhooks: ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``, the
   latter a space-separated list of ``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``.
   A ``whsec_`` secret is keyed by the base64 it carries; any other secret by its UTF-8 bytes.
-  While a secret is being rotated, the previous secret signs a second ``v1,`` entry.
+  While secrets are being rotated, every secret still in its overlap signs one more ``v1,`` entry.
 * ``X-Hookline-Signature: sha256=<hex HMAC-SHA256 of the raw body>``, keyed by the secret
-  string exactly as the user sees it (the convention of the peer PHP/Node snippets).
+  string exactly as the user sees it (the convention of the peer PHP/Node snippets). One header
+  holds one value, so during an overlap it stays on the oldest secret still promised (receivers
+  that were never changed keep working) and ``X-Hookline-Signature-Next`` carries the new one.
 
 An unset or empty secret means an unsigned delivery: we never sign with an empty key.
 """
@@ -18,6 +20,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"
 
@@ -25,6 +28,7 @@ HEADER_ID = "webhook-id"
 HEADER_TIMESTAMP = "webhook-timestamp"
 HEADER_SIGNATURE = "webhook-signature"
 HEADER_BODY_SIGNATURE = "X-Hookline-Signature"
+HEADER_BODY_SIGNATURE_NEXT = "X-Hookline-Signature-Next"
 
 SIGNATURE_VERSION = "v1"
 BODY_SIGNATURE_PREFIX = "sha256="
@@ -76,24 +80,29 @@ def body_signature(secret: str, body: bytes) -> str:
 def sign_headers(
     *,
     secret: str | None,
-    previous_secret: str | None,
+    previous_secrets: Sequence[str] = (),
     message_id: str,
     timestamp: int,
     body: bytes,
 ) -> dict[str, str]:
     """The signature headers of one delivery; ``{}`` when the webhook has no secret.
 
-    ``previous_secret`` (set during a rotation) adds a second ``v1,`` entry so receivers still
-    holding the old secret keep verifying. ``X-Hookline-Signature`` uses the current secret only.
+    ``previous_secrets`` (oldest first) are the secrets still in a rotation's overlap: each adds
+    a ``v1,`` entry, the oldest signs ``X-Hookline-Signature`` and the current secret moves to
+    ``X-Hookline-Signature-Next``. Without them ``X-Hookline-Signature`` uses the current secret.
     """
     if not secret:
         return {}
-    entries = [standard_signature(secret, message_id, timestamp, body)]
-    if previous_secret and previous_secret != secret:
-        entries.append(standard_signature(previous_secret, message_id, timestamp, body))
-    return {
+    previous = [p for p in dict.fromkeys(previous_secrets) if p and p != secret]
+    entries = [standard_signature(s, message_id, timestamp, body) for s in (secret, *previous)]
+    headers = {
         HEADER_ID: message_id,
         HEADER_TIMESTAMP: str(int(timestamp)),
         HEADER_SIGNATURE: " ".join(entries),
-        HEADER_BODY_SIGNATURE: body_signature(secret, body),
     }
+    if previous:
+        headers[HEADER_BODY_SIGNATURE] = body_signature(previous[0], body)
+        headers[HEADER_BODY_SIGNATURE_NEXT] = body_signature(secret, body)
+    else:
+        headers[HEADER_BODY_SIGNATURE] = body_signature(secret, body)
+    return headers

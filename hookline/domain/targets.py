@@ -58,6 +58,7 @@ _V6_RULES: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
 )
 
 _MAPPED = _V6("::ffff:0:0/96")
+_TRANSLATED = _V6("::ffff:0:0:0/96")  # IPv4-translated (RFC 2765, SIIT)
 _NAT64 = _V6("64:ff9b::/96")
 _SIX_TO_FOUR = _V6("2002::/16")
 _TEREDO = _V6("2001::/32")
@@ -74,6 +75,8 @@ def _embedded_v4(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Add
     found: list[tuple[str, ipaddress.IPv4Address]] = []
     if ip in _MAPPED:
         found.append(("IPv4-mapped", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+    elif ip in _TRANSLATED:
+        found.append(("IPv4-translated", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
     elif ip in _NAT64:
         found.append(("NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
     elif ip in _SIX_TO_FOUR:

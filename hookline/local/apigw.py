@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from hookline.local.blueprint import Blueprint, GatewayResponse, Route
-from hookline.local.lambdas import ACCOUNT_ID, REGION, FunctionError, Functions, HandlerMissing
+from hookline.local.lambdas import ACCOUNT_ID, REGION, FunctionError, Functions
 
 #: API Gateway's request payload quota.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -304,9 +304,6 @@ class ApiGateway:
         self.recent_events.append((route.function, event))
         try:
             result = self.functions.invoke(route.function, event)
-        except HandlerMissing as exc:
-            print(f"[{route.function}] {exc}", flush=True)
-            return self.error("INTEGRATION_FAILURE")
         except FunctionError as exc:
             print(f"[{route.function}] {exc.error_type}: {exc.message}", flush=True)
             print("".join(exc.trace), end="", flush=True)
@@ -365,7 +362,9 @@ class ApiGateway:
             "httpMethod": request.method,
             "extendedRequestId": base64.b64encode(uuid.uuid4().bytes[:12]).decode().rstrip("="),
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/{self.stage}{path}",
+            # The path as requested: /<stage>/v1/... on the stage URL, /v1/... otherwise (as
+            # through a custom domain), so URLs built from it work as printed.
+            "path": request.path,
             "accountId": ACCOUNT_ID,
             "protocol": request.protocol,
             "stage": self.stage,
@@ -511,9 +510,6 @@ class ApiGateway:
             self.authorizer_invocations += 1
             try:
                 answer = self.functions.invoke("authorizer", event)
-            except HandlerMissing as exc:
-                print(f"[authorizer] {exc}", flush=True)
-                return self.error("AUTHORIZER_FAILURE")
             except FunctionError as exc:
                 if exc.message == "Unauthorized":
                     return self.error("UNAUTHORIZED")

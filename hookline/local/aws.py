@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -85,6 +85,20 @@ def clear_client_caches() -> None:
 
 _moto_lock = threading.RLock()
 
+#: Told (operation, request body) of every DynamoDB call moto answered 200, with moto held;
+#: returns True when it recorded the call. See hookline.local.state.
+WriteRecorder = Callable[[str, bytes], bool]
+_recorder: list[tuple[WriteRecorder, Callable[[], None]]] = []
+_DYNAMODB_SEND = "before-send.dynamodb."
+
+
+def record_writes(recorder: WriteRecorder | None, sync: Callable[[], None] | None = None) -> None:
+    """Install (or with None remove) the recorder of DynamoDB calls; `sync` runs after a
+    recorded call, outside moto's lock, before the call returns."""
+    _recorder.clear()
+    if recorder is not None and sync is not None:
+        _recorder.append((recorder, sync))
+
 
 @contextmanager
 def _serialised_moto() -> Iterator[None]:
@@ -97,8 +111,21 @@ def _serialised_moto() -> Iterator[None]:
     unlocked = BotocoreStubber.__call__
 
     def locked(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        sync = None
         with _moto_lock:
-            return unlocked(self, event_name, request, **kwargs)
+            response = unlocked(self, event_name, request, **kwargs)
+            hooks = list(_recorder)
+            if (
+                hooks
+                and event_name.startswith(_DYNAMODB_SEND)
+                and getattr(response, "status_code", None) == 200
+            ):
+                recorder, sync = hooks[0]
+                if not recorder(event_name[len(_DYNAMODB_SEND) :], request.body or b""):
+                    sync = None
+        if sync is not None:
+            sync()
+        return response
 
     BotocoreStubber.__call__ = locked  # type: ignore[method-assign]
     try:

@@ -1,8 +1,6 @@
-"""What the local stack reads from template.yaml besides the tables: API routes, the authorizer,
-binary media types, function sizes and the stream event source.
-
-Every value falls back to the template's documented default when the template (or a property)
-is absent, so the stack still starts while the template is being edited.
+"""What the local stack takes from template.yaml besides the tables: API routes, the authorizer,
+binary media types, function sizes and the stream event source (the template is read by
+hookline.adapters.template). A property the template leaves out takes AWS's default.
 """
 
 from __future__ import annotations
@@ -12,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hookline.local.lambdas import FUNCTIONS, FunctionConfig, default_function_name, repo_root
+from hookline.adapters import template as template_file
+from hookline.local.lambdas import FUNCTIONS, FunctionConfig, default_function_name
 
 DEFAULT_AUTHORIZER_CACHE_TTL = 30
 DEFAULT_BINARY_MEDIA_TYPES = ("multipart/form-data", "application/octet-stream")
@@ -71,39 +70,14 @@ class Blueprint:
     gateway_responses: dict[str, GatewayResponse] = field(default_factory=dict)
 
 
-DEFAULT_ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/hooks/{token}", "inbound", authorized=False),
-    Route("ANY", "/v1/{proxy+}", "api", authorized=True),
-)
-
-
-def template_path() -> Path:
-    return repo_root() / "template.yaml"
-
-
-def load_template(path: Path | None = None) -> dict[str, Any] | None:
-    """The parsed template (hookline.adapters.template's reading), or None when absent."""
-    path = path or template_path()
-    if not path.is_file():
-        return None
-    from hookline.adapters.template import load_template as read
-
-    return read(path)
-
-
 class _Resolver:
-    """Resolves the few intrinsics a static reading can: Ref to a parameter's default."""
+    """Resolves what a static reading can: a Ref to a parameter gives its default."""
 
     def __init__(self, template: dict[str, Any]) -> None:
         self.parameters: dict[str, Any] = template.get("Parameters") or {}
 
     def value(self, node: Any, default: Any = None) -> Any:
-        if isinstance(node, dict) and set(node) == {"Ref"}:
-            param = self.parameters.get(node["Ref"]) or {}
-            return param.get("Default", default)
-        if isinstance(node, dict) and any(key.startswith("Fn::") for key in node):
-            return default
-        return default if node is None else node
+        return template_file.resolve(node, self.parameters, default)
 
 
 def _int(value: Any, default: int) -> int:
@@ -146,7 +120,7 @@ def _routes(template: dict[str, Any], api: dict[str, Any]) -> tuple[Route, ...]:
             authorizer = (props.get("Auth") or {}).get("Authorizer", default_authorizer)
             authorized = bool(authorizer) and authorizer != "NONE"
             routes.append(Route(method.upper(), path, name, authorized))
-    return tuple(routes) or DEFAULT_ROUTES
+    return tuple(routes)
 
 
 def _stream(template: dict[str, Any], ref: _Resolver) -> StreamSource:
@@ -209,26 +183,8 @@ def _gateway_responses(api: dict[str, Any], ref: _Resolver) -> dict[str, Gateway
     return found
 
 
-def _parameter_default(name: str) -> Any:
-    """hookline.adapters.template.parameter_default when that module offers it."""
-    try:
-        from hookline.adapters import template as template_adapter
-    except ImportError:
-        return None
-    reader = getattr(template_adapter, "parameter_default", None)
-    if reader is None:
-        return None
-    try:
-        return reader(name)
-    except (KeyError, LookupError, ValueError):
-        return None
-
-
 def load_blueprint(path: Path | None = None) -> Blueprint:
-    template = load_template(path)
-    if template is None:
-        ttl = _int(_parameter_default("AuthorizerCacheTtlSeconds"), DEFAULT_AUTHORIZER_CACHE_TTL)
-        return Blueprint(routes=DEFAULT_ROUTES, authorizer_cache_ttl=ttl)
+    template = template_file.load_template(path)
     ref = _Resolver(template)
     resources = template.get("Resources") or {}
     api = next(
@@ -246,14 +202,9 @@ def load_blueprint(path: Path | None = None) -> Blueprint:
     )
     identity = authorizer.get("Identity") or {}
     ttl = ref.value(
-        identity.get("ReauthorizeEvery"), _parameter_default("AuthorizerCacheTtlSeconds")
+        identity.get("ReauthorizeEvery"),
+        template_file.parameter_default("AuthorizerCacheTtlSeconds", path),
     )
-    if ttl is None:
-        ttl = (
-            (template.get("Parameters") or {})
-            .get("AuthorizerCacheTtlSeconds", {})
-            .get("Default", DEFAULT_AUTHORIZER_CACHE_TTL)
-        )
     headers = identity.get("Headers") or ["Authorization"]
     binary = ref.value(api.get("BinaryMediaTypes"), None)
     stage = ref.value(api.get("StageName"), "dev")

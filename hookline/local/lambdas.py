@@ -77,10 +77,6 @@ def handler_path(name: str) -> Path:
     return repo_root() / "functions" / name / "app.py"
 
 
-def has_handler(name: str) -> bool:
-    return handler_path(name).is_file()
-
-
 _loaded: dict[str, Handler] = {}
 _load_lock = threading.Lock()
 
@@ -162,6 +158,12 @@ class FunctionConfig:
     timeout_seconds: float = 30.0
 
 
+#: Functions whose handler keeps per-request state on shared objects (powertools' resolver keeps
+#: the current event on its class): one invocation at a time, as one Lambda container runs them.
+#: Without this, concurrent API requests could read each other's path and caller.
+ONE_AT_A_TIME = frozenset({"api"})
+
+
 class Functions:
     """Invokes the handlers synchronously, like `lambda:Invoke` with RequestResponse.
 
@@ -179,6 +181,7 @@ class Functions:
         there, as a Lambda cold start would run the composition root)."""
         self.configs = configs
         self.before_invoke = before_invoke
+        self._serial = {name: threading.Lock() for name in ONE_AT_A_TIME}
 
     def config(self, name: str) -> FunctionConfig:
         return self.configs.get(name) or FunctionConfig(name, default_function_name(name))
@@ -198,7 +201,12 @@ class Functions:
             self.before_invoke()
         payload = json.loads(json.dumps(event))
         try:
-            result = handler(payload, self.context(name))
+            serial = self._serial.get(name)
+            if serial is None:
+                result = handler(payload, self.context(name))
+            else:
+                with serial:
+                    result = handler(payload, self.context(name))
         except Exception as exc:
             raise FunctionError(
                 name,

@@ -42,11 +42,9 @@ def definition_path() -> Path:
 
 
 def execution_name(delivery_id: str, attempt: int) -> str:
-    """The deployed scheduler's execution name when available, so idempotency matches."""
-    try:
-        from hookline.adapters.stepfunctions import execution_name as deployed
-    except ImportError:
-        return f"{delivery_id}-a{attempt}"
+    """The deployed scheduler's execution name, so idempotency matches."""
+    from hookline.adapters.stepfunctions import execution_name as deployed
+
     return deployed(delivery_id, attempt)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,6 +10,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from hookline.local.apigw import MAX_PAYLOAD_BYTES, HttpRequest, HttpResponse, error_response
+from hookline.observability import redact_text
+
+ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class App(Protocol):
@@ -58,8 +62,25 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server_version
 
     def log_message(self, format: str, *args: Any) -> None:
+        """The access log (with --access-log): one line per request, written at once, with
+        incoming-webhook tokens and other credentials in the request line masked."""
         if self.server.access_log:
-            super().log_message(format, *args)
+            line = f"{self.address_string()} - [{self.log_date_time_string()}] {format % args}"
+            sys.stderr.write(redact_text(line) + "\n")
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method it has no do_<METHOD> for with an HTML 501.
+        if name.startswith("do_"):
+            return self._unknown_method
+        raise AttributeError(name)
+
+    def _unknown_method(self) -> None:
+        self.close_connection = True
+        response = error_response(
+            405, "method_not_allowed", f"Method {self.command} is not allowed"
+        )
+        response.headers.append(("Allow", ", ".join(ALLOWED_METHODS)))
+        self._send(response, head=False)
 
     def handle_expect_100(self) -> bool:
         if self._declared_length() > MAX_PAYLOAD_BYTES:

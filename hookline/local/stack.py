@@ -12,7 +12,6 @@ moto and the process environment are process-wide, so one LocalStack runs at a t
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sys
@@ -24,15 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from hookline import clock, ids
-from hookline.local import aws, lambdas
+from hookline.adapters import template
+from hookline.local import aws, console, lambdas, state
 from hookline.local.apigw import ApiGateway, HttpRequest, HttpResponse
 from hookline.local.asl import Execution
-from hookline.local.blueprint import Blueprint, load_blueprint, load_template
-from hookline.local.inspector import Inspector, targets_bin
+from hookline.local.blueprint import Blueprint, load_blueprint
+from hookline.local.inspector import BinTargets, Inspector, targets_bin
 from hookline.local.poller import EventSourceMapping, Record, StreamReader, StreamTail
 from hookline.local.queue import QueueMapping
-from hookline.local.scheduler import LocalRetryScheduler, definition_path
+from hookline.local.scheduler import LocalRetryScheduler
 from hookline.local.server import LocalHttpServer, serve_in_thread
 
 T = TypeVar("T")
@@ -55,6 +54,11 @@ class LocalOptions:
     allow_private_targets: bool = False
     #: Multiplies every retry wait (0.01 turns 300 s into 3 s).
     time_scale: float = 1.0
+    #: Keep state in data_dir across restarts (hookline.local.state); reset forgets it first.
+    persist: bool = False
+    reset: bool = False
+    #: Multiplies the auto-disable window, AutoDisableAfterHours (0.001 turns 120 h into 7 min).
+    auto_disable_scale: float = 1.0
     data_dir: Path = Path(".hookline")
     #: Generated when None.
     operator_key: str | None = None
@@ -101,14 +105,6 @@ class AttemptRecord:
             item=item,
         )
 
-    def line(self) -> str:
-        outcome = str(self.status_code) if self.status_code is not None else "---"
-        mark = "ok" if self.success else (self.error or "failed")
-        return (
-            f"{clock.now_iso()[11:23]}  {self.event:<28} {self.webhook_id:<30} "
-            f"{outcome} {mark:<14} {self.response_time_ms:>5} ms  attempt {self.attempt}"
-        )
-
 
 def _image(record: Record) -> dict[str, Any] | None:
     image = (record.get("dynamodb") or {}).get("NewImage")
@@ -133,7 +129,14 @@ class LocalStack:
     def __init__(self, options: LocalOptions | None = None, *, out: TextIO | None = None) -> None:
         self.options = options or LocalOptions()
         self.out = out
-        self.operator_key = self.options.operator_key or ids.new_api_key()
+        self._persistence = state.Persistence(
+            self.options.data_dir if self.options.persist else None, reset_state=self.options.reset
+        )
+        self.state_dir = self._persistence.state_dir
+        self.operator_key, self.operator_key_origin = state.operator_key(
+            self.state_dir, self.options.operator_key
+        )
+        self.resumed_retries: list[tuple[str, int]] = []
         self.attempts: deque[AttemptRecord] = deque(maxlen=10_000)
         self._attempt_listeners: list[Callable[[AttemptRecord], None]] = []
         self._session = aws.MotoSession()
@@ -151,7 +154,9 @@ class LocalStack:
         self.deliverer: QueueMapping | None = None
         self._reported: set[str] = set()
         self._reported_order: deque[str] = deque()
-        self.inspector = Inspector(self._webhook_secrets)
+        self.inspector = Inspector(self._bin_targets)
+        self.console = console.Console(out, self._webhook_name, time_scale=self.options.time_scale)
+        self._webhook_names: dict[str, str] = {}
         self.tables: dict[str, str] = {}
         self.port = 0
         self.base_url = ""
@@ -191,10 +196,17 @@ class LocalStack:
         blueprint = self.blueprint = load_blueprint()
         self.tables = aws.create_tables(self._session)
         env = self._session.env
-        env.set(self._template_environment())
+        defaults = template.function_environment()
+        disable_hours = float(defaults.get("AUTO_DISABLE_AFTER_HOURS", 120))
+        env.set(defaults)
         env.set(self.tables)
         queue_url = aws.create_delivery_queue(self._session, blueprint.queue.max_receives)
         env.set({"DELIVERY_QUEUE_URL": queue_url})
+        from hookline.adapters.sqs import SqsDeliveryQueue
+
+        self._queue = state.JournaledQueue(
+            SqsDeliveryQueue(queue_url), lambda: self._persistence.journal
+        )
         env.set(
             {
                 "HOOKLINE_STAGE": blueprint.stage,
@@ -206,14 +218,16 @@ class LocalStack:
                 "RETRY_STATE_MACHINE_ARN": STATE_MACHINE_ARN,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
+                "AUTO_DISABLE_AFTER_HOURS": f"{disable_hours * options.auto_disable_scale:g}",
             }
         )
         if options.log_level:
             env.set({"POWERTOOLS_LOG_LEVEL": options.log_level.upper()})
             self._set_log_level(options.log_level.upper())
         options.data_dir.mkdir(parents=True, exist_ok=True)
+        self._persistence.restore(self._dynamodb_client(), self.tables)
 
-        functions = lambdas.Functions(blueprint.functions, before_invoke=self._ensure_wiring)
+        functions = state.JournaledFunctions(blueprint.functions, before_invoke=self._ensure_wiring)
         self.scheduler = LocalRetryScheduler(
             functions,
             time_scale=options.time_scale,
@@ -227,10 +241,7 @@ class LocalStack:
         self._ensure_wiring()
         lambdas.forget_handlers()
         for name in lambdas.FUNCTIONS:
-            if lambdas.has_handler(name):
-                lambdas.load_handler(name)
-            else:
-                self._say(f"[local] functions/{name}/app.py is missing; its routes answer 5xx")
+            lambdas.load_handler(name)
 
         self.scheduler.start()
         self._threads.append(self.scheduler)
@@ -261,6 +272,10 @@ class LocalStack:
             batch_size=blueprint.queue.batch_size,
             interval=options.poll_interval,
         )
+        self.resumed_retries = self._persistence.resume(
+            self._dynamodb_client(), self.tables, functions, self.scheduler, queue_url
+        )
+        self.console.attempts_printed_before(self.resumed_retries)
         for thread in (self.deliverer, self.dispatcher, tail):
             thread.start()
             self._threads.append(thread)
@@ -282,6 +297,7 @@ class LocalStack:
         for thread in reversed(self._threads):
             thread.stop()
         self._threads = []
+        self._persistence.close()
         if self._started:
             from hookline import wiring
 
@@ -301,37 +317,12 @@ class LocalStack:
 
     # -- environment ------------------------------------------------------------------------
 
-    def _template_environment(self) -> dict[str, str]:
-        """The template's Globals environment with parameters at their defaults (references to
-        resources are left to the local values set afterwards)."""
-        template = load_template()
-        if template is None:
-            return {}
-        parameters = template.get("Parameters") or {}
-        variables = (
-            ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
-        ).get("Variables") or {}
-        env: dict[str, str] = {}
-        for name, value in variables.items():
-            if isinstance(value, dict) and set(value) == {"Ref"}:
-                param = parameters.get(value["Ref"])
-                if param is None or "Default" not in param:
-                    continue
-                value = param["Default"]
-            if isinstance(value, str | int | float | bool):
-                env[name] = str(value).lower() if isinstance(value, bool) else str(value)
-        return env
-
     def _retry_definition(self, functions: lambdas.Functions) -> dict[str, Any]:
         """statemachine/retry.asl.json with the template's DefinitionSubstitutions applied."""
         attempt_arn = lambdas.function_arn(functions.config("attempt").function_name)
-        try:
-            from hookline.adapters.template import retry_state_machine_definition
-
-            text = retry_state_machine_definition(attempt_arn)
-        except (KeyError, FileNotFoundError):
-            text = definition_path().read_text().replace("${AttemptFunctionArn}", attempt_arn)
-        definition: dict[str, Any] = json.loads(text)
+        definition: dict[str, Any] = json.loads(
+            template.retry_state_machine_definition(attempt_arn)
+        )
         return definition
 
     def _ensure_wiring(self) -> None:
@@ -343,7 +334,7 @@ class LocalStack:
             return
         with self._wiring_lock:
             if wiring.services().scheduler is not self.scheduler:
-                wiring.configure(scheduler=self.scheduler)
+                wiring.configure(scheduler=self.scheduler, queue=self._queue)
 
     def _set_log_level(self, level: str) -> None:
         for name in ("hookline",):
@@ -361,10 +352,6 @@ class LocalStack:
     def on_attempt(self, callback: Callable[[AttemptRecord], None]) -> None:
         """Call `callback` for every delivery attempt recorded from now on (any thread)."""
         self._attempt_listeners.append(callback)
-
-    def _say(self, line: str) -> None:
-        if self.out is not None:
-            print(line, file=self.out, flush=True)
 
     def _on_delivery_record(self, record: Record) -> None:
         from hookline.domain.repositories import attempt_of_item
@@ -385,27 +372,17 @@ class LocalStack:
             self._reported.discard(self._reported_order.popleft())
         attempt = AttemptRecord.from_item(found.model_dump())
         self.attempts.append(attempt)
-        self._say(attempt.line())
+        self.console.attempt(attempt)
         for listener in list(self._attempt_listeners):
             try:
                 listener(attempt)
             except Exception as exc:  # a subscriber's bug must not stop the log
-                self._say(f"[local] attempt listener failed: {exc!r}")
+                self.console.say(f"[local] attempt listener failed: {exc!r}")
 
     def _on_execution(self, execution: Execution, what: str, seconds: float) -> None:
-        if what != "wait":
-            return
-        doc = execution.document if isinstance(execution.document, dict) else {}
-        scaled = seconds * self.options.time_scale
-        self._say(
-            f"{clock.now_iso()[11:23]}  retry {doc.get('delivery_id', execution.name)}: attempt "
-            f"{int(doc.get('attempt', 0)) + 1} in {seconds:g} s"
-            + (
-                f" ({scaled:.3g} s at --time-scale {self.options.time_scale:g})"
-                if scaled != seconds
-                else ""
-            )
-        )
+        if what == "wait":
+            doc = execution.document if isinstance(execution.document, dict) else {}
+            self.console.retry({"delivery_id": execution.name, **doc}, seconds)
 
     def wait_for(
         self, predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02
@@ -430,56 +407,61 @@ class LocalStack:
     def inspector_url(self, name: str) -> str:
         return f"{self.base_url}/_inspect/{name}"
 
-    def _webhook_secrets(self, name: str) -> list[str] | None:
-        """Secrets of the webhooks whose URL is inspector bin `name` (a scan: fine locally)."""
+    def _dynamodb_client(self) -> Any:
+        if self._dynamodb is None:
+            self._dynamodb = self._session.client("dynamodb")
+        return self._dynamodb
+
+    def _bin_targets(self, name: str) -> BinTargets | None:
+        """Secrets and custom header names of the webhooks whose URL is inspector bin `name`
+        (a scan: fine locally); None when no webhook targets it."""
         table_name = self.tables.get("WEBHOOKS_TABLE")
         if not table_name:
             return None
-        if self._dynamodb is None:
-            self._dynamodb = self._session.client("dynamodb")
-        client = self._dynamodb
-        found: list[str] | None = None
+        client = self._dynamodb_client()
+        secrets: list[str] = []
+        headers: set[str] = set()
         kwargs: dict[str, Any] = {
             "TableName": table_name,
-            "ProjectionExpression": "#u, #s",
-            "ExpressionAttributeNames": {"#u": "url", "#s": "secret"},
+            "ProjectionExpression": "#u, #s, #h",
+            "ExpressionAttributeNames": {"#u": "url", "#s": "secret", "#h": "headers"},
         }
         while True:
             page = client.scan(**kwargs)
             for item in page.get("Items", []):
                 url = (item.get("url") or {}).get("S", "")
                 if url and targets_bin(url, name, self.port):
-                    found = found or []
-                    found.append((item.get("secret") or {}).get("S", ""))
+                    secrets.append((item.get("secret") or {}).get("S", ""))
+                    headers.update(h.lower() for h in (item.get("headers") or {}).get("M", {}))
             if "LastEvaluatedKey" not in page:
-                return found
+                break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return BinTargets(secrets, frozenset(headers)) if secrets else None
+
+    def _webhook_name(self, community_id: str, webhook_id: str) -> str | None:
+        """A webhook's name for the console (cached: a rename shows after a restart)."""
+        name = self._webhook_names.get(webhook_id)
+        table_name = self.tables.get("WEBHOOKS_TABLE")
+        if name is None and table_name:
+            item = (
+                self._dynamodb_client()
+                .get_item(
+                    TableName=table_name,
+                    Key={"pk": {"S": f"C#{community_id}"}, "sk": {"S": f"W#{webhook_id}"}},
+                    ProjectionExpression="#n",
+                    ExpressionAttributeNames={"#n": "name"},
+                )
+                .get("Item")
+            )
+            name = ((item or {}).get("name") or {}).get("S")
+            if name:
+                self._webhook_names[webhook_id] = name
+        return name
 
     # -- console ----------------------------------------------------------------------------
 
     def banner(self) -> str:
-        example = json.dumps({"name": "Demo Community", "site_url": "https://community.example"})
-        private = (
-            "allowed" if self.options.allow_private_targets else "refused (--allow-private-targets)"
-        )
-        return "\n".join(
-            [
-                "Hookline local stack (moto in-process; nothing leaves this machine)",
-                f"  API:           {self.base_url}/v1",
-                f"  Docs:          {self.base_url}/v1/docs",
-                f"  Inspector:     {self.base_url}/_inspect/<name>  (use it as a webhook URL)",
-                f"  Operator key:  {self.operator_key}",
-                f"  Private/loopback targets: {private};  retry waits x{self.options.time_scale:g}",
-                "",
-                "Create a community:",
-                f"  curl -s -X POST {self.base_url}/v1/communities \\",
-                f"    -H 'Authorization: Bearer {self.operator_key}' \\",
-                "    -H 'Content-Type: application/json' \\",
-                f"    -d '{example}'",
-                "",
-                "Deliveries (time, event, webhook, status, ms):",
-            ]
-        )
+        return console.banner(self)
 
 
 class _Router:
@@ -501,18 +483,16 @@ class _Router:
             return self.stack.inspector.handle(request)
         path = gateway.strip_stage(request.path)
         if path in DOC_PATHS and request.method in ("GET", "HEAD"):
-            docs = self.docs(path)
-            if docs is not None:
-                return docs
-        return gateway.handle(request)
+            return self.docs(path)
+        response = gateway.handle(request)
+        self.stack.console.failed_call(request, response)
+        return response
 
-    def docs(self, path: str) -> HttpResponse | None:
-        """The OpenAPI document and Swagger UI from hookline.api.openapi (None when that module
-        is missing: the request then goes to API Gateway like any other)."""
-        try:
-            openapi = importlib.import_module("hookline.api.openapi")
-        except ImportError:
-            return None
+    def docs(self, path: str) -> HttpResponse:
+        """The OpenAPI document and Swagger UI from hookline.api.openapi (imported on first use:
+        it is heavy)."""
+        from hookline.api import openapi
+
         if path == "/v1/docs":
             page = openapi.swagger_ui_html("/v1/openapi.json")
             return HttpResponse(200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
@@ -532,9 +512,11 @@ class _Router:
         return HttpResponse(200, [("Content-Type", "application/json")], spec.encode())
 
 
-def run_until_signalled(stack: LocalStack, out: TextIO = sys.stdout) -> int:
+def run_until_signalled(stack: LocalStack, out: TextIO | None = None) -> int:
     """Start the stack, print the banner, serve until SIGINT/SIGTERM, stop cleanly: exit code."""
     import signal
+
+    out = out or sys.stdout
 
     stop = threading.Event()
 

@@ -1,16 +1,17 @@
-"""Communities, API keys and the event-type catalog."""
+"""Communities and their API keys."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from hookline import catalog
-from hookline.api.context import community_access, principal
-from hookline.domain import communities
+from hookline.api.context import community_access, operator
+from hookline.api.pagination import CursorParam, PerPageParam
+from hookline.domain import communities, community_removal
 from hookline.domain.models import ApiKey, Community
 from hookline.domain.repositories import CommunityRepository
 from hookline.wiring import services
@@ -19,13 +20,13 @@ router = Router()
 
 
 class CommunityCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(min_length=1, max_length=200, examples=["Acme Forum"])
     site_url: str = Field(min_length=1, max_length=2048, examples=["https://forum.example.com"])
 
 
 class CommunityPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Acme Forum"])
     site_url: str | None = Field(
         default=None, min_length=1, max_length=2048, examples=["https://forum.example.com"]
@@ -33,8 +34,16 @@ class CommunityPatch(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(default="admin", min_length=1, max_length=100)
+    scopes: list[Literal["admin", "publish", "read"]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        description="What the key may do: `admin` (everything, the default), `publish` "
+        "(POST events only) and/or `read` (GET only). Other calls answer 403 rest_forbidden.",
+        examples=[["publish"]],
+    )
 
 
 def _repo() -> CommunityRepository:
@@ -54,11 +63,38 @@ def _community_view(community: Community) -> dict[str, Any]:
 
 @router.post("/v1/communities", summary="Create a community (operator key only)")
 def create_community(body: Annotated[CommunityCreate, Body()]) -> tuple[dict[str, Any], int]:
-    principal(router).require_operator()
+    operator(router)
     community, key, plaintext = communities.create_community(
         _repo(), name=body.name, site_url=body.site_url
     )
     return {**_community_view(community), "api_key": _key_view(key, plaintext)}, 201
+
+
+@router.get("/v1/communities", summary="List communities, newest first (operator key only)")
+def list_communities(per_page: PerPageParam = 20, cursor: CursorParam = None) -> dict[str, Any]:
+    operator(router)
+    found, next_cursor = _repo().page(limit=per_page, cursor=cursor)
+    return {
+        "data": [_community_view(c) for c in found],
+        "per_page": per_page,
+        "next_cursor": next_cursor,
+    }
+
+
+@router.delete(
+    "/v1/communities/<community_id>",
+    summary="Delete a community and everything of it (operator key only)",
+)
+def delete_community(community_id: str) -> dict[str, Any]:
+    operator(router)
+    removed = community_removal.delete_community(services().tables, community_id)
+    return {
+        "id": community_id,
+        "deleted": True,
+        "removed": asdict(removed),
+        "message": "Community deleted: its keys, incoming webhooks, webhooks (pending retries "
+        "are cancelled), events, members, spaces, courses and event types are gone.",
+    }
 
 
 @router.get("/v1/communities/<community_id>", summary="Get a community")
@@ -82,7 +118,8 @@ def create_api_key(
 ) -> tuple[dict[str, Any], int]:
     community_access(router, community_id)
     _repo().get(community_id)
-    key, plaintext = communities.issue_key(_repo(), community_id, (body or ApiKeyCreate()).name)
+    fields = body or ApiKeyCreate()
+    key, plaintext = communities.issue_key(_repo(), community_id, fields.name, fields.scopes)
     return _key_view(key, plaintext), 201
 
 
@@ -97,14 +134,3 @@ def revoke_api_key(community_id: str, key_id: str) -> dict[str, Any]:
     community_access(router, community_id)
     key = communities.revoke_key(_repo(), community_id, key_id)
     return {**_key_view(key), "message": "API key revoked."}
-
-
-@router.get("/v1/event-types", summary="List the event types webhooks can subscribe to")
-def list_event_types() -> dict[str, Any]:
-    principal(router)
-    return {
-        "data": [
-            {"name": t.name, "group": t.group, "description": t.description}
-            for t in catalog.EVENT_TYPES.values()
-        ]
-    }

@@ -26,7 +26,7 @@ StateParam = Annotated[
 
 
 class RecoverBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     since: str = Field(
         max_length=64,

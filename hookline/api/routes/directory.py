@@ -23,7 +23,7 @@ EmailParam = Annotated[
 
 
 class GroupCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(min_length=1, max_length=200, examples=["Premium Members"])
     slug: str | None = Field(
         default=None,
@@ -36,7 +36,7 @@ class GroupCreate(BaseModel):
 
 
 class GroupPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str | None = Field(default=None, min_length=1, max_length=200, examples=["Premium"])
     slug: str | None = Field(default=None, min_length=1, max_length=100, examples=["premium"])
     description: str | None = Field(

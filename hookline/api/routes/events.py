@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hookline import catalog
 from hookline.api.context import community_access
 from hookline.domain import publishing
+from hookline.domain.event_types import CustomEventTypes
 from hookline.domain.models import Event
 from hookline.domain.repositories import CommunityRepository, EventRepository
 from hookline.errors import InvalidParam
@@ -24,7 +25,7 @@ RESERVED_EVENTS = catalog.OPERATIONAL_EVENTS | {"test.ping"}
 
 
 class EventPublish(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     event: str = Field(min_length=1, max_length=100, examples=["post.created"])
     data: dict[str, Any] = Field(
@@ -66,7 +67,7 @@ def _view(event: Event, *, duplicate: bool) -> dict[str, Any]:
 def publish_event(
     community_id: str, body: Annotated[EventPublish, Body()]
 ) -> tuple[dict[str, Any], int]:
-    community_access(router, community_id)
+    community_access(router, community_id, scope="publish")
     if body.event in RESERVED_EVENTS:
         raise InvalidParam(
             f"Event type {body.event!r} is sent by Hookline itself and cannot be published.",
@@ -82,6 +83,7 @@ def publish_event(
         actor=body.actor,
         event_id=body.id,
         retention_days=config.settings.event_retention_days,
+        custom_types=CustomEventTypes(config.tables.communities, community_id),
     )
     if created:
         return _view(event, duplicate=False), 202

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from hookline.api.context import community_access
+from hookline.api.context import community_access, public_base_url
 from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
 from hookline.domain import incoming
 from hookline.domain.directory import Directory
@@ -21,7 +21,7 @@ _Ids = list[Annotated[str, Field(min_length=1, max_length=100)]]
 
 
 class _IncomingBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     add_spaces: _Ids | None = Field(
         default=None, max_length=incoming.MAX_GROUPS, description="Space ids to add the user to."
@@ -80,22 +80,8 @@ def _directory(community_id: str) -> Directory:
 
 
 def hook_url(event: dict[str, Any], token: str) -> str:
-    """The public URL of a token, built from the request that created it: API Gateway's
-    domain and stage (``https://<api>.execute-api.<region>.amazonaws.com/<stage>``), or the
-    local stack's host (which also sets requestContext.domainName, and X-Forwarded-Proto)."""
-    context = event.get("requestContext") or {}
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    host = context.get("domainName") or headers.get("host") or "localhost"
-    proto = headers.get("x-forwarded-proto", "https").split(",")[0].strip().lower()
-    if proto not in ("http", "https"):
-        proto = "https"
-    full_path = str(context.get("path") or "")
-    path = str(event.get("path") or "")
-    if path and full_path.endswith(path):
-        prefix = full_path[: len(full_path) - len(path)]
-    else:
-        prefix = f"/{context['stage']}" if context.get("stage") else ""
-    return f"{proto}://{host}{prefix.rstrip('/')}/v1/hooks/{token}"
+    """The public URL of an incoming-webhook token, built from the request that created it."""
+    return f"{public_base_url(event)}/v1/hooks/{token}"
 
 
 def _url(token: str) -> str:

@@ -1,0 +1,80 @@
+"""The Lambda layer ships the runtime code alone: none of the local stack or other development
+modules, and every handler imports from it with nothing else of the repository on the path."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_ONLY = (
+    "hookline/local",
+    "hookline/cli.py",
+    "hookline/adapters/template.py",
+    "hookline/adapters/memory.py",
+    "hookline/api/openapi.py",
+)
+
+_IMPORT_HANDLERS = """
+import importlib.util, json, sys
+for name in ("api", "authorizer", "dispatch", "attempt", "inbound"):
+    spec = importlib.util.spec_from_file_location(f"fn_{name}", f"{sys.argv[1]}/{name}/app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+print(json.dumps({k: getattr(m, "__file__", None) for k, m in sys.modules.items()
+                  if k == "hookline" or k.startswith("hookline.")}))
+"""
+
+
+def _build(artifacts: Path) -> Path:
+    subprocess.run(  # noqa: S603 (make, on our own Makefile)
+        [
+            shutil.which("make") or "make",
+            "--no-print-directory",
+            "--makefile",
+            str(REPO / "layers/hookline/Makefile"),
+            "package-HooklineLayer",
+            f"ARTIFACTS_DIR={artifacts}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return artifacts / "python"
+
+
+def test_the_layer_holds_no_development_code(tmp_path: Path) -> None:
+    layer = _build(tmp_path)
+    shipped = {p.relative_to(layer).as_posix() for p in layer.rglob("*.py")}
+    assert "hookline/domain/delivery.py" in shipped
+    for path in DEV_ONLY:
+        assert not (layer / path).exists(), f"{path} ships in the layer"
+    assert not any(p.startswith("hookline/local/") for p in shipped)
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "hookline").rglob("*.py")}
+    expected = {p for p in source if not p.startswith(DEV_ONLY)}
+    assert shipped == expected
+
+
+def test_every_handler_imports_from_the_layer_alone(tmp_path: Path) -> None:
+    layer = _build(tmp_path / "artifacts")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+        "PYTHONPATH": str(layer),
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    result = subprocess.run(  # noqa: S603 (our own interpreter)
+        [sys.executable, "-c", _IMPORT_HANDLERS, str(REPO / "functions")],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    modules = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "hookline.domain.dispatch" in modules
+    for name, file in modules.items():
+        assert file is None or file.startswith(str(layer)), f"{name} came from {file}"
