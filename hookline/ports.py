@@ -107,6 +107,10 @@ class DeliveryQueue(Protocol):
         """Queue JSON-able messages; returns the indexes of those that could not be queued."""
         ...
 
+    def hold(self, receipts: Sequence[str], seconds: int) -> None:
+        """Hand received messages (by receipt handle) over again in ``seconds``, not sooner."""
+        ...
+
 
 class Sender(Protocol):
     """Makes one HTTP delivery attempt (hookline.adapters.http_attempt.post). Never raises."""

@@ -25,8 +25,12 @@ class WholeBatchProcessor(BatchProcessor, Generic[T]):
         event_type: EventType,
         record_type: Callable[[dict[str, Any]], Any],
         run: Callable[[list[T]], set[int]],
+        *,
+        raise_on_entire_batch_failure: bool = True,
     ) -> None:
-        super().__init__(event_type=event_type)
+        super().__init__(
+            event_type=event_type, raise_on_entire_batch_failure=raise_on_entire_batch_failure
+        )
         self.record_type = record_type
         self.run = run
 

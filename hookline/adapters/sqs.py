@@ -40,3 +40,14 @@ class SqsDeliveryQueue:
                 continue
             failed.extend(int(entry["Id"]) for entry in answer.get("Failed", []))
         return failed
+
+    def hold(self, receipts: Sequence[str], seconds: int) -> None:
+        for start in range(0, len(receipts), _BATCH):
+            chunk = receipts[start : start + _BATCH]
+            _client().change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": min(seconds, 43_200)}
+                    for i, r in enumerate(chunk)
+                ],
+            )

@@ -14,11 +14,13 @@ attempts nothing that is already recorded.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
-from hookline.domain import filters, retry, subscriptions
+from hookline import clock
+from hookline.domain import filters, pacing, retry, subscriptions
 from hookline.domain.delivery import (
     DeliveryContext,
     attempt_and_record,
@@ -29,6 +31,22 @@ from hookline.domain.models import Event
 from hookline.observability import bind, carry, logger
 
 Result = Literal["delivered", "failed", "resumed", "skipped"]
+
+#: A first attempt still running after this long marks its endpoint slow: the webhook's next
+#: deliveries wait (in the queue, holding no invocation) for ``SLOW_ENDPOINT_HOLD_SECONDS``.
+SLOW_ATTEMPT_SECONDS = 2.0
+SLOW_ENDPOINT_HOLD_SECONDS = 10
+#: A webhook's turn (rate limit, Retry-After, slow-endpoint hold) further off than this is
+#: waited for in the queue, not in the invocation.
+IN_PROCESS_WAIT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Held:
+    """The order may not be attempted now (its webhook's turn is too far off): hand it over
+    again in ``seconds``. Nothing was sent or recorded."""
+
+    seconds: int
 
 
 @dataclass(frozen=True)
@@ -127,17 +145,29 @@ def queue_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchRepor
     return report
 
 
+Outcome = Result | Held | BaseException
+
+
 def deliver_orders(
-    ctx: DeliveryContext, orders: Sequence[DeliveryOrder]
-) -> list[Result | BaseException]:
+    ctx: DeliveryContext,
+    orders: Sequence[DeliveryOrder],
+    *,
+    wait_at_most: float | None = IN_PROCESS_WAIT_SECONDS,
+) -> list[Outcome]:
     """The delivery consumer: the first attempt of every order at once, each on its own
-    thread; an order whose processing raised gets its exception back (hand it over again)."""
+    thread; an order whose processing raised gets its exception back (hand it over again).
+
+    The per-endpoint cap: an endpoint whose attempt is still running after
+    SLOW_ATTEMPT_SECONDS is held (pacing's hold, the seam rate limits use too), so its next
+    orders wait in the queue instead of each holding an invocation for the whole timeout.
+    A turn further off than ``wait_at_most`` seconds (None: any) answers Held.
+    """
     if not orders:
         return []
 
-    def run(order: DeliveryOrder) -> Result | BaseException:
+    def run(order: DeliveryOrder) -> Outcome:
         try:
-            return deliver_order(ctx, order)
+            return deliver_order(ctx, order, wait_at_most=wait_at_most)
         except Exception as exc:
             logger.exception(
                 "delivery not finished; it will be handed over again",
@@ -147,10 +177,32 @@ def deliver_orders(
 
     workers = max(1, min(ctx.settings.dispatch_concurrency, len(orders)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hookline-deliver") as pool:
-        return list(pool.map(carry(run), orders))
+        futures = [pool.submit(carry(run), order) for order in orders]
+        _, running = wait(futures, timeout=SLOW_ATTEMPT_SECONDS)
+        pairs = zip(orders, futures, strict=True)
+        slow = {(o.community_id, o.webhook_id) for o, f in pairs if f in running}
+        for community_id, webhook_id in slow:
+            _hold_slow_endpoint(ctx, community_id, webhook_id)
+        return [future.result() for future in futures]
 
 
-def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
+def _hold_slow_endpoint(ctx: DeliveryContext, community_id: str, webhook_id: str) -> None:
+    until = clock.now() + timedelta(seconds=SLOW_ENDPOINT_HOLD_SECONDS)
+    try:
+        ctx.rate_limiter.hold(webhook_id, int(until.timestamp() * 1000))
+        ctx.webhooks.update(community_id, webhook_id, {"throttled_until": clock.iso(until)})
+    except Exception:  # a webhook deleted meanwhile, or storage trouble: the attempt goes on
+        logger.exception("could not hold a slow endpoint", extra={"webhook_id": webhook_id})
+        return
+    logger.info("slow endpoint held", extra={"webhook_id": webhook_id, "until": clock.iso(until)})
+
+
+def deliver_order(
+    ctx: DeliveryContext,
+    order: DeliveryOrder,
+    *,
+    wait_at_most: float | None = IN_PROCESS_WAIT_SECONDS,
+) -> Result | Held:
     """One order's first attempt, unless it was made already.
 
     A delivery already recorded is skipped unless an earlier invocation left it ``pending``:
@@ -181,7 +233,18 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
             delivery, stored = existing, True
         else:
             delivery, stored = new_delivery(event, webhook), False
-        result = attempt_and_record(ctx, delivery, webhook, event, 1, stored=stored)
+        try:
+            result = attempt_and_record(
+                ctx,
+                delivery,
+                webhook,
+                event,
+                1,
+                stored=stored,
+                wait_at_most=wait_at_most,
+            )
+        except pacing.NotYet as later:
+            return Held(later.retry_in_seconds)
         if result.outcome.success:
             return "delivered"
         retry.start_retries(ctx, result.delivery, webhook, result.outcome)
@@ -190,12 +253,12 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
 
 def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchReport:
     """Both steps in one call, in process (tests, benchmarks): fan out, then deliver every
-    order before returning."""
+    order before returning (a webhook's turn is waited for here: there is no queue to wait in)."""
     planned = fan_out(ctx, events)
     report = DispatchReport(events=planned.events, failed_event_ids=planned.failed_event_ids)
-    results = deliver_orders(ctx, planned.orders)
+    results = deliver_orders(ctx, planned.orders, wait_at_most=None)
     for order, result in zip(planned.orders, results, strict=True):
-        if isinstance(result, BaseException):
+        if isinstance(result, BaseException | Held):
             report.failed_event_ids.add(order.event.id)
         elif result == "skipped":
             report.skipped += 1

@@ -100,6 +100,8 @@ class InlineQueue:
         self.dead_letters: list[Record] = []
         self.invocations = 0
         self._lock = threading.Lock()
+        self._bodies: dict[str, tuple[str, str]] = {}  # receipt -> (message id, body)
+        self._held: set[str] = set()
 
     def invoke(self, event: dict[str, Any]) -> Any:
         if self._invoke is not None:
@@ -117,6 +119,16 @@ class InlineQueue:
             self._consume(pending[start : start + self.batch_size], sent_ms)
         return []
 
+    def hold(self, receipts: Sequence[str], seconds: int) -> None:
+        """Held messages come back after ``seconds`` (on a timer thread)."""
+        with self._lock:
+            self._held.update(receipts)
+            later = [self._bodies[r] for r in receipts if r in self._bodies]
+        if later:
+            timer = threading.Timer(seconds, self._consume, (later, int(time.time() * 1000)))
+            timer.daemon = True
+            timer.start()
+
     def _consume(self, batch: list[tuple[str, str]], sent_ms: int) -> None:
         for receive in range(1, self.max_receives + 1):
             records = [
@@ -132,13 +144,16 @@ class InlineQueue:
             ]
             with self._lock:
                 self.invocations += 1
+                self._bodies = {r["receiptHandle"]: (r["messageId"], r["body"]) for r in records}
+                self._held = set()
             try:
                 retry = failed_ids(self.invoke({"Records": records}), records)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException:  # the invocation died: the batch comes back
                 retry = {r["messageId"] for r in records}
-            batch = [(m, b) for m, b in batch if m in retry]
+            held = {self._bodies[r][0] for r in self._held if r in self._bodies}
+            batch = [(m, b) for m, b in batch if m in retry and m not in held]
             if not batch:
                 return
         self.dead_letters.extend(

@@ -357,6 +357,9 @@ class JournaledQueue:
         failed: list[int] = self.inner.send(messages)
         return failed
 
+    def hold(self, receipts: Any, seconds: int) -> None:
+        self.inner.hold(receipts, seconds)
+
 
 class Persistence:
     """The state directory as the local stack uses it: `restore` right after the tables exist,
