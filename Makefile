@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins its own boto3, botocore and packaging, which would fight moto's and sam's: it
+# gets a virtualenv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 # sam build needs the Lambda runtime's Python (3.12) on PATH; pyenv exposes it through PYENV_VERSION.
 export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
@@ -34,7 +39,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-local: $(LOCAL_STAMP)
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
+# A full install (make install / make test) serves the local stack too.
+local: $(if $(wildcard $(STAMP)),$(STAMP),$(LOCAL_STAMP))
 	$(BIN)/hookline local --allow-private-targets $(ARGS)
 
 lint: $(STAMP)
@@ -47,9 +58,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -n 2 -m "not slow"
 
-template: $(STAMP)
+# checkov's suppressions are in template.yaml (Metadata.checkov.skip), each with its reason.
+# --skip-download: checkov would otherwise fetch guideline links from its vendor's API.
+template: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --template-file template.yaml
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(BIN)/sam build --template-file template.yaml --build-dir .aws-sam/build
 
 # Browser tests (tests/browser/): Debian's Chromium (Playwright's own download cannot work here),
@@ -57,6 +71,7 @@ template: $(STAMP)
 browser-deps: $(STAMP)
 	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet playwright
+	test -f node_modules/axe-core/axe.min.js || command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq npm; }
 	test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent axe-core
 
 test: browser-deps lint typecheck template unit
@@ -81,4 +96,4 @@ env-json: $(LOCAL_STAMP)
 	$(BIN)/python -m hookline.local.sam_local env-json --write env.json
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache node_modules
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache node_modules

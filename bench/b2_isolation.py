@@ -31,13 +31,7 @@ from bench.receiver import ReceiverFarm
 from hookline import clock
 from hookline.domain.communities import create_community
 from hookline.domain.delivery import DeliveryContext, build_request, delivery_id_for
-from hookline.domain.dispatch import (
-    DeliveryOrder,
-    Held,
-    deliver_orders,
-    dispatch_events,
-    queue_events,
-)
+from hookline.domain.dispatch import DeliveryOrder, deliver_orders, dispatch_events, queue_events
 from hookline.domain.models import Event, Webhook
 from hookline.domain.publishing import publish
 from hookline.domain.repositories import CommunityRepository, WebhookRepository
@@ -66,13 +60,15 @@ class ConsumerPool:
         for thread in self._threads:
             thread.start()
 
-    def send(self, messages: Any) -> list[int]:
+    def send(self, messages: Any, *, delay_seconds: int = 0) -> list[int]:
         for message in messages:
-            self._inbox.put(dict(message))
+            if delay_seconds:  # a delayed message (a deferred order) arrives later
+                timer = threading.Timer(delay_seconds, self._inbox.put, (dict(message),))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._inbox.put(dict(message))
         return []
-
-    def hold(self, receipts: Any, seconds: int) -> None:
-        raise NotImplementedError("the pool holds orders itself (see _run)")
 
     def _run(self) -> None:
         while True:
@@ -90,12 +86,7 @@ class ConsumerPool:
                     break
                 batch.append(more)
             assert self.ctx is not None
-            results = deliver_orders(self.ctx, [DeliveryOrder.from_message(m) for m in batch])
-            for message, result in zip(batch, results, strict=True):
-                if isinstance(result, Held):  # back on the queue after its hold
-                    timer = threading.Timer(result.seconds, self._inbox.put, (message,))
-                    timer.daemon = True
-                    timer.start()
+            deliver_orders(self.ctx, [DeliveryOrder.from_message(m) for m in batch])
 
     def close(self) -> None:
         for _ in self._threads:

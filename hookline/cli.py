@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="WARNING",
         help="the functions' log level (the deployed template uses INFO; default WARNING)",
     )
-    local.add_argument("--access-log", action="store_true", help="print one line per request")
+    local.add_argument(
+        "--access-log",
+        action="store_true",
+        help="print one line per request (tokens and credentials in paths masked)",
+    )
     return parser
 
 

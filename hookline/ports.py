@@ -21,11 +21,21 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Between:
+    """A `Query.where` value that matches `low <= attribute <= high`."""
+
+    low: Any
+    high: Any
+
+
+@dataclass(frozen=True)
 class Query:
     """A key-condition query on a table or one of its indexes.
 
     `partition` is the hash-key value; `prefix`, `after`/`before` bound the range key
     (prefix match, exclusive bounds). Results come newest-first when `descending` is set.
+    `where` filters on other attributes: a value must be equal, `None` matches a missing or null
+    attribute, and a `Between` matches an inclusive range.
     """
 
     partition: str
@@ -103,12 +113,9 @@ class RetryScheduler(Protocol):
 class DeliveryQueue(Protocol):
     """Hands deliveries from the dispatcher to the delivery consumer (SQS in AWS)."""
 
-    def send(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
-        """Queue JSON-able messages; returns the indexes of those that could not be queued."""
-        ...
-
-    def hold(self, receipts: Sequence[str], seconds: int) -> None:
-        """Hand received messages (by receipt handle) over again in ``seconds``, not sooner."""
+    def send(self, messages: Sequence[Mapping[str, Any]], *, delay_seconds: int = 0) -> list[int]:
+        """Queue JSON-able messages, delivered after ``delay_seconds`` (at most 900); returns the
+        indexes of those that could not be queued."""
         ...
 
 

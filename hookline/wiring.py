@@ -3,62 +3,153 @@ stack, tests and benchmarks swap in their own with configure()."""
 
 from __future__ import annotations
 
+import functools
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from hookline.config import Settings, settings
 from hookline.ports import DeliveryQueue, Mailer, RateLimiter, RetryScheduler, Sender, Tables
 
-
-def _memory_rate_limiter() -> RateLimiter:
-    # Development-only (not in the Lambda layer): reached only when configure() replaced the
-    # tables, which Lambda never does.
-    from hookline.adapters.memory import MemoryRateLimiter
-
-    return MemoryRateLimiter()
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 
 @dataclass(frozen=True)
+class _Deferred:
+    """An adapter that Services makes on first use."""
+
+    make: Callable[[], Any]
+
+
 class Services:
-    settings: Settings
-    tables: Tables
-    scheduler: RetryScheduler
-    mailer: Mailer
-    sender: Sender
-    queue: DeliveryQueue
-    #: With in-memory tables the pace is kept in memory too (one process).
-    rate_limiter: RateLimiter = field(default_factory=_memory_rate_limiter)
+    """The adapter behind each port. Each part is a ready adapter or made on first use, so a
+    function's first request creates (and imports) only the adapters it touches: the
+    authorizer never loads the delivery code behind the scheduler and the sender."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tables: Any,
+        scheduler: Any,
+        mailer: Any,
+        sender: Any,
+        queue: Any,
+        rate_limiter: Any = None,
+    ) -> None:
+        self.settings = settings
+        self._parts: dict[str, Any] = {
+            "tables": tables,
+            "scheduler": scheduler,
+            "mailer": mailer,
+            "sender": sender,
+            "queue": queue,
+            "rate_limiter": rate_limiter or _Deferred(functools.partial(_rate_limiter, tables)),
+        }
+        self._making = threading.Lock()
+
+    def _part(self, name: str) -> Any:
+        part = self._parts[name]
+        if isinstance(part, _Deferred):
+            with self._making:
+                part = self._parts[name]
+                if isinstance(part, _Deferred):
+                    part = self._parts[name] = part.make()
+        return part
+
+    @property
+    def tables(self) -> Tables:
+        return cast(Tables, self._part("tables"))
+
+    @property
+    def scheduler(self) -> RetryScheduler:
+        return cast(RetryScheduler, self._part("scheduler"))
+
+    @property
+    def mailer(self) -> Mailer:
+        return cast(Mailer, self._part("mailer"))
+
+    @property
+    def sender(self) -> Sender:
+        return cast(Sender, self._part("sender"))
+
+    @property
+    def queue(self) -> DeliveryQueue:
+        return cast(DeliveryQueue, self._part("queue"))
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        return cast(RateLimiter, self._part("rate_limiter"))
 
 
 _lock = threading.Lock()
 _current: Services | None = None
 _overrides: dict[str, Any] = {}
+_idempotency: BasePersistenceLayer | None = None
+
+
+def _tables(config: Settings) -> Tables:
+    from hookline.adapters.dynamodb import DynamoTables
+
+    return DynamoTables(config)
+
+
+def _scheduler(config: Settings) -> RetryScheduler:
+    from hookline.adapters.stepfunctions import StepFunctionsScheduler
+
+    return StepFunctionsScheduler(config.retry_state_machine_arn)
+
+
+def _mailer(config: Settings) -> Mailer:
+    from hookline.adapters.ses import SesMailer
+
+    return SesMailer(config.mail_sender, outbox_dir=config.mail_outbox_dir)
+
+
+def _sender(config: Settings) -> Sender:
+    from hookline import observability
+    from hookline.adapters import http_attempt
+
+    return observability.traced_sender(http_attempt.post)
+
+
+def _queue(config: Settings) -> DeliveryQueue:
+    from hookline.adapters.sqs import SqsDeliveryQueue
+
+    return SqsDeliveryQueue(config.delivery_queue_url)
+
+
+def _rate_limiter(tables: Any) -> RateLimiter:
+    """The pace is kept beside the tables: in DynamoDB, or in memory with in-memory tables (one
+    process; development only, so that adapter is not in the Lambda layer)."""
+    from hookline.adapters.dynamodb import DynamoTables
+
+    if isinstance(tables, DynamoTables):
+        from hookline.adapters.rate_limiter import DynamoRateLimiter
+
+        return DynamoRateLimiter(tables.webhooks.name)
+    from hookline.adapters.memory import MemoryRateLimiter
+
+    return MemoryRateLimiter()
 
 
 def _build() -> Services:
-    """The AWS adapters, except where configure() supplied a replacement (never built then)."""
-    from hookline import observability
-    from hookline.adapters import http_attempt
-    from hookline.adapters.dynamodb import DynamoTables
-    from hookline.adapters.rate_limiter import DynamoRateLimiter
-    from hookline.adapters.ses import SesMailer
-    from hookline.adapters.sqs import SqsDeliveryQueue
-    from hookline.adapters.stepfunctions import StepFunctionsScheduler
-
+    """The AWS adapters, except where configure() supplied a replacement (never built then).
+    Every function's first request reads a table, so the tables adapter (boto3) is made now;
+    its DynamoDB client still waits for the first call. The rest waits for first use."""
     config: Settings = _overrides.get("settings") or settings()
-    factories: dict[str, Any] = {
-        "tables": lambda: DynamoTables(config),
-        "scheduler": lambda: StepFunctionsScheduler(config.retry_state_machine_arn),
-        "mailer": lambda: SesMailer(config.mail_sender, outbox_dir=config.mail_outbox_dir),
-        "sender": lambda: observability.traced_sender(http_attempt.post),
-        "queue": lambda: SqsDeliveryQueue(config.delivery_queue_url),
+    deferred = {"scheduler": _scheduler, "mailer": _mailer, "sender": _sender, "queue": _queue}
+    parts = {
+        name: _overrides.get(name) or _Deferred(functools.partial(make, config))
+        for name, make in deferred.items()
     }
-    parts = {name: _overrides.get(name) or make() for name, make in factories.items()}
-    limiter = _overrides.get("rate_limiter")
-    if limiter is None and isinstance(parts["tables"], DynamoTables):
-        limiter = DynamoRateLimiter(config.webhooks_table)
-    return Services(settings=config, **parts, rate_limiter=limiter or _memory_rate_limiter())
+    return Services(
+        settings=config,
+        tables=_overrides.get("tables") or _tables(config),
+        rate_limiter=_overrides.get("rate_limiter"),
+        **parts,
+    )
 
 
 def services() -> Services:
@@ -71,19 +162,36 @@ def services() -> Services:
     return _current
 
 
+def idempotency_store() -> BasePersistenceLayer:
+    """powertools' idempotency store for Idempotency-Key requests: the IdempotencyTable,
+    built on first use (only ApiFunction needs it), unless configure(idempotency=...) set one."""
+    global _idempotency
+    with _lock:
+        if _idempotency is None:
+            _idempotency = _overrides.get("idempotency")
+        if _idempotency is None:
+            from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+            config: Settings = _overrides.get("settings") or settings()
+            _idempotency = DynamoDBPersistenceLayer(table_name=config.idempotency_table)
+        return _idempotency
+
+
 def configure(**overrides: Any) -> None:
     """Replace some services (settings=, tables=, scheduler=, mailer=, sender=, queue=,
-    rate_limiter=) in this process."""
-    global _current
+    rate_limiter=, idempotency=) in this process."""
+    global _current, _idempotency
     with _lock:
         _overrides.update(overrides)
         _current = None
+        _idempotency = None
 
 
 def reset() -> None:
     """Forget overrides and cached services (tests)."""
-    global _current
+    global _current, _idempotency
     with _lock:
         _overrides.clear()
         _current = None
+        _idempotency = None
     settings.cache_clear()

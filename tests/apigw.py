@@ -36,11 +36,13 @@ def api_event(
     query: dict[str, str] | None = None,
     body: Any = ...,
     raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A sample with its placeholders filled in and the given parts replaced.
 
     ``body`` is JSON-encoded (``None`` sends no body; leave it out to keep the sample's).
-    ``raw_body`` is sent as is. ``role="operator"`` makes the operator the caller.
+    ``raw_body`` is sent as is. ``headers`` are added. ``role="operator"`` makes the operator
+    the caller.
     """
     text = json.dumps(sample(name))
     for placeholder, value in (
@@ -64,6 +66,9 @@ def api_event(
         event["body"] = raw_body
     elif body is not ...:
         event["body"] = None if body is None else json.dumps(body)
+    for name, value in (headers or {}).items():
+        event.setdefault("headers", {})[name] = value
+        event.setdefault("multiValueHeaders", {})[name] = [value]
     authorizer = event["requestContext"]["authorizer"]
     authorizer["role"] = role
     if role == "operator":
@@ -97,5 +102,8 @@ def call(event: dict[str, Any]) -> ApiResponse:
     return ApiResponse(
         status=raw["statusCode"],
         body=json.loads(text) if text else None,
-        headers=dict(raw.get("headers") or {}),
+        headers={
+            **dict(raw.get("headers") or {}),
+            **{k: v[-1] for k, v in (raw.get("multiValueHeaders") or {}).items() if v},
+        },
     )

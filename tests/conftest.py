@@ -25,6 +25,7 @@ import pytest
 
 from hookline import wiring
 from hookline.adapters.memory import MemoryTables
+from hookline.adapters.memory_idempotency import MemoryIdempotencyStore
 from hookline.config import Settings
 
 OPERATOR_KEY = "hk_operator_test_key_0123456789abcdef"
@@ -132,5 +133,6 @@ def memory_services() -> wiring.Services:
         scheduler=RecordingScheduler(),
         mailer=RecordingMailer(),
         sender=http_attempt.post,
+        idempotency=MemoryIdempotencyStore(),
     )
     return wiring.services()

@@ -225,10 +225,10 @@ class Queue:
         self.invocations = 0
         self._ids = itertools.count(1)
         self._receives: dict[str, int] = {}
-        self.held: list[tuple[str, int]] = []
         self._lock = threading.Lock()
 
-    def send(self, messages: Sequence[Any]) -> list[int]:
+    def send(self, messages: Sequence[Any], *, delay_seconds: int = 0) -> list[int]:
+        # A delay is not kept: the consumer checks the webhook's turn again when it gets it.
         with self._lock:
             for message in messages:
                 message_id = f"msg-{next(self._ids)}"
@@ -236,11 +236,6 @@ class Queue:
                     {"messageId": message_id, "body": json.dumps(message, separators=(",", ":"))}
                 )
         return []
-
-    def hold(self, receipts: Sequence[str], seconds: int) -> None:
-        """Held messages are pending again (the harness skips their wait)."""
-        with self._lock:
-            self.held.extend((r, seconds) for r in receipts)
 
     def take(self) -> list[dict[str, Any]]:
         """The pending messages as records of one receive (they leave the queue until done)."""

@@ -23,6 +23,7 @@ ID_ATTRIBUTES = {
     "key_id": "spare_key_id",
     "webhook_id": "webhook_id",
     "delivery_id": "delivery_id",
+    "event_id": "event_id",
     "space_id": "space_id",
     "course_id": "course_id",
     "user_id": "user_id",
@@ -43,6 +44,7 @@ class Tenant:
     webhook_id: str = ""
     webhook_secret: str = ""
     delivery_id: str = ""
+    event_id: str = ""
     space_id: str = ""
     course_id: str = ""
     incoming_id: str = ""
@@ -95,6 +97,7 @@ class Tenant:
             self.spare_key_id,
             self.webhook_id,
             self.delivery_id,
+            self.event_id,
             self.space_id,
             self.course_id,
             self.incoming_id,
@@ -150,7 +153,9 @@ def make_tenant(stack: LocalStackHandle, name: str, *, wait: float = 10.0) -> Te
     joined = tenant.inbound({"email": tenant.email, "user_pass": tenant.password})
     assert joined.status_code == 200, joined.text
     tenant.user_id = joined.json()["user_id"]
-    tenant.ok("POST", "/events", json={"event": "post.created", "data": {"title": name}})
+    tenant.event_id = tenant.ok(
+        "POST", "/events", json={"event": "post.created", "data": {"title": name}}
+    )["id"]
 
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:

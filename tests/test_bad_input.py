@@ -20,6 +20,7 @@ from hookline.config import Settings
 from hookline.domain.repositories import WebhookRepository
 from hookline.local.lambdas import LambdaContext, load_handler
 from tests.apigw import api_event
+from tests.conftest import OPERATOR_KEY
 from tests.incoming_helpers import World, aws_services, inbound_event, multipart
 from tests.localstack_fixtures import LocalStackHandle, local_stack  # noqa: F401
 from tests.stack_tenants import Tenant, make_tenant
@@ -31,7 +32,7 @@ KB = 1024
 def tables() -> Iterator[World]:
     """One community over moto DynamoDB for the class (moto stops before the local stack
     starts, so the two never share the process)."""
-    wiring.configure(settings=Settings(allow_private_targets=False))
+    wiring.configure(settings=Settings(allow_private_targets=False, operator_key=OPERATOR_KEY))
     with aws_services(wiring.services(), mail=False, tables=True) as services:
         yield World.create(services)
     wiring.reset()

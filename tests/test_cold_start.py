@@ -96,3 +96,17 @@ def test_in_lambda_the_tracer_patches_the_aws_sdk_and_nothing_else(tmp_path: Pat
     attempts have their own subsegment, which records the host only)."""
     probe = _in_lambda("dispatch", _PATCHED, tmp_path)
     assert probe == {"disabled": False, "patched": ["botocore"], "aws_sdk": True}
+
+
+def test_the_authorizer_loads_no_delivery_code(tmp_path: Path) -> None:
+    """Services are made on first use: building them for the authorizer, whose requests only
+    read API keys, imports neither the delivery code nor the HTTP sender."""
+    probe = _in_lambda(
+        "authorizer",
+        "import json, sys\nfrom hookline import wiring\nwiring.services().tables\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m in ("
+        "'hookline.domain.delivery', 'hookline.domain.retry', 'hookline.adapters.http_attempt'"
+        "))))",
+        tmp_path,
+    )
+    assert probe == []

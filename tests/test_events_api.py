@@ -73,12 +73,16 @@ def test_sample_publish_event_file(memory_services: wiring.Services) -> None:
 def test_a_repeated_client_id_is_idempotent(memory_services: wiring.Services) -> None:
     community, key = make_community(memory_services)
     first = _publish(community, key, {"event": "member.joined", "id": "j-1", "data": {"n": 1}})
-    again = _publish(community, key, {"event": "member.joined", "id": "j-1", "data": {"n": 2}})
+    again = _publish(community, key, {"event": "member.joined", "id": "j-1", "data": {"n": 1}})
     assert first.status == 202 and again.status == 200
     assert again.body["id"] == "j-1" and again.body["duplicate"] is True
     assert again.body["data"] == {"n": 1} and again.body["timestamp"] == first.body["timestamp"]
+    # The same id with another body is a conflict, never a silent duplicate.
+    changed = _publish(community, key, {"event": "member.joined", "id": "j-1", "data": {"n": 2}})
+    assert changed.status == 409 and changed.body["code"] == "conflict"
+    assert changed.body["data"] == {"status": 409, "field": "id"}
     items = memory_services.tables.events.scan_all()  # type: ignore[attr-defined]
-    assert len(items) == 1
+    assert len(items) == 1 and items[0]["data"] == {"n": 1}
     # The same client id in another community is another event.
     other, other_key = make_community(memory_services)
     assert _publish(other, other_key, {"event": "member.joined", "id": "j-1"}).status == 202

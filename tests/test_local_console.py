@@ -207,4 +207,5 @@ def test_auto_disable_window_is_scaled(stack: LocalStackHandle) -> None:
 def test_the_banner_says_where_state_is_kept(stack: LocalStackHandle) -> None:
     banner = stack.banner()
     assert "in memory only" in banner  # persist is off for this stack
+    assert "(new on every start)" in banner
     assert f"export HL={stack.base_url} OP={stack.operator_key}" in banner

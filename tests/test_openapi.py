@@ -40,8 +40,9 @@ def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
 
 
 def _resolver_routes() -> set[tuple[str, str]]:
+    """The documented operations of the resolver (the public docs routes are not in it)."""
     routes = [*app._dynamic_routes, *app._static_routes]
-    return {(route.openapi_path, route.method.lower()) for route in routes}
+    return {(r.openapi_path, r.method.lower()) for r in routes if r.include_in_schema}
 
 
 def test_committed_copy_is_the_generated_document(document: dict[str, Any]) -> None:
@@ -190,14 +191,48 @@ def test_check_detects_a_stale_copy(tmp_path: Path, document: dict[str, Any]) ->
     assert openapi.main(["--check", str(tmp_path / "missing.json")]) == 1
 
 
-def test_swagger_ui_page_needs_no_cdn() -> None:
-    page = openapi.swagger_ui_html("/v1/openapi.json")
-    assert "SwaggerUIBundle" in page and '"/v1/openapi.json"' in page
-    assert "cdn" not in page.lower()
-    assert re.search(r"<script[^>]+src=", page) is None
-    assert re.search(r"<link[^>]+href=", page) is None
-    hostile = openapi.swagger_ui_html('/x"</script><script>alert(1)</script>')
-    assert "</script><script>alert" not in hostile
+def _docs_get(path: str, host: str = "127.0.0.1:3000") -> Any:
+    event = api_event("api-list-webhooks", method="GET", path=path, query={}, body=None)
+    event["resource"] = event["requestContext"]["resourcePath"] = path
+    event["pathParameters"] = None
+    event["requestContext"].pop("authorizer", None)
+    event["headers"]["Host"] = host
+    from hookline.api.app import handle
+
+    return handle(event, None)  # type: ignore[arg-type]
+
+
+def test_swagger_ui_page_loads_the_bundle_as_a_file_and_needs_no_cdn(
+    memory_services: Services,
+) -> None:
+    page = _docs_get("/v1/docs")
+    assert page["statusCode"] == 200, page
+    html = page["body"]
+    assert "SwaggerUIBundle(" in html and "cdn" not in html.lower()
+    scripts = re.findall(r"<script[^>]+src='([^']+)'", html)
+    assert scripts == ["docs/swagger-ui-bundle.min.js"]
+    assert re.findall(r"<link[^>]+href='([^']+)'", html) == ["docs/swagger-ui.min.css"]
+    assert "</script><script>" not in html.split("spec:", 1)[1].split("presets", 1)[0]
+
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui
+
+    assets = Path(swagger_ui.__file__).parent
+    for name, kind in (("swagger-ui-bundle.min.js", "javascript"), ("swagger-ui.min.css", "css")):
+        answer = _docs_get(f"/v1/docs/{name}")
+        assert answer["statusCode"] == 200
+        content_type = answer["multiValueHeaders"]["Content-Type"][0]
+        assert kind in content_type
+        assert answer["body"] == (assets / name).read_text(encoding="utf-8")  # unmodified
+    assert _docs_get("/v1/docs/../../etc/passwd")["statusCode"] == 404
+    assert _docs_get("/v1/docs/oauth2.py")["statusCode"] == 404
+    served = json.loads(_docs_get("/v1/openapi.json")["body"])
+    assert served["paths"] == openapi.openapi_document()["paths"]
+    assert served["servers"][0]["url"] == "http://127.0.0.1:3000"
+    deployed = _docs_get("/v1/openapi.json", host="abc123.execute-api.eu-west-1.amazonaws.com")
+    stage = api_event("api-list-webhooks")["requestContext"]["stage"]
+    assert json.loads(deployed["body"])["servers"][0]["url"] == (
+        f"https://abc123.execute-api.eu-west-1.amazonaws.com/{stage}"
+    )
 
 
 def test_no_lambda_imports_the_generator() -> None:

@@ -192,3 +192,33 @@ def test_a_turn_too_far_off_is_handed_back_untouched(memory_services: wiring.Ser
     assert ctx.deliveries.find(deliveries[1].id) == deliveries[1]
     # Nothing was claimed: the next free slot is still the one 10 s after the first send.
     assert handed_back.value.turn.slot_ms - handed_back.value.turn.reserved_at_ms <= 10_000
+
+
+def test_orders_whose_turn_is_far_off_go_back_on_the_queue_delayed(
+    memory_services: wiring.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the delivery queue, a turn beyond the in-process horizon is not slept through: the
+    order is queued again with a delay, and is delivered in its turn, once, with no attempt
+    used up meanwhile."""
+    monkeypatch.setattr(pacing, "MAX_WAIT_IN_PROCESS_SECONDS", 1.0)
+    community, _ = make_community(memory_services)
+    queue: Any = memory_services.queue
+    with Receiver() as rx:
+        hook = make_webhook(memory_services, community.id, rx.url_for("/h"), rate_limit=0.5)
+        events = [make_event(community, "post.created", {"n": n}) for n in range(3)]
+        started = time.monotonic()
+        report = dispatch_events(delivery_context(memory_services), events)
+        # Only the first was sent in this call; the other two were handed back at once.
+        assert time.monotonic() - started < 1
+        assert report.delivered == 1 and report.deferred == 2 and report.failed == 0
+        assert len(queue.sent) == 2
+        received = rx.wait_for(3, timeout=15)
+        time.sleep(0.2)
+        assert len(rx.requests) == 3
+    times = sorted(r.received_at for r in received)
+    assert all(b - a >= 1.5 for a, b in itertools.pairwise(times)), times
+    ctx = delivery_context(memory_services)
+    for event in events:
+        [attempt] = ctx.deliveries.attempts(delivery_id_for(event.id, hook.id))
+        assert attempt.success and attempt.attempt == 1
+    assert memory_services.scheduler.started == []  # type: ignore[attr-defined]

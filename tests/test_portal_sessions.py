@@ -3,6 +3,7 @@ do, expiry, read-only sessions, and the portal's files with their security heade
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import timedelta
@@ -17,6 +18,7 @@ from hookline.api import portal_assets
 from tests.localstack_fixtures import LocalStackHandle, local_stack  # noqa: F401
 from tests.portal_helpers import (
     Tenant,
+    inspector_webhook,
     link_parts,
     new_community,
     portal_session,
@@ -119,6 +121,9 @@ def test_token_is_not_an_api_key(
     token = link_parts(portal_session(local_stack, acme)["url"])["token"]
     for method, path, body in (
         ("POST", "/v1/communities", {"name": "Mine", "site_url": "https://x.example"}),
+        ("GET", "/v1/communities", None),
+        ("DELETE", f"/v1/communities/{acme.id}", None),
+        ("POST", f"/v1/communities/{acme.id}/event-types", {"name": "order.refunded"}),
         ("GET", f"/v1/communities/{acme.id}/api-keys", None),
         ("POST", f"/v1/communities/{acme.id}/api-keys", {"name": "escalate"}),
         ("POST", f"/v1/communities/{acme.id}/portal-sessions", {}),
@@ -236,7 +241,72 @@ def test_sample_events_of_the_portal_routes() -> None:
 
     page = handle(sample("portal-page"), LambdaContext())  # type: ignore[arg-type]
     assert page["statusCode"] == 301 and page["headers"]["Location"] == "portal/"
+    normalised = sample("portal-page")
+    normalised["requestContext"]["path"] = "/dev/portal/"  # /portal/ handed over as /portal
+    index = handle(normalised, LambdaContext())  # type: ignore[arg-type]
+    assert index["statusCode"] == 200 and "<!DOCTYPE html>" in index["body"]
     asset = handle(sample("portal-asset"), LambdaContext())  # type: ignore[arg-type]
     assert asset["statusCode"] == 200
     assert asset["headers"]["Content-Type"].startswith("text/javascript")
     assert asset["body"] == (portal_assets.ASSETS / "app.js").read_text(encoding="utf-8")
+
+
+def test_template_and_local_stack_route_the_portal_without_the_authorizer() -> None:
+    from hookline.adapters.template import load_template
+    from hookline.local.blueprint import load_blueprint
+
+    events = load_template()["Resources"]["ApiFunction"]["Properties"]["Events"]
+    routes = {
+        (e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"]
+        for e in events.values()
+    }
+    for key in (("GET", "/portal"), ("GET", "/portal/{asset}")):
+        assert routes[key]["Auth"] == {"Authorizer": "NONE"}, key
+    local = {(r.method, r.resource): r for r in load_blueprint().routes}
+    assert not local[("GET", "/portal")].authorized and local[("GET", "/portal")].function == "api"
+    assert not local[("GET", "/portal/{asset}")].authorized
+    assert local[("ANY", "/v1/communities/{proxy+}")].authorized
+
+
+def test_changes_through_the_portal_name_the_session_as_actor(
+    local_stack: LocalStackHandle,  # noqa: F811
+    tenants: tuple[Tenant, Tenant],
+) -> None:
+    acme, _ = tenants
+    inspector_webhook(local_stack, acme, "Spaces", "portal-actor", ["space.created"])
+    session = portal_session(local_stack, acme)
+    token = link_parts(session["url"])["token"]
+    made = _call(
+        local_stack, "POST", f"/v1/communities/{acme.id}/spaces", token, {"name": "Portal"}
+    )
+    assert made.status_code == 201, made.text
+    deadline = time.monotonic() + 10
+    while not local_stack.inspected("portal-actor") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [call] = local_stack.inspected("portal-actor")
+    assert json.loads(call["body"])["actor"] == {"type": "portal_session", "id": session["id"]}
+
+
+def test_another_site_cannot_act_with_the_portal(
+    local_stack: LocalStackHandle,  # noqa: F811
+    tenants: tuple[Tenant, Tenant],
+) -> None:
+    """CSRF: the token is never a cookie, so a cross-site form post carries no credential, and
+    the API grants no other origin a CORS read."""
+    acme, _ = tenants
+    token = link_parts(portal_session(local_stack, acme)["url"])["token"]
+    forged = requests.post(
+        local_stack.url(f"/v1/communities/{acme.id}/spaces"),
+        headers={"Origin": "https://evil.example", "Cookie": f"token={token}"},
+        data={"name": "Forged"},
+        timeout=10,
+    )
+    assert forged.status_code == 401
+    read = _call(local_stack, "GET", f"/v1/communities/{acme.id}/webhooks", token)
+    preflight = requests.options(
+        local_stack.url(f"/v1/communities/{acme.id}/webhooks"),
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        timeout=10,
+    )
+    for answer in (read, preflight):
+        assert "Access-Control-Allow-Origin" not in answer.headers

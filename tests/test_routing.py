@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import time
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 import requests
 
+from hookline import clock
+from hookline.observability import logger
 from tests.localstack_fixtures import LocalStackHandle, local_stack  # noqa: F401
 from tests.receivers import Receiver, Reply
 
@@ -277,11 +280,12 @@ def test_a_burst_to_a_rate_limited_webhook_is_spaced_to_the_limit(
     time.sleep(0.3)
     assert sorted(json.loads(r.body)["id"] for r in receiver.requests) == sorted(wanted)
     times = sorted(r.received_at for r in received)
-    assert _most_in_one_second(times) <= 3, times
+    log = admin.call("GET", f"/webhooks/{hook['id']}/logs?per_page=50").json()["data"]
+    sent = sorted(clock.parse_iso(e["created_at"]).timestamp() for e in log)
+    assert _most_in_one_second(times) <= 3, (times, sent)
     assert times[-1] - times[0] >= 3.5, times
 
     # Waiting is not an attempt: one successful attempt each, and the log shows the waits.
-    log = admin.call("GET", f"/webhooks/{hook['id']}/logs?per_page=50").json()["data"]
     assert len(log) == 10 and all(entry["success"] for entry in log)
     assert {entry["attempt"] for entry in log} == {1}
     waits = sorted(entry["rate_limit_wait_ms"] for entry in log)
@@ -316,3 +320,33 @@ def test_retry_after_on_a_429_slows_the_webhooks_next_deliveries(admin: Admin) -
     log = admin.call("GET", f"/webhooks/{hook['id']}/logs?per_page=50").json()["data"]
     assert sorted((e["status_code"], e["attempt"]) for e in log) == [(200, 1), (200, 2), (429, 1)]
     assert all(e["rate_limit_wait_ms"] > 0 for e in log if e["status_code"] == 200)
+
+
+def test_a_long_burst_waits_on_the_queue_not_in_the_function(
+    admin: Admin, receiver: Receiver
+) -> None:
+    """Turns more than a few seconds off go back on the delivery queue with a delay (moto's SQS
+    here): still every event once, still spaced to the limit."""
+    hook = admin.webhook(receiver.url_for("/long"), rate_limit=0.5)
+    handler: Any = logger.registered_handler
+    lines = io.StringIO()
+    previous_stream, previous_level = handler.setStream(lines), logger.log_level
+    logger.setLevel("INFO")
+    try:
+        wanted = _burst(admin, 10)  # turns every 2 s: the last ones are over 10 s off
+        received = receiver.wait_for(10, timeout=60)
+        time.sleep(0.5)
+    finally:
+        handler.setStream(previous_stream)
+        logger.setLevel(previous_level)
+    assert sorted(json.loads(r.body)["id"] for r in receiver.requests) == sorted(wanted)
+    times = sorted(r.received_at for r in received)
+    assert all(b - a >= 1.4 for a, b in itertools.pairwise(times)), times
+    logged = [json.loads(line) for line in lines.getvalue().splitlines()]
+    waits = [e for e in logged if e["message"] == "waiting for the rate limit"]
+    assert {e["level"] for e in waits} == {"INFO"}
+    assert any(e.get("handed_back") and e["webhook_id"] == hook["id"] for e in waits), [
+        (e["wait_ms"], e.get("handed_back")) for e in waits
+    ]
+    log = admin.call("GET", f"/webhooks/{hook['id']}/logs?per_page=50").json()["data"]
+    assert len(log) == 10 and {(e["attempt"], e["success"]) for e in log} == {(1, True)}

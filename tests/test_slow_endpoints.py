@@ -1,7 +1,7 @@
 """The per-endpoint cap: an endpoint whose first attempt is still running after
-SLOW_ATTEMPT_SECONDS is held, so its next deliveries wait in the queue (a Held answer, nothing
-sent or recorded) instead of each holding a DeliverFunction invocation for the whole timeout;
-other endpoints are not held."""
+SLOW_ATTEMPT_SECONDS is held, so its next deliveries are deferred (back on the queue, delayed;
+nothing sent or recorded) instead of each holding a DeliverFunction invocation for the whole
+timeout; other endpoints are not held."""
 
 from __future__ import annotations
 
@@ -12,20 +12,31 @@ import pytest
 from hookline import wiring
 from hookline.config import Settings
 from hookline.domain import dispatch
-from hookline.domain.dispatch import DeliveryOrder, Held, deliver_orders
+from hookline.domain.dispatch import DeliveryOrder, deliver_orders
 from tests.conftest import OPERATOR_KEY
 from tests.delivery_helpers import delivery_context, make_community, make_event, make_webhook
 from tests.receivers import Receiver
+
+
+class DelayedQueue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, Any], int]] = []
+
+    def send(self, messages: Any, *, delay_seconds: int = 0) -> list[int]:
+        self.sent.extend((dict(m), delay_seconds) for m in messages)
+        return []
 
 
 def test_a_hanging_endpoint_is_held_and_its_next_orders_wait(
     memory_services: wiring.Services, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
 ) -> None:
     monkeypatch.setattr(dispatch, "SLOW_ATTEMPT_SECONDS", 0.3)
+    queue = DelayedQueue()
     wiring.configure(
         settings=Settings(
             operator_key=OPERATOR_KEY, allow_private_targets=True, delivery_timeout_seconds=1.0
-        )
+        ),
+        queue=queue,
     )
     services = wiring.services()
     community, _ = make_community(services)
@@ -46,8 +57,9 @@ def test_a_hanging_endpoint_is_held_and_its_next_orders_wait(
         results = deliver_orders(
             ctx, [DeliveryOrder(fast.id, second), DeliveryOrder(slow.id, second)]
         )
-        assert results[0] == "delivered"
-        assert isinstance(results[1], Held) and results[1].seconds >= 1
+        assert results == ["delivered", "deferred"]
+        [(message, delay)] = queue.sent
+        assert message["webhook_id"] == slow.id and delay >= 1
         # Held: nothing was sent to it and nothing recorded for the second delivery.
         assert len(hung.requests) == 1
         assert ctx.deliveries.find(DeliveryOrder(slow.id, second).delivery_id) is None

@@ -75,8 +75,12 @@ def test_table_specs_follow_the_architecture() -> None:
         assert (spec.hash_key, spec.range_key, spec.ttl_attribute) == expected, logical_id
     assert specs["EventsTable"].stream_view_type == "NEW_IMAGE"
     assert {k for k, s in specs.items() if s.stream_view_type} == {"EventsTable"}
-    assert specs["DeliveriesTable"].indexes == {"by_webhook": ("gsi1pk", "gsi1sk")}
-    assert {k for k, s in specs.items() if s.indexes} == {"DeliveriesTable"}
+    assert specs["DeliveriesTable"].indexes == {
+        "by_webhook": ("gsi1pk", "gsi1sk"),
+        "by_community": ("gsi2pk", "gsi2sk"),
+    }
+    assert specs["EventsTable"].indexes == {"by_time": ("pk", "gsi1sk")}
+    assert {k for k, s in specs.items() if s.indexes} == {"DeliveriesTable", "EventsTable"}
 
 
 def test_created_tables_match_the_template(dynamodb: Any) -> None:
@@ -327,6 +331,10 @@ def test_api_routes_and_authorization(template: dict[str, Any]) -> None:
     assert routes[("ANY", "/v1/communities/{proxy+}")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/event-types")] == ("ApiFunction", "default")
     assert routes[("ANY", "/v1/event-types/{proxy+}")] == ("ApiFunction", "default")
+    for path in ("/v1/docs", "/v1/docs/{asset}", "/v1/openapi.json"):
+        assert routes[("GET", path)] == ("ApiFunction", "NONE")
+    public = {p for (_, p), (_, auth) in routes.items() if auth == "NONE"}
+    assert public == {"/v1/hooks/{token}", "/v1/docs", "/v1/docs/{asset}", "/v1/openapi.json"}
     assert routes[("POST", "/v1/hooks/{token}")] == ("InboundFunction", "NONE")
     api = template["Resources"]["HooklineApi"]["Properties"]
     assert api["Auth"]["DefaultAuthorizer"] == "HooklineAuthorizer"
@@ -370,3 +378,27 @@ def test_dashboard_and_alarms_read_the_metrics_the_code_writes(template: dict[st
         }
     for logical_id, resource in resources(template, "AWS::CloudWatch::Alarm").items():
         assert resource["Properties"]["AlarmActions"]["Fn::If"][0] == "HasAlarmEmail", logical_id
+
+
+def test_only_the_authorizer_and_the_api_read_the_operator_key(template: dict[str, Any]) -> None:
+    """The authorizer checks it; ApiFunction derives the key that signs list cursors from it."""
+    readers = {
+        owner
+        for owner, statement in _statements(template)
+        if "ssm:GetParameter" in _as_list(statement["Action"])
+        and "OperatorKeyParameterName" in json.dumps(statement.get("Resource"))
+    }
+    assert readers == {"AuthorizerFunction", "ApiFunction"}
+
+
+def test_the_listing_indexes_project_what_their_filters_read(template: dict[str, Any]) -> None:
+    def indexes(table: str) -> dict[str, Any]:
+        props = template["Resources"][table]["Properties"]
+        return {i["IndexName"]: i["Projection"] for i in props["GlobalSecondaryIndexes"]}
+
+    # ?event= filters the events index; a page's events are then read from the table.
+    assert indexes("EventsTable")["by_time"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["event"],
+    }
+    assert indexes("DeliveriesTable")["by_community"] == {"ProjectionType": "ALL"}

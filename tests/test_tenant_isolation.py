@@ -37,6 +37,9 @@ BODIES: dict[tuple[str, str], Any] = {
         "url": "https://intruder.example.com/hook"
     },
     ("POST", "/v1/communities/<community_id>/events"): {"event": "post.created", "data": {}},
+    ("POST", "/v1/communities/<community_id>/events/batch"): {
+        "events": [{"event": "post.created", "data": {}}]
+    },
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/recover"): {
         "since": "2020-01-01T00:00:00Z"
     },

@@ -14,38 +14,29 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hookline.adapters.batch import WholeBatchProcessor
 from hookline.domain.delivery import DeliveryContext
-from hookline.domain.dispatch import DeliveryOrder, Held, deliver_orders
+from hookline.domain.dispatch import DeliveryOrder, deliver_orders
 from hookline.observability import logger, metrics, tracer
 from hookline.wiring import services
 
 
-def order_of(record: SQSRecord) -> tuple[DeliveryOrder, str]:
-    return DeliveryOrder.from_message(json.loads(record.body)), record.receipt_handle
+def order_of(record: SQSRecord) -> DeliveryOrder:
+    return DeliveryOrder.from_message(json.loads(record.body))
 
 
-def _deliver(received: list[tuple[DeliveryOrder, str]]) -> set[int]:
-    """Failed and held orders are named in the partial response; held ones come back only
-    after their hold (their visibility timeout is set to it)."""
-    wiring = services()
-    results = deliver_orders(DeliveryContext.from_services(wiring), [o for o, _ in received])
+def _deliver(orders: list[DeliveryOrder]) -> set[int]:
+    results = deliver_orders(DeliveryContext.from_services(services()), orders)
     unfinished = {i for i, result in enumerate(results) if isinstance(result, BaseException)}
-    held: dict[int, list[str]] = {}
-    for (_, receipt), result in zip(received, results, strict=True):
-        if isinstance(result, Held):
-            held.setdefault(result.seconds, []).append(receipt)
-    for seconds, receipts in held.items():
-        wiring.queue.hold(receipts, seconds)
     logger.info(
         "deliveries made",
         extra={
-            "orders": len(received),
+            "orders": len(orders),
             "delivered": sum(1 for r in results if r == "delivered"),
             "failed": sum(1 for r in results if r == "failed"),
-            "held": sum(len(r) for r in held.values()),
+            "deferred": sum(1 for r in results if r == "deferred"),
             "unfinished": len(unfinished),
         },
     )
-    return unfinished | {i for i, r in enumerate(results) if isinstance(r, Held)}
+    return unfinished
 
 
 @logger.inject_lambda_context
@@ -55,9 +46,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     return process_partial_response(
         event=event,
         record_handler=order_of,
-        # A batch whose orders are all held is no error: it answers naming them all.
-        processor=WholeBatchProcessor(
-            EventType.SQS, SQSRecord, _deliver, raise_on_entire_batch_failure=False
-        ),
+        processor=WholeBatchProcessor(EventType.SQS, SQSRecord, _deliver),
         context=context,
     )

@@ -25,12 +25,8 @@ class WholeBatchProcessor(BatchProcessor, Generic[T]):
         event_type: EventType,
         record_type: Callable[[dict[str, Any]], Any],
         run: Callable[[list[T]], set[int]],
-        *,
-        raise_on_entire_batch_failure: bool = True,
     ) -> None:
-        super().__init__(
-            event_type=event_type, raise_on_entire_batch_failure=raise_on_entire_batch_failure
-        )
+        super().__init__(event_type=event_type)
         self.record_type = record_type
         self.run = run
 

@@ -16,10 +16,14 @@ from botocore.exceptions import ClientError
 from hookline.adapters import cursor as cursors
 from hookline.config import Settings
 from hookline.errors import ConditionFailed
-from hookline.ports import Item, Page, Query
+from hookline.ports import Between, Item, Page, Query
 
 #: Index name -> (hash attribute, range attribute), as declared in template.yaml.
-INDEXES: dict[str, tuple[str, str]] = {"by_webhook": ("gsi1pk", "gsi1sk")}
+INDEXES: dict[str, tuple[str, str]] = {
+    "by_webhook": ("gsi1pk", "gsi1sk"),
+    "by_community": ("gsi2pk", "gsi2sk"),
+    "by_time": ("pk", "gsi1sk"),
+}
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=64)
 
@@ -69,6 +73,30 @@ def _condition(expect: Mapping[str, Any]) -> ConditionBase:
     for part in parts[1:]:
         condition = condition & part
     return condition
+
+
+def _where(name: str, value: Any) -> ConditionBase:
+    if isinstance(value, Between):
+        return Attr(name).between(to_dynamo(value.low), to_dynamo(value.high))
+    if value is None:
+        return Attr(name).not_exists() | Attr(name).attribute_type("NULL")
+    return Attr(name).eq(to_dynamo(value))
+
+
+def _range_condition(query: Query, range_attr: str) -> tuple[ConditionBase | None, bool]:
+    """The key condition on the range key, and whether after/before still need a filter
+    (a key condition takes one of begins_with, between, >, <)."""
+    key = Key(range_attr)
+    if query.prefix is not None:
+        return key.begins_with(query.prefix), query.after is not None or query.before is not None
+    if query.after is not None and query.before is not None:
+        # between is inclusive: the filter keeps the bounds exclusive.
+        return key.between(query.after, query.before), True
+    if query.after is not None:
+        return key.gt(query.after), False
+    if query.before is not None:
+        return key.lt(query.before), False
+    return None, False
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
@@ -166,9 +194,12 @@ class DynamoTable:
 
     def query(self, query: Query) -> Page:
         hash_attr, range_attr = INDEXES[query.index] if query.index else ("pk", "sk")
+        if query.after is not None and query.before is not None and query.after >= query.before:
+            return Page([])
         condition: ConditionBase = Key(hash_attr).eq(query.partition)
-        if query.prefix is not None:
-            condition = condition & Key(range_attr).begins_with(query.prefix)
+        range_condition, filter_bounds = _range_condition(query, range_attr)
+        if range_condition is not None:
+            condition = condition & range_condition
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": condition,
             "ScanIndexForward": not query.descending,
@@ -178,11 +209,11 @@ class DynamoTable:
         else:
             kwargs["ConsistentRead"] = True
         filters: list[ConditionBase] = []
-        if query.after is not None:
+        if filter_bounds and query.after is not None:
             filters.append(Attr(range_attr).gt(query.after))
-        if query.before is not None:
+        if filter_bounds and query.before is not None:
             filters.append(Attr(range_attr).lt(query.before))
-        filters.extend(Attr(k).eq(to_dynamo(v)) for k, v in query.where.items())
+        filters.extend(_where(k, v) for k, v in query.where.items())
         if filters:
             combined: ConditionBase = filters[0]
             for f in filters[1:]:
@@ -190,7 +221,13 @@ class DynamoTable:
             kwargs["FilterExpression"] = combined
         if query.cursor:
             kwargs["ExclusiveStartKey"] = cursors.decode(
-                query.cursor, partition_attr=hash_attr, partition=query.partition
+                query.cursor,
+                partition_attr=hash_attr,
+                partition=query.partition,
+                range_attr=range_attr,
+                prefix=query.prefix,
+                after=query.after,
+                before=query.before,
             )
         selected: list[Item] = []
         more = False

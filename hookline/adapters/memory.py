@@ -11,11 +11,20 @@ from typing import Any
 
 from hookline.adapters import cursor as cursors
 from hookline.errors import ConditionFailed
-from hookline.ports import Item, Page, Query, Slot
+from hookline.ports import Between, Item, Page, Query, Slot
 
 
 def _matches(item: Item, expect: Mapping[str, Any]) -> bool:
-    return all(item.get(name) == value for name, value in expect.items())
+    return all(_matches_one(item.get(name), value) for name, value in expect.items())
+
+
+def _matches_one(value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, Between):
+        try:
+            return value is not None and wanted.low <= value <= wanted.high
+        except TypeError:
+            return False
+    return bool(value == wanted)
 
 
 class MemoryTable:
@@ -95,7 +104,13 @@ class MemoryTable:
         start = None
         if query.cursor:
             start = cursors.decode(
-                query.cursor, partition_attr=hash_attr, partition=query.partition
+                query.cursor,
+                partition_attr=hash_attr,
+                partition=query.partition,
+                range_attr=range_attr,
+                prefix=query.prefix,
+                after=query.after,
+                before=query.before,
             )
         selected: list[Item] = []
         more = False
@@ -137,9 +152,14 @@ class MemoryTable:
 class MemoryTables:
     communities: MemoryTable = field(default_factory=lambda: MemoryTable("communities"))
     webhooks: MemoryTable = field(default_factory=lambda: MemoryTable("webhooks"))
-    events: MemoryTable = field(default_factory=lambda: MemoryTable("events"))
+    events: MemoryTable = field(
+        default_factory=lambda: MemoryTable("events", {"by_time": ("pk", "gsi1sk")})
+    )
     deliveries: MemoryTable = field(
-        default_factory=lambda: MemoryTable("deliveries", {"by_webhook": ("gsi1pk", "gsi1sk")})
+        default_factory=lambda: MemoryTable(
+            "deliveries",
+            {"by_webhook": ("gsi1pk", "gsi1sk"), "by_community": ("gsi2pk", "gsi2sk")},
+        )
     )
     directory: MemoryTable = field(default_factory=lambda: MemoryTable("directory"))
 

@@ -23,14 +23,18 @@ class SqsDeliveryQueue:
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url
 
-    def send(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+    def send(self, messages: Sequence[Mapping[str, Any]], *, delay_seconds: int = 0) -> list[int]:
         if not self.queue_url:
             raise RuntimeError("DELIVERY_QUEUE_URL is not configured")
         failed: list[int] = []
         for start in range(0, len(messages), _BATCH):
             chunk = messages[start : start + _BATCH]
             entries = [
-                {"Id": str(start + i), "MessageBody": json.dumps(m, separators=(",", ":"))}
+                {
+                    "Id": str(start + i),
+                    "MessageBody": json.dumps(m, separators=(",", ":")),
+                    **({"DelaySeconds": delay_seconds} if delay_seconds else {}),
+                }
                 for i, m in enumerate(chunk)
             ]
             try:
@@ -40,14 +44,3 @@ class SqsDeliveryQueue:
                 continue
             failed.extend(int(entry["Id"]) for entry in answer.get("Failed", []))
         return failed
-
-    def hold(self, receipts: Sequence[str], seconds: int) -> None:
-        for start in range(0, len(receipts), _BATCH):
-            chunk = receipts[start : start + _BATCH]
-            _client().change_message_visibility_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": min(seconds, 43_200)}
-                    for i, r in enumerate(chunk)
-                ],
-            )

@@ -48,8 +48,8 @@ class TableSpec:
     ttl_attribute: str | None = None
     #: attribute name -> DynamoDB type ("S", "N", "B") for every key attribute
     attribute_types: dict[str, str] = field(default_factory=dict)
-    #: index name -> projection type ("ALL", "KEYS_ONLY", "INCLUDE")
-    projections: dict[str, str] = field(default_factory=dict)
+    #: index name -> its Projection as declared ({"ProjectionType": ..., "NonKeyAttributes"?})
+    projections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def short_name(self) -> str:
@@ -139,11 +139,11 @@ def table_specs(path: Path | str | None = None) -> list[TableSpec]:
         props = resource.get("Properties") or {}
         hash_key, range_key = _key_schema(props["KeySchema"])
         indexes: dict[str, tuple[str, str | None]] = {}
-        projections: dict[str, str] = {}
+        projections: dict[str, dict[str, Any]] = {}
         for index in props.get("GlobalSecondaryIndexes") or []:
             indexes[index["IndexName"]] = _key_schema(index["KeySchema"])
-            projections[index["IndexName"]] = (index.get("Projection") or {}).get(
-                "ProjectionType", "ALL"
+            projections[index["IndexName"]] = dict(
+                index.get("Projection") or {"ProjectionType": "ALL"}
             )
         ttl = props.get("TimeToLiveSpecification") or {}
         stream = props.get("StreamSpecification") or {}
@@ -195,7 +195,7 @@ def _create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:
             {
                 "IndexName": name,
                 "KeySchema": schema(*keys),
-                "Projection": {"ProjectionType": spec.projections.get(name, "ALL")},
+                "Projection": spec.projections.get(name, {"ProjectionType": "ALL"}),
             }
             for name, keys in spec.indexes.items()
         ]

@@ -13,6 +13,7 @@ from hookline.api.routes import (
     communities,
     deliveries,
     directory,
+    docs,
     event_types,
     events,
     incoming,
@@ -32,6 +33,7 @@ app.include_router(directory.router)
 app.include_router(incoming.router)
 app.include_router(portal.router)
 app.include_router(event_types.router)
+app.include_router(docs.router)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 

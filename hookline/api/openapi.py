@@ -1,10 +1,11 @@
-"""The API's OpenAPI document, generated from the resolver in hookline.api.app, and Swagger UI.
+"""The API's OpenAPI document, generated from the resolver in hookline.api.app.
 
     python -m hookline.api.openapi --write docs/openapi.json   # regenerate the committed copy
     python -m hookline.api.openapi --check                     # exit 1 when the copy is stale
 
-Generating the document costs hundreds of milliseconds, so no Lambda imports this module: the
-local stack serves it at /v1/openapi.json and /v1/docs, and docs/openapi.json is committed.
+Generating the document costs hundreds of milliseconds, so nothing imports this module at cold
+start: the docs routes (hookline.api.routes.docs: /v1/openapi.json, /v1/docs) import it on their
+first request, and docs/openapi.json is committed.
 
 Powertools describes each route from its signature; this module then makes the document say
 what the API really answers: the success status a route returns (201, 202), our error shape
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import hookline
+from hookline.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 TITLE = "Hookline"
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -180,12 +182,12 @@ def _security_schemes() -> dict[str, Any]:
     }
 
 
-def _routes() -> dict[tuple[str, str], Callable[..., Any]]:
-    """(OpenAPI path, lower-case method) -> route function, for every route of the resolver."""
+def _routes() -> dict[tuple[str, str], Any]:
+    """(OpenAPI path, lower-case method) -> route, for every route of the resolver."""
     from hookline.api.app import app
 
     routes = [*app._dynamic_routes, *app._static_routes]
-    return {(route.openapi_path, route.method.lower()): route.func for route in routes}
+    return {(route.openapi_path, route.method.lower()): route for route in routes}
 
 
 def success_statuses(function: Callable[..., Any]) -> list[int]:
@@ -256,24 +258,35 @@ def _fix_operation(
     path: str,
     method: str,
     operation: dict[str, Any],
-    function: Callable[..., Any] | None,
+    route: Any,
     components: dict[str, Any],
 ) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)
+    function: Callable[..., Any] | None = route.func if route is not None else None
+    declared = {str(s): r for s, r in (route.responses or {}).items()} if route else {}
     if function is not None:
         operation["tags"] = [_tag(function)]
+    if function is not None and not declared:
         success = responses.pop("200", None) or {"description": "OK"}
         for status in success_statuses(function):
             answer = copy.deepcopy(success)
             answer["description"] = _SUCCESS.get(status, answer.get("description", "OK"))
             responses[str(status)] = answer
+    for code, declared_answer in declared.items():
+        # Error statuses a route declares get the error shape with the route's description.
+        if int(code) in ERRORS:
+            responses[code] = _error_response(int(code), declared_answer.get("description"))
     for status in (400, 401, 403, 404, 405, 500):
         responses[str(status)] = _error_response(status)
+    for parameter in operation.get("parameters", []):
+        # powertools lower-cases header names; show the header as clients write it.
+        if parameter.get("in") == "header" and parameter.get("name") == IDEMPOTENCY_HEADER.lower():
+            parameter["name"] = IDEMPOTENCY_HEADER
     if method in _BODY_METHODS:
         responses["413"] = _error_response(413)
         responses["415"] = _error_response(415)
-    if function is not None and function.__name__ in CONFLICTS:
+    if function is not None and function.__name__ in CONFLICTS and "409" not in declared:
         responses["409"] = _error_response(409, CONFLICTS[function.__name__])
     body = operation.get("requestBody")
     if body:
@@ -482,10 +495,10 @@ def openapi_document() -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     schemas.update(INBOUND_SCHEMAS)
-    functions = _routes()
+    routes = _routes()
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
-            _fix_operation(path, method, operation, functions.get((path, method)), schemas)
+            _fix_operation(path, method, operation, routes.get((path, method)), schemas)
     document["paths"]["/v1/hooks/{token}"] = {"post": _inbound_operation()}
     _drop_unused_schemas(document)
     return document
@@ -494,45 +507,6 @@ def openapi_document() -> dict[str, Any]:
 def render(document: dict[str, Any]) -> str:
     """The document as committed: sorted keys, indent 2, a final newline."""
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
-def swagger_ui_html(spec_url: str) -> str:
-    """A Swagger UI page loading the document from ``spec_url``. The Swagger UI assets are the
-    ones bundled with powertools, inlined: the page needs no CDN (nothing leaves loopback)."""
-    from aws_lambda_powertools.event_handler.openapi import swagger_ui
-
-    assets = Path(swagger_ui.__file__).parent
-    script = (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
-    style = (assets / "swagger-ui.min.css").read_text(encoding="utf-8")
-    # Inlined into <script>/<style>: "</" must not end the element early.
-    script = script.replace("</", "<\\/")
-    style = style.replace("</", "<\\/")
-    url = json.dumps(spec_url).replace("</", "<\\/")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>{TITLE} API</title>
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <style>{style}</style>
-</head>
-<body>
-  <div id="swagger-ui"></div>
-  <script>{script}</script>
-  <script>
-    window.ui = SwaggerUIBundle({{
-      url: {url},
-      dom_id: "#swagger-ui",
-      deepLinking: true,
-      docExpansion: "list",
-      filter: true,
-      presets: [SwaggerUIBundle.presets.apis],
-      layout: "BaseLayout"
-    }});
-  </script>
-</body>
-</html>
-"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

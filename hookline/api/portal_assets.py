@@ -67,7 +67,9 @@ def serve(event: dict[str, Any]) -> dict[str, Any]:
     method = str(event.get("httpMethod") or "GET").upper()
     if method not in ("GET", "HEAD"):
         return _error(405, "method_not_allowed", f"{method} is not allowed on {path}.")
-    if path == PREFIX:
+    # The path as the browser sent it (API Gateway may hand /portal/ over as /portal).
+    sent = str((event.get("requestContext") or {}).get("path") or path)
+    if path.rstrip("/") == PREFIX and not sent.endswith("/"):
         # Relative asset URLs need the trailing slash; "portal/" keeps the stage prefix.
         return _answer(301, "text/plain; charset=utf-8", "", Location="portal/")
     name = path[len(PREFIX) + 1 :] or "index.html"

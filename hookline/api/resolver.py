@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -61,8 +62,31 @@ def validation_error(errors: list[dict[str, Any]]) -> InvalidParam:
     )
 
 
+def refuse_unknown_query(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """A query parameter the route does not declare is a 400 naming it, never ignored."""
+    route = app.context.get("_route")
+    if route is not None:
+        event = app.current_event
+        given = {
+            *(event.multi_value_query_string_parameters or {}),
+            *(event.query_string_parameters or {}),
+        }
+        known = {param.alias for param in route.dependant.query_params}
+        unknown = sorted(given - known)
+        if unknown:
+            allowed = ", ".join(sorted(known)) or "none"
+            return error_response(
+                InvalidParam(
+                    f"Unknown query parameter {unknown[0][:100]!r} (this route takes: {allowed}).",
+                    field=unknown[0][:100],
+                )
+            )
+    return next_middleware(app)
+
+
 def build_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
+    app.use(middlewares=[refuse_unknown_query])
 
     @app.exception_handler(HooklineError)
     def _domain_error(error: HooklineError) -> Response:

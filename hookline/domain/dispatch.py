@@ -4,7 +4,9 @@
   its community that subscribes to it, as one delivery order per pair on the delivery queue.
   Nothing here touches the network, so a slow endpoint cannot hold up the stream.
 * ``deliver_orders`` (DeliverFunction, the delivery queue): the first attempt of each order,
-  concurrently. A failed first attempt goes to the retry policy.
+  concurrently, each in its webhook's turn (hookline.domain.pacing). A failed first attempt
+  goes to the retry policy; an order whose turn is more than a few seconds off goes back on the
+  queue, delayed, rather than holding the invocation.
 
 Delivery ids are deterministic per (event, webhook) and a delivery is written only with its
 first attempt, so an order handed over twice (a redelivered stream record or queue message)
@@ -30,23 +32,16 @@ from hookline.domain.delivery import (
 from hookline.domain.models import Event
 from hookline.observability import bind, carry, logger
 
-Result = Literal["delivered", "failed", "resumed", "skipped"]
+#: SQS delays a message by at most this.
+MAX_QUEUE_DELAY_SECONDS = 900
+
+Result = Literal["delivered", "failed", "resumed", "skipped", "deferred"]
 
 #: A first attempt still running after this long marks its endpoint slow: the webhook's next
-#: deliveries wait (in the queue, holding no invocation) for ``SLOW_ENDPOINT_HOLD_SECONDS``.
+#: deliveries are deferred (back on the queue, delayed) for ``SLOW_ENDPOINT_HOLD_SECONDS``,
+#: longer than pacing's in-process horizon so that they do not wait in an invocation.
 SLOW_ATTEMPT_SECONDS = 2.0
-SLOW_ENDPOINT_HOLD_SECONDS = 10
-#: A webhook's turn (rate limit, Retry-After, slow-endpoint hold) further off than this is
-#: waited for in the queue, not in the invocation.
-IN_PROCESS_WAIT_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class Held:
-    """The order may not be attempted now (its webhook's turn is too far off): hand it over
-    again in ``seconds``. Nothing was sent or recorded."""
-
-    seconds: int
+SLOW_ENDPOINT_HOLD_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -98,6 +93,7 @@ class DispatchReport:
     failed: int = 0  # first attempts that failed and went to the retry policy
     resumed: int = 0  # failed earlier, retries started only now
     skipped: int = 0
+    deferred: int = 0  # queued again to wait for the webhook's rate limit
     failed_event_ids: set[str] = field(default_factory=set)
 
 
@@ -119,10 +115,9 @@ def fan_out(ctx: DeliveryContext, events: Iterable[Event]) -> FanOut:
             result.failed_event_ids.update(e.id for e in community_events)
             continue
         for event in community_events:
-            matching = index.matching(event.event)
-            result.orders.extend(
-                DeliveryOrder(w.id, event) for w in matching if filters.accepts(w, event)
-            )
+            for webhook in index.matching(event.event):
+                if filters.accepts(webhook, event):
+                    result.orders.append(DeliveryOrder(webhook.id, event))
     return result
 
 
@@ -145,29 +140,23 @@ def queue_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchRepor
     return report
 
 
-Outcome = Result | Held | BaseException
-
-
 def deliver_orders(
-    ctx: DeliveryContext,
-    orders: Sequence[DeliveryOrder],
-    *,
-    wait_at_most: float | None = IN_PROCESS_WAIT_SECONDS,
-) -> list[Outcome]:
+    ctx: DeliveryContext, orders: Sequence[DeliveryOrder]
+) -> list[Result | BaseException]:
     """The delivery consumer: the first attempt of every order at once, each on its own
     thread; an order whose processing raised gets its exception back (hand it over again).
 
     The per-endpoint cap: an endpoint whose attempt is still running after
-    SLOW_ATTEMPT_SECONDS is held (pacing's hold, the seam rate limits use too), so its next
-    orders wait in the queue instead of each holding an invocation for the whole timeout.
-    A turn further off than ``wait_at_most`` seconds (None: any) answers Held.
+    SLOW_ATTEMPT_SECONDS is held (pacing's hold, the seam rate limits use), so its next orders
+    are deferred (back on the queue, delayed) instead of each holding an invocation for the
+    whole timeout.
     """
     if not orders:
         return []
 
-    def run(order: DeliveryOrder) -> Outcome:
+    def run(order: DeliveryOrder) -> Result | BaseException:
         try:
-            return deliver_order(ctx, order, wait_at_most=wait_at_most)
+            return deliver_order(ctx, order)
         except Exception as exc:
             logger.exception(
                 "delivery not finished; it will be handed over again",
@@ -187,8 +176,12 @@ def deliver_orders(
 
 
 def _hold_slow_endpoint(ctx: DeliveryContext, community_id: str, webhook_id: str) -> None:
-    until = clock.now() + timedelta(seconds=SLOW_ENDPOINT_HOLD_SECONDS)
+    now = clock.now()
+    until = now + timedelta(seconds=SLOW_ENDPOINT_HOLD_SECONDS)
     try:
+        webhook = ctx.webhooks.find(community_id, webhook_id)
+        if webhook is None or pacing.is_paced(webhook, now):
+            return  # gone, or paced already: its attempts may be waiting for their turn
         ctx.rate_limiter.hold(webhook_id, int(until.timestamp() * 1000))
         ctx.webhooks.update(community_id, webhook_id, {"throttled_until": clock.iso(until)})
     except Exception:  # a webhook deleted meanwhile, or storage trouble: the attempt goes on
@@ -197,12 +190,7 @@ def _hold_slow_endpoint(ctx: DeliveryContext, community_id: str, webhook_id: str
     logger.info("slow endpoint held", extra={"webhook_id": webhook_id, "until": clock.iso(until)})
 
 
-def deliver_order(
-    ctx: DeliveryContext,
-    order: DeliveryOrder,
-    *,
-    wait_at_most: float | None = IN_PROCESS_WAIT_SECONDS,
-) -> Result | Held:
+def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
     """One order's first attempt, unless it was made already.
 
     A delivery already recorded is skipped unless an earlier invocation left it ``pending``:
@@ -241,29 +229,39 @@ def deliver_order(
                 event,
                 1,
                 stored=stored,
-                wait_at_most=wait_at_most,
+                wait_at_most=pacing.MAX_WAIT_IN_PROCESS_SECONDS,
             )
         except pacing.NotYet as later:
-            return Held(later.retry_in_seconds)
+            return _defer(ctx, order, later.retry_in_seconds)
         if result.outcome.success:
             return "delivered"
         retry.start_retries(ctx, result.delivery, webhook, result.outcome)
         return "failed"
 
 
+def _defer(ctx: DeliveryContext, order: DeliveryOrder, seconds: int) -> Result:
+    """The webhook's turn is too far off to wait for here: queue the order again, delayed, so
+    the wait costs no invocation time. Nothing was attempted or recorded."""
+    if ctx.queue.send([order.to_message()], delay_seconds=min(seconds, MAX_QUEUE_DELAY_SECONDS)):
+        raise RuntimeError(f"could not queue delivery {order.delivery_id} again")
+    return "deferred"
+
+
 def dispatch_events(ctx: DeliveryContext, events: Iterable[Event]) -> DispatchReport:
     """Both steps in one call, in process (tests, benchmarks): fan out, then deliver every
-    order before returning (a webhook's turn is waited for here: there is no queue to wait in)."""
+    order before returning."""
     planned = fan_out(ctx, events)
     report = DispatchReport(events=planned.events, failed_event_ids=planned.failed_event_ids)
-    results = deliver_orders(ctx, planned.orders, wait_at_most=None)
+    results = deliver_orders(ctx, planned.orders)
     for order, result in zip(planned.orders, results, strict=True):
-        if isinstance(result, BaseException | Held):
+        if isinstance(result, BaseException):
             report.failed_event_ids.add(order.event.id)
         elif result == "skipped":
             report.skipped += 1
         elif result == "resumed":
             report.resumed += 1
+        elif result == "deferred":
+            report.deferred += 1
         else:
             report.attempted += 1
             report.delivered += result == "delivered"

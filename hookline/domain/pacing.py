@@ -46,6 +46,8 @@ def is_paced(webhook: Webhook, now: datetime) -> bool:
 
 #: Turns nearer than this are waited for in process; further ones are handed back (NotYet).
 MAX_WAIT_IN_PROCESS_SECONDS = 10.0
+#: A delivery gives up a slot it reached too late at most this many times, then sends.
+MAX_TURNS = 3
 #: "No horizon": every turn is taken and waited for.
 _UNBOUNDED_MS = 10**13
 
@@ -96,44 +98,56 @@ def take_turn(
     return Turn(slot_ms=slot.at_ms, reserved_at_ms=now_ms, taken=slot.taken)
 
 
+def _tolerance_ms(rate_limit: float | None) -> int | None:
+    """How late a send may be on its slot and still keep the spacing (None: no spacing)."""
+    return None if rate_limit is None else max(50, interval_ms(rate_limit) // 4)
+
+
 def wait_turn(
     limiter: RateLimiter, webhook: Webhook, *, stage: str, horizon_seconds: float | None = None
 ) -> int:
     """Take the webhook's turn and sleep until it comes; returns the milliseconds waited (0 for
-    an unpaced webhook). Raises NotYet, having claimed nothing, for a turn beyond the horizon."""
-    turn = take_turn(limiter, webhook, horizon_seconds=horizon_seconds)
-    if turn is None:
-        return 0
-    if not turn.taken:
-        logger.info(
-            "waiting for the rate limit",
-            extra={
-                "webhook_id": webhook.id,
-                "rate_limit": webhook.rate_limit,
-                "wait_ms": turn.wait_ms,
-                "handed_back": True,
-            },
-        )
-        raise NotYet(turn, int((horizon_seconds or 0) * 1000))
-    remaining = turn.slot_ms - _ms(clock.now())
-    if remaining > 0:
-        logger.info(
-            "waiting for the rate limit",
-            extra={
-                "webhook_id": webhook.id,
-                "rate_limit": webhook.rate_limit,
-                "wait_ms": remaining,
-            },
-        )
+    an unpaced webhook). Raises NotYet, having claimed nothing, for a turn beyond the horizon.
+
+    A slot this process reaches too late (a slow answer, a late wake-up) is given up for the
+    next one, so two sends never bunch closer than most of the interval.
+    """
+    waited = 0
+    for _ in range(MAX_TURNS):
+        turn = take_turn(limiter, webhook, horizon_seconds=horizon_seconds)
+        if turn is None:
+            return 0
+        if not turn.taken:
+            _log_wait(webhook, turn.wait_ms, handed_back=True)
+            raise NotYet(turn, int((horizon_seconds or 0) * 1000))
+        remaining = turn.slot_ms - _ms(clock.now())
+        if remaining > 0:
+            _log_wait(webhook, remaining)
+            time.sleep(remaining / 1000)
+            waited += remaining
+        tolerance = _tolerance_ms(webhook.rate_limit)
+        if tolerance is None or _ms(clock.now()) - turn.slot_ms <= tolerance:
+            break
+    if waited:
         emit(
             {
                 "DeliveryRateLimited": (MetricUnit.Count, 1),
-                "RateLimitWait": (MetricUnit.Milliseconds, remaining),
+                "RateLimitWait": (MetricUnit.Milliseconds, waited),
             },
             stage=stage,
         )
-        time.sleep(remaining / 1000)
-    return turn.wait_ms
+    return waited
+
+
+def _log_wait(webhook: Webhook, wait_ms: int, *, handed_back: bool = False) -> None:
+    extra: dict[str, object] = {
+        "webhook_id": webhook.id,
+        "rate_limit": webhook.rate_limit,
+        "wait_ms": wait_ms,
+    }
+    if handed_back:
+        extra["handed_back"] = True
+    logger.info("waiting for the rate limit", extra=extra)
 
 
 def slow_down(

@@ -148,12 +148,16 @@ def check_request(session: PortalSession, method: str, path: str) -> None:
     """Refuse what a portal session may not do: routes outside the portal, and any change
     through a read-only session."""
     parts = path.strip("/").split("/")
-    resource = parts[3] if len(parts) > 3 and parts[:2] == ["v1", "communities"] else ""
     reading = method.upper() in _READ_METHODS
-    if resource == "" and len(parts) == 3 and reading:
-        return  # the community itself, read only
     if parts[:2] == ["v1", "event-types"] and reading:
-        return  # the catalogue the webhook form offers
+        return  # the event-type catalog
+    if parts[:2] != ["v1", "communities"] or len(parts) < 3:
+        raise Forbidden("A portal session cannot use this route.")
+    if len(parts) == 3:
+        if reading:
+            return  # the community itself, read only
+        raise Forbidden("A portal session cannot use this route.")
+    resource = parts[3]
     if resource not in _RESOURCES:
         raise Forbidden("A portal session cannot use this route.")
     if not reading and (session.read_only or not _RESOURCES[resource]):

@@ -10,7 +10,7 @@ from hookline import clock, ids
 from hookline.domain.event_types import CustomEventTypes, check_publishable
 from hookline.domain.models import Community, Event
 from hookline.domain.repositories import EventRepository
-from hookline.errors import InvalidParam
+from hookline.errors import Conflict, InvalidParam
 
 #: DynamoDB nests at most 32 levels; the event item itself takes one.
 MAX_DEPTH = 30
@@ -62,8 +62,9 @@ def publish(
 ) -> tuple[Event, bool]:
     """Store an event for delivery and return (event, created).
 
-    With a client-supplied id the call is idempotent: the same id again returns the stored event
-    and created=False, and nothing is delivered twice. ``custom_types`` (the community's) lets a
+    With a client-supplied id the call is idempotent: the same id with the same event returns
+    the stored event and created=False, and nothing is delivered twice. The same id with another
+    type, data or actor is a Conflict on `id`. ``custom_types`` (the community's) lets a
     registered custom type through, its ``data`` validated against the type's schema.
     """
     check_publishable(event_type, data, custom_types)
@@ -88,4 +89,11 @@ def publish(
     expires_at = clock.epoch_seconds(now + timedelta(days=retention_days))
     if events.add(event, expires_at=expires_at):
         return event, True
-    return events.get(community.id, event.id), False
+    stored = events.get(community.id, event.id)
+    if (stored.event, stored.data, stored.actor) != (event_type, data, actor):
+        raise Conflict(
+            f"An event with id {event.id!r} was already published with a different body; "
+            "use a new id for a new event.",
+            field="id",
+        )
+    return stored, False

@@ -9,7 +9,7 @@ from hookline.domain.models import ApiKey, Attempt, Community, Delivery, Event, 
 from hookline.errors import ConditionFailed, Conflict, NotFound
 from hookline.ports import Item, Page, Query, Table
 
-_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")
+_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "expires_at")
 
 
 def _record_fields(item: Item) -> dict[str, Any]:
@@ -154,10 +154,16 @@ class WebhookRepository:
         return Webhook.model_validate(_record_fields(item)) if item else None
 
     def page(
-        self, community_id: str, *, limit: int, cursor: str | None
+        self, community_id: str, *, limit: int, cursor: str | None, status: str | None = None
     ) -> tuple[list[Webhook], str | None]:
         result = self.table.query(
-            Query(community_pk(community_id), prefix="W#", limit=limit, cursor=cursor)
+            Query(
+                community_pk(community_id),
+                prefix="W#",
+                limit=limit,
+                cursor=cursor,
+                where={"status": status} if status else {},
+            )
         )
         return [Webhook.model_validate(_record_fields(i)) for i in result.items], result.cursor
 
@@ -212,6 +218,7 @@ class EventRepository:
     def add(self, event: Event, *, expires_at: int) -> bool:
         """Store a new event; False when an event with this id already exists (idempotent)."""
         item = {"pk": community_pk(event.community_id), "sk": f"E#{event.id}", **event.model_dump()}
+        item["gsi1sk"] = f"{event.timestamp}#{event.id}"
         item["expires_at"] = expires_at
         try:
             self.table.put(item, if_absent=True)
@@ -224,6 +231,37 @@ class EventRepository:
         if item is None:
             raise NotFound("Event not found.")
         return Event.model_validate(_record_fields(item))
+
+    def page(
+        self,
+        community_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        event: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> tuple[list[Event], str | None]:
+        """One page of a community's events, newest first (the index holds keys and the type;
+        the page's events are then read from the table)."""
+        page = self.table.query(
+            Query(
+                community_pk(community_id),
+                index="by_time",
+                descending=True,
+                limit=limit,
+                cursor=cursor,
+                where={"event": event} if event else {},
+                after=after,
+                before=before,
+            )
+        )
+        found = {
+            item["sk"]: item
+            for item in self.table.batch_get([(i["pk"], i["sk"]) for i in page.items])
+        }
+        events = [event_from_item(found[i["sk"]]) for i in page.items if i["sk"] in found]
+        return events, page.cursor
 
 
 def event_from_item(item: Item) -> Event:
@@ -266,6 +304,8 @@ class DeliveryRepository:
             "sk": "META",
             "gsi1pk": f"WA#{delivery.webhook_id}",
             "gsi1sk": f"{delivery.created_at}#{delivery.id}",
+            "gsi2pk": f"CD#{delivery.community_id}",
+            "gsi2sk": f"{delivery.created_at}#{delivery.id}",
             "expires_at": expires_at,
             **delivery.model_dump(),
         }
@@ -336,8 +376,10 @@ class DeliveryRepository:
         limit: int,
         cursor: str | None = None,
         where: dict[str, Any] | None = None,
+        after: str | None = None,
+        before: str | None = None,
     ) -> tuple[list[Attempt], str | None]:
-        """Attempts of one webhook, newest first."""
+        """Attempts of one webhook, newest first, optionally created within (after, before)."""
         page: Page = self.table.query(
             Query(
                 f"WA#{webhook_id}",
@@ -346,6 +388,8 @@ class DeliveryRepository:
                 limit=limit,
                 cursor=cursor,
                 where={**(where or {}), "attempted": True},
+                after=after,
+                before=before,
             )
         )
         found = [a for a in (attempt_of_item(i) for i in page.items) if a is not None]
@@ -366,6 +410,47 @@ class DeliveryRepository:
             )
         )
         return [Delivery.model_validate(_record_fields(i)) for i in page.items], page.cursor
+
+    def community_page(
+        self,
+        community_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        webhook_id: str | None = None,
+        where: dict[str, Any] | None = None,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> tuple[list[Delivery], str | None]:
+        """One page of a community's deliveries, newest first; with `webhook_id` through that
+        webhook's index (kept to the community), otherwise through the community's."""
+        conditions = dict(where or {})
+        if webhook_id is not None:
+            partition, index = f"WD#{webhook_id}", "by_webhook"
+            conditions["community_id"] = community_id
+        else:
+            partition, index = f"CD#{community_id}", "by_community"
+        page = self.table.query(
+            Query(
+                partition,
+                index=index,
+                descending=True,
+                limit=limit,
+                cursor=cursor,
+                where=conditions,
+                after=after,
+                before=before,
+            )
+        )
+        return [Delivery.model_validate(_record_fields(i)) for i in page.items], page.cursor
+
+    def of_event(self, event_id: str, delivery_ids: list[str]) -> list[Delivery]:
+        """The deliveries among `delivery_ids` that exist and belong to `event_id`."""
+        items = self.table.batch_get([(f"D#{d}", "META") for d in delivery_ids])
+        deliveries = [Delivery.model_validate(_record_fields(i)) for i in items]
+        return sorted(
+            (d for d in deliveries if d.event_id == event_id), key=lambda d: (d.created_at, d.id)
+        )
 
     def deliveries_of(
         self,

@@ -179,6 +179,10 @@ def _normalise(
     if "is_active" in changes and changes["is_active"] is not None:
         out["status"] = "active" if changes["is_active"] else "inactive"
     if changes.get("status") is not None:
+        if out.get("status", changes["status"]) != changes["status"]:
+            raise InvalidParam(
+                "is_active and status disagree; send one of them.", field="is_active,status"
+            )
         out["status"] = changes["status"]
     if changes.get("url") is not None:
         # Checked before splitting: split_secret_query raises ValueError on a malformed URL.

@@ -85,11 +85,11 @@ def clear_client_caches() -> None:
 
 _moto_lock = threading.RLock()
 
-#: Told (operation, request body) of every DynamoDB call moto answered 200, with moto held;
-#: returns True when it recorded the call. See hookline.local.state.
-WriteRecorder = Callable[[str, bytes], bool]
+#: Told (service, operation, request body, response body) of every DynamoDB and SQS call moto
+#: answered 200, with moto held; returns True when it recorded the call. See hookline.local.state.
+WriteRecorder = Callable[[str, str, bytes, bytes], bool]
 _recorder: list[tuple[WriteRecorder, Callable[[], None]]] = []
-_DYNAMODB_SEND = "before-send.dynamodb."
+_RECORDED_SERVICES = ("dynamodb", "sqs")
 
 
 def record_writes(recorder: WriteRecorder | None, sync: Callable[[], None] | None = None) -> None:
@@ -115,13 +115,15 @@ def _serialised_moto() -> Iterator[None]:
         with _moto_lock:
             response = unlocked(self, event_name, request, **kwargs)
             hooks = list(_recorder)
+            _, service, operation = [*event_name.split(".", 2), "", ""][:3]
             if (
                 hooks
-                and event_name.startswith(_DYNAMODB_SEND)
-                and getattr(response, "status_code", None) == 200
+                and response is not None
+                and service in _RECORDED_SERVICES
+                and response.status_code == 200
             ):
                 recorder, sync = hooks[0]
-                if not recorder(event_name[len(_DYNAMODB_SEND) :], request.body or b""):
+                if not recorder(service, operation, request.body or b"", response.content or b""):
                     sync = None
         if sync is not None:
             sync()

@@ -237,6 +237,7 @@ def banner(stack: LocalStack) -> str:
         "env": "from HOOKLINE_OPERATOR_KEY",
         "state": "kept in the state directory",
         "new": "new; kept in the state directory",
+        "generated": "new on every start",
         "given": "given",
     }.get(stack.operator_key_origin, "")
     state = (

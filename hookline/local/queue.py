@@ -100,8 +100,6 @@ class InlineQueue:
         self.dead_letters: list[Record] = []
         self.invocations = 0
         self._lock = threading.Lock()
-        self._bodies: dict[str, tuple[str, str]] = {}  # receipt -> (message id, body)
-        self._held: set[str] = set()
 
     def invoke(self, event: dict[str, Any]) -> Any:
         if self._invoke is not None:
@@ -110,24 +108,21 @@ class InlineQueue:
 
         return load_handler("deliver")(event, LambdaContext(function_name=self.function_name))
 
-    def send(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+    def send(self, messages: Sequence[Mapping[str, Any]], *, delay_seconds: int = 0) -> list[int]:
         with self._lock:
             self.sent.extend(dict(m) for m in messages)
         sent_ms = int(time.time() * 1000)
         pending = [(str(uuid.uuid4()), json.dumps(m, separators=(",", ":"))) for m in messages]
         for start in range(0, len(pending), self.batch_size):
-            self._consume(pending[start : start + self.batch_size], sent_ms)
+            batch = pending[start : start + self.batch_size]
+            if delay_seconds:
+                # A delayed message arrives later, on its own thread, as SQS would deliver it.
+                timer = threading.Timer(delay_seconds, self._consume, (batch, sent_ms))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._consume(batch, sent_ms)
         return []
-
-    def hold(self, receipts: Sequence[str], seconds: int) -> None:
-        """Held messages come back after ``seconds`` (on a timer thread)."""
-        with self._lock:
-            self._held.update(receipts)
-            later = [self._bodies[r] for r in receipts if r in self._bodies]
-        if later:
-            timer = threading.Timer(seconds, self._consume, (later, int(time.time() * 1000)))
-            timer.daemon = True
-            timer.start()
 
     def _consume(self, batch: list[tuple[str, str]], sent_ms: int) -> None:
         for receive in range(1, self.max_receives + 1):
@@ -144,16 +139,13 @@ class InlineQueue:
             ]
             with self._lock:
                 self.invocations += 1
-                self._bodies = {r["receiptHandle"]: (r["messageId"], r["body"]) for r in records}
-                self._held = set()
             try:
                 retry = failed_ids(self.invoke({"Records": records}), records)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException:  # the invocation died: the batch comes back
                 retry = {r["messageId"] for r in records}
-            held = {self._bodies[r][0] for r in self._held if r in self._bodies}
-            batch = [(m, b) for m, b in batch if m in retry and m not in held]
+            batch = [(m, b) for m, b in batch if m in retry]
             if not batch:
                 return
         self.dead_letters.extend(

@@ -40,7 +40,6 @@ STATE_MACHINE_ARN = (
     f"arn:aws:states:{lambdas.REGION}:{lambdas.ACCOUNT_ID}:stateMachine:hookline-local-retry"
 )
 LOCAL_MAIL_SENDER = "no-reply@hookline.local"
-DOC_PATHS = ("/v1/openapi.json", "/v1/docs")
 
 _running_lock = threading.Lock()
 _running: LocalStack | None = None
@@ -202,11 +201,6 @@ class LocalStack:
         env.set(self.tables)
         queue_url = aws.create_delivery_queue(self._session, blueprint.queue.max_receives)
         env.set({"DELIVERY_QUEUE_URL": queue_url})
-        from hookline.adapters.sqs import SqsDeliveryQueue
-
-        self._queue = state.JournaledQueue(
-            SqsDeliveryQueue(queue_url), lambda: self._persistence.journal
-        )
         env.set(
             {
                 "HOOKLINE_STAGE": blueprint.stage,
@@ -273,7 +267,7 @@ class LocalStack:
             interval=options.poll_interval,
         )
         self.resumed_retries = self._persistence.resume(
-            self._dynamodb_client(), self.tables, functions, self.scheduler, queue_url
+            self._dynamodb_client(), self.tables, functions, self.scheduler
         )
         self.console.attempts_printed_before(self.resumed_retries)
         for thread in (self.deliverer, self.dispatcher, tail):
@@ -334,7 +328,7 @@ class LocalStack:
             return
         with self._wiring_lock:
             if wiring.services().scheduler is not self.scheduler:
-                wiring.configure(scheduler=self.scheduler, queue=self._queue)
+                wiring.configure(scheduler=self.scheduler)
 
     def _set_log_level(self, level: str) -> None:
         for name in ("hookline",):
@@ -465,12 +459,10 @@ class LocalStack:
 
 
 class _Router:
-    """Inspector, docs, then API Gateway: the local server's app."""
+    """Inspector, then API Gateway: the local server's app."""
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
-        self._docs_lock = threading.Lock()
-        self._spec: str | None = None
 
     def too_large(self) -> HttpResponse:
         assert self.stack.gateway is not None
@@ -481,35 +473,9 @@ class _Router:
         assert gateway is not None
         if Inspector.owns(request.path):
             return self.stack.inspector.handle(request)
-        path = gateway.strip_stage(request.path)
-        if path in DOC_PATHS and request.method in ("GET", "HEAD"):
-            return self.docs(path)
         response = gateway.handle(request)
         self.stack.console.failed_call(request, response)
         return response
-
-    def docs(self, path: str) -> HttpResponse:
-        """The OpenAPI document and Swagger UI from hookline.api.openapi (imported on first use:
-        it is heavy)."""
-        from hookline.api import openapi
-
-        if path == "/v1/docs":
-            page = openapi.swagger_ui_html("/v1/openapi.json")
-            return HttpResponse(200, [("Content-Type", "text/html; charset=utf-8")], page.encode())
-        with self._docs_lock:
-            if self._spec is None:
-                document = openapi.openapi_document()
-                # "Try it out" should reach this stack, whatever port it runs on.
-                servers = [
-                    s for s in document.get("servers", []) if s.get("url") != self.stack.base_url
-                ]
-                document["servers"] = [
-                    {"url": self.stack.base_url, "description": "This local stack"},
-                    *servers,
-                ]
-                self._spec = json.dumps(document)
-            spec = self._spec
-        return HttpResponse(200, [("Content-Type", "application/json")], spec.encode())
 
 
 def run_until_signalled(stack: LocalStack, out: TextIO | None = None) -> int:

@@ -1,10 +1,13 @@
 """State that survives a restart of `hookline local`: a directory holding the operator key and a
-journal of every DynamoDB write moto acknowledged.
+journal of every DynamoDB write and SQS message moto acknowledged.
 
 Each write (PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems) is appended to
 ``journal.jsonl`` and fsynced before the call returns to the handler, so before the HTTP answer
 is sent: a `kill -9` loses nothing that was acknowledged. On start the journal is replayed into
 a fresh moto in its original order, then compacted (one PutItem per live item).
+
+SQS messages are journaled by id when sent, and as consumed when deleted (the receipt handle a
+ReceiveMessage answer gave names the message); those not consumed are sent again on start.
 
 The dispatcher's progress is journaled too (which events it has fanned out). Events published
 but not yet dispatched when the stack stopped are written again after the dispatcher's stream
@@ -22,13 +25,12 @@ import os
 import shutil
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from hookline import clock, ids
-from hookline.local.lambdas import Functions
+from hookline.local.lambdas import REGION, Functions
 
 JOURNAL = "journal.jsonl"
 KEY_FILE = "operator-key"
@@ -36,6 +38,8 @@ OPERATOR_KEY_ENV = "HOOKLINE_OPERATOR_KEY"
 WRITE_OPERATIONS = frozenset(
     {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 )
+#: What a message carries when sent again (its attributes; SQS gives it a new id).
+_MESSAGE_FIELDS = ("MessageBody", "MessageAttributes", "MessageGroupId", "MessageDeduplicationId")
 
 
 def operator_key(state_dir: Path | None, given: str | None) -> tuple[str, str]:
@@ -47,7 +51,7 @@ def operator_key(state_dir: Path | None, given: str | None) -> tuple[str, str]:
     if from_env:
         return from_env, "env"
     if state_dir is None:
-        return ids.new_api_key(), "new"
+        return ids.new_api_key(), "generated"
     path = state_dir / KEY_FILE
     if path.is_file():
         key = path.read_text(encoding="utf-8").strip()
@@ -114,7 +118,12 @@ class Journal:
         self.path = state_dir / JOURNAL
         self.events_table = events_table
         self._fd: int | None = None
-        self._lock = threading.Lock()
+        # Guards the file and the group commit: lines appended, lines known durable, and
+        # whether a thread is in fdatasync now (the others wait for it rather than sync again).
+        self._lock = threading.Condition()
+        self._appended = 0
+        self._synced = 0
+        self._syncing = False
         self.replayed = 0
 
     # -- writing ------------------------------------------------------------------------------
@@ -128,6 +137,7 @@ class Journal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            self._lock.notify_all()
 
     def _append(self, entry: dict[str, Any]) -> bool:
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
@@ -135,18 +145,35 @@ class Journal:
             if self._fd is None:
                 return False
             os.write(self._fd, line)
+            self._appended += 1
         return True
 
     def sync(self) -> None:
-        """Make everything appended so far durable (outside moto's lock: fsyncs overlap)."""
-        fd = self._fd
-        if fd is not None:
-            with contextlib.suppress(OSError):  # closed meanwhile by stop()
-                os.fsync(fd)
+        """Return once everything appended so far is on disk. Called outside moto's lock;
+        concurrent callers share one fdatasync (group commit)."""
+        with self._lock:
+            target = self._appended
+            while self._synced < target and self._fd is not None:
+                if self._syncing:
+                    self._lock.wait()
+                    continue
+                self._syncing, upto, fd = True, self._appended, self._fd
+                self._lock.release()
+                try:
+                    with contextlib.suppress(OSError):  # closed meanwhile by stop()
+                        os.fdatasync(fd)
+                finally:
+                    self._lock.acquire()
+                    self._syncing = False
+                    self._synced = max(self._synced, upto)
+                    self._lock.notify_all()
 
-    def record_request(self, operation: str, body: bytes) -> bool:
-        """Called with moto held, for every DynamoDB call it answered 200: True when recorded
-        (the caller then syncs before returning)."""
+    def record_request(self, service: str, operation: str, body: bytes, answer: bytes) -> bool:
+        """Called with moto held, for every DynamoDB or SQS call it answered 200: True when
+        recorded (the caller then syncs before returning)."""
+        if service == "sqs":
+            entry = _sqs_entry(operation, json.loads(body or b"{}"), json.loads(answer or b"{}"))
+            return entry is not None and self._append(entry)
         if operation not in WRITE_OPERATIONS:
             return False
         return self._append({"op": operation, "params": json.loads(body or b"{}")})
@@ -154,24 +181,6 @@ class Journal:
     def record_dispatched(self, keys: list[str]) -> None:
         if keys and self._append({"dispatched": keys}):
             self.sync()
-
-    def record_queued(self, bodies: list[str]) -> None:
-        """Delivery orders put on the delivery queue (before the send is acknowledged)."""
-        if bodies and self._append({"queued": bodies}):
-            self.sync()
-
-    def record_consumed(self, bodies: list[str]) -> None:
-        """Delivery orders DeliverFunction finished (their messages are deleted)."""
-        if bodies and self._append({"consumed": bodies}):
-            self.sync()
-
-    def pending_orders(self) -> list[str]:
-        """Orders queued and not consumed: what was on the delivery queue at the stop."""
-        left: Counter[str] = Counter()
-        for entry in self._entries():
-            left.update(entry.get("queued") or ())
-            left.subtract(entry.get("consumed") or ())
-        return [body for body, count in left.items() for _ in range(max(count, 0))]
 
     # -- replaying ----------------------------------------------------------------------------
 
@@ -186,6 +195,20 @@ class Journal:
                     yield json.loads(raw)
                 except ValueError:
                     return
+
+    def unconsumed_messages(self) -> list[dict[str, Any]]:
+        """SendMessage parameters of every message sent and not deleted, in sending order."""
+        sent: dict[str, dict[str, Any]] = {}
+        received: dict[str, str] = {}
+        deleted: set[str] = set()
+        for entry in self._entries():
+            for message_id, params in (entry.get("sent") or {}).items():
+                sent[message_id] = params
+            received.update(entry.get("received") or {})
+            deleted.update(entry.get("deleted") or ())
+        for handle in deleted:
+            sent.pop(received.get(handle, ""), None)
+        return list(sent.values())
 
     def replay(self, client: Any) -> list[dict[str, Any]]:
         """Apply the journal to `client` (moto, before anything reads the tables). Writes that
@@ -224,9 +247,28 @@ class Journal:
             print(f"[state] replay of {operation} failed: {exc}", flush=True)
         self.replayed += 1
 
-    def compact(self, client: Any, tables: dict[str, str], ttl: dict[str, str]) -> None:
+    def resend_messages(self, sqs: Any) -> dict[str, dict[str, Any]]:
+        """Send every unconsumed message again: new message id -> its parameters."""
+        from botocore.exceptions import ClientError
+
+        resent = {}
+        for params in self.unconsumed_messages():
+            try:
+                resent[sqs.send_message(**params)["MessageId"]] = params
+            except ClientError as exc:
+                print(f"[state] could not send a message again: {exc}", flush=True)
+        return resent
+
+    def compact(
+        self,
+        client: Any,
+        tables: dict[str, str],
+        ttl: dict[str, str],
+        messages: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Rewrite the journal as one PutItem per live item (items past their TTL attribute are
-        dropped, as DynamoDB would), keeping which events were dispatched."""
+        dropped, as DynamoDB would), keeping which events were dispatched and `messages`, the
+        SQS messages now waiting (by id)."""
         undispatched = set()
         for entry in self._entries():
             if entry.get("op") == "PutItem" and entry["params"].get("TableName") == (
@@ -256,9 +298,40 @@ class Journal:
                                 dispatched.append(key)
             if dispatched:
                 out.write(json.dumps({"dispatched": dispatched}) + "\n")
+            if messages:
+                out.write(json.dumps({"sent": messages}) + "\n")
             out.flush()
             os.fsync(out.fileno())
         os.replace(fresh, self.path)
+
+
+def _sqs_entry(
+    operation: str, request: dict[str, Any], answer: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The journal entry of an SQS call: messages sent (by id), handed out, or consumed."""
+    queue = request.get("QueueUrl")
+    if operation == "SendMessage":
+        params = {k: request[k] for k in _MESSAGE_FIELDS if k in request}
+        return {"sent": {answer["MessageId"]: {"QueueUrl": queue, **params}}}
+    if operation == "SendMessageBatch":
+        by_entry = {e["Id"]: e for e in request.get("Entries") or []}
+        sent = {
+            ok["MessageId"]: {
+                "QueueUrl": queue,
+                **{k: by_entry[ok["Id"]][k] for k in _MESSAGE_FIELDS if k in by_entry[ok["Id"]]},
+            }
+            for ok in answer.get("Successful") or []
+        }
+        return {"sent": sent} if sent else None
+    if operation == "ReceiveMessage":
+        handed = {m["ReceiptHandle"]: m["MessageId"] for m in answer.get("Messages") or []}
+        return {"received": handed} if handed else None
+    if operation == "DeleteMessage":
+        return {"deleted": [request["ReceiptHandle"]]}
+    if operation == "DeleteMessageBatch":
+        deleted = [e["ReceiptHandle"] for e in request.get("Entries") or []]
+        return {"deleted": deleted} if deleted else None
+    return None
 
 
 def dispatched_keys(records: list[dict[str, Any]], response: Any) -> list[str]:
@@ -323,42 +396,16 @@ def resume_retries(
 
 
 class JournaledFunctions(Functions):
-    """Functions that journal which events each dispatcher invocation finished, and which
-    delivery orders each DeliverFunction invocation finished."""
+    """Functions that journal which events each dispatcher invocation finished."""
 
     journal: Journal | None = None
 
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         result = super().invoke(name, event)
-        records = event.get("Records") or []
         if name == "dispatch" and self.journal is not None:
+            records = event.get("Records") or []
             self.journal.record_dispatched(dispatched_keys(records, result))
-        if name == "deliver" and self.journal is not None:
-            from hookline.local.queue import failed_ids
-
-            retry = failed_ids(result, records)
-            self.journal.record_consumed(
-                [r["body"] for r in records if r["messageId"] not in retry]
-            )
         return result
-
-
-class JournaledQueue:
-    """The delivery queue (SQS in moto) whose sends are journaled before they are answered."""
-
-    def __init__(self, inner: Any, journal: Callable[[], Journal | None]) -> None:
-        self.inner = inner
-        self._journal = journal
-
-    def send(self, messages: Any) -> list[int]:
-        journal = self._journal()
-        if journal is not None:
-            journal.record_queued([json.dumps(m, separators=(",", ":")) for m in messages])
-        failed: list[int] = self.inner.send(messages)
-        return failed
-
-    def hold(self, receipts: Any, seconds: int) -> None:
-        self.inner.hold(receipts, seconds)
 
 
 class Persistence:
@@ -380,12 +427,7 @@ class Persistence:
         self._held = self.journal.replay(client)
 
     def resume(
-        self,
-        client: Any,
-        tables: dict[str, str],
-        functions: Functions,
-        scheduler: Any,
-        queue_url: str = "",
+        self, client: Any, tables: dict[str, str], functions: Functions, scheduler: Any
     ) -> list[tuple[str, int]]:
         """Hand undispatched events to the dispatcher, compact the journal, record from now
         on, and reschedule pending retries: (delivery id, attempts made) of each."""
@@ -393,20 +435,17 @@ class Persistence:
         if journal is None:
             return []
         from hookline.adapters import template
-        from hookline.adapters.sqs import SqsDeliveryQueue
         from hookline.local import aws
 
         journal.replay_held(client, self._held)
         self._held = []
+        import boto3
+
+        messages = journal.resend_messages(boto3.client("sqs", region_name=REGION))
         by_env = {s.env_var: s.ttl_attribute for s in template.table_specs() if s.ttl_attribute}
         ttl = {name: by_env[env] for env, name in tables.items() if env in by_env}
-        pending = journal.pending_orders()
-        journal.compact(client, tables, ttl)
+        journal.compact(client, tables, ttl, messages)
         journal.open()
-        # What was on the delivery queue at the stop goes back on it (and into the journal).
-        if pending:
-            queue = JournaledQueue(SqsDeliveryQueue(queue_url), lambda: journal)
-            queue.send([json.loads(body) for body in pending])
         aws.record_writes(journal.record_request, journal.sync)
         if isinstance(functions, JournaledFunctions):
             functions.journal = journal

@@ -94,11 +94,17 @@ async function start() {
     return;
   }
   portal.readOnly = current.read_only;
-  const [info, types] = await Promise.all([
+  const [info, types, custom] = await Promise.all([
     community("GET", ""),
     call("GET", "/event-types").catch(() => ({ data: [] })),
+    // The community's own event types, where this server has them.
+    community("GET", "/event-types").catch(() => ({ data: [] })),
   ]);
-  portal.eventTypes = types.data || [];
+  const known = new Set((types.data || []).map((t) => t.name));
+  const own = (custom.data || [])
+    .filter((t) => t.name && !known.has(t.name))
+    .map((t) => ({ name: t.name, group: t.group || t.name.split(".")[0], description: t.description || "" }));
+  portal.eventTypes = [...(types.data || []), ...own];
   document.getElementById("community-name").textContent = `· ${info.name}`;
   document.getElementById("session-note").textContent =
     `${current.read_only ? "Read-only session. " : ""}Link valid until ${when(current.expires_at)}.`;

@@ -140,6 +140,17 @@ function urlPanel(title, url, secret) {
   );
 }
 
+function secretPanel(secret) {
+  return h(
+    "section",
+    { class: "once", "aria-labelledby": "once-title" },
+    h("h2", { id: "once-title", tabindex: "-1" }, "Signing secret"),
+    h("p", {}, "Copy it now: it is shown only once. Callers sign each request with it."),
+    h("p", { class: "secret" }, h("code", {}, secret)),
+    copyButton(secret, "Copy signing secret"),
+  );
+}
+
 function names(ids, groups) {
   const byId = new Map(groups.map((g) => [g.id, g.name]));
   return ids.map((gid) => byId.get(gid) || gid).join(", ") || "—";
@@ -154,7 +165,10 @@ export async function incomingDetail(main, portal, id) {
   ]);
   const once = revealed && revealed.id === id ? revealed : null;
   revealed = null;
-  const onceSlot = h("div", {}, once && once.url ? urlPanel("Incoming webhook URL", once.url, once.secret) : null);
+  let shown = null;
+  if (once && once.url) shown = urlPanel("Incoming webhook URL", once.url, once.secret);
+  else if (once && once.secret) shown = secretPanel(once.secret);
+  const onceSlot = h("div", {}, shown);
   const rotate = async () => {
     if (!(await confirmDialog("Rotate URL?", "The current URL stops working at once. Every sender must switch to the new one.", "Rotate URL"))) return;
     try {

@@ -164,6 +164,7 @@ def test_webhook_flow(portal: PortalPage, local_stack: LocalStackHandle, tenant:
     # Rotate secret (shown once), then Delete after a confirmation.
     crm_row.get_by_role("link", name="CRM").click()
     portal.heading("CRM").wait_for()
+    page.get_by_label("Old secret keeps working for").select_option("0")
     page.get_by_role("button", name="Rotate secret").click()
     page.get_by_role("heading", name="New signing secret").wait_for()
     rotated = page.locator("#shown-secret").inner_text()
@@ -245,6 +246,17 @@ def test_incoming_webhook_flow(
     page.get_by_role("dialog").get_by_role("button", name="Rotate URL").click()
     page.get_by_role("heading", name="New incoming webhook URL").wait_for()
     rotated = page.locator("#shown-url").inner_text()
+    # Requiring a signature later shows the generated signing secret once.
+    page.get_by_role("link", name="Edit").click()
+    portal.heading("Edit Shop purchases").wait_for()
+    page.get_by_label("Require signature").check()
+    page.get_by_role("button", name="Save incoming webhook").click()
+    page.get_by_role("heading", name="Signing secret").wait_for()
+    signing = page.locator(".once code").inner_text()
+    assert len(signing) > 20
+    page.reload()
+    portal.heading("Shop purchases").wait_for()
+    assert signing not in page.content()
     assert (
         rotated != url
         and requests.post(url, data={"email": "x@example.com"}, timeout=10).status_code == 404
@@ -289,6 +301,8 @@ def test_every_screen_fits_375_px_and_passes_axe(
 
 
 def test_keyboard_only(portal: PortalPage, local_stack: LocalStackHandle, tenant: Tenant) -> None:
+    body = {"name": "order.refunded", "description": "An order was refunded."}
+    admin_post(local_stack, tenant, "/event-types", body)
     page = portal.page
     portal.open(portal_session(local_stack, tenant)["url"])
     portal.heading("Webhooks").wait_for()
@@ -306,6 +320,9 @@ def test_keyboard_only(portal: PortalPage, local_stack: LocalStackHandle, tenant
     page.keyboard.press("Tab")
     page.keyboard.type("Keyboard")
     assert page.get_by_label("Name", exact=True).input_value() == "Keyboard"
+    # The community's own event types are offered beside the built-in ones.
+    own = page.get_by_role("group", name="order events")
+    assert own.get_by_role("checkbox", name="order.refunded", exact=True).count() == 1
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
 

@@ -10,7 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from hookline.api.context import community_access, operator
-from hookline.api.pagination import CursorParam, PerPageParam
+from hookline.api.idempotency import Answered, IdempotencyKeyHeader, idempotent, responses
+from hookline.api.pagination import CursorParam, PerPageParam, paginate, sign_cursor
 from hookline.domain import communities, community_removal
 from hookline.domain.models import ApiKey, Community
 from hookline.domain.repositories import CommunityRepository
@@ -61,23 +62,50 @@ def _community_view(community: Community) -> dict[str, Any]:
     return community.model_dump()
 
 
-@router.post("/v1/communities", summary="Create a community (operator key only)")
-def create_community(body: Annotated[CommunityCreate, Body()]) -> tuple[dict[str, Any], int]:
+@router.post(
+    "/v1/communities",
+    summary="Create a community (operator key only)",
+    responses=responses(201, "Created, with its first admin API key (shown in this answer only)."),
+)
+def create_community(
+    body: Annotated[CommunityCreate, Body()], idempotency_key: IdempotencyKeyHeader = None
+) -> Answered:
     operator(router)
-    community, key, plaintext = communities.create_community(
-        _repo(), name=body.name, site_url=body.site_url
+
+    def run() -> tuple[dict[str, Any], int]:
+        community, key, plaintext = communities.create_community(
+            _repo(), name=body.name, site_url=body.site_url
+        )
+        return {**_community_view(community), "api_key": _key_view(key, plaintext)}, 201
+
+    return idempotent(
+        router,
+        "",
+        idempotency_key,
+        run,
+        redact=lambda view: {**view, "api_key": _without_key(view["api_key"])},
     )
-    return {**_community_view(community), "api_key": _key_view(key, plaintext)}, 201
+
+
+def _without_key(view: dict[str, Any]) -> dict[str, Any]:
+    """An issued key as an Idempotency-Key replay shows it: without the key itself."""
+    return {k: v for k, v in view.items() if k != "key"}
 
 
 @router.get("/v1/communities", summary="List communities, newest first (operator key only)")
 def list_communities(per_page: PerPageParam = 20, cursor: CursorParam = None) -> dict[str, Any]:
     operator(router)
-    found, next_cursor = _repo().page(limit=per_page, cursor=cursor)
+    repo = _repo()
+    found, next_cursor = paginate(
+        lambda limit, position: repo.page(limit=limit, cursor=position),
+        page=1,
+        per_page=per_page,
+        cursor=cursor,
+    )
     return {
         "data": [_community_view(c) for c in found],
         "per_page": per_page,
-        "next_cursor": next_cursor,
+        "next_cursor": sign_cursor(next_cursor),
     }
 
 
@@ -112,15 +140,25 @@ def patch_community(community_id: str, body: Annotated[CommunityPatch, Body()]) 
     return _community_view(updated)
 
 
-@router.post("/v1/communities/<community_id>/api-keys", summary="Issue an API key (shown once)")
+@router.post(
+    "/v1/communities/<community_id>/api-keys",
+    summary="Issue an API key (shown once)",
+    responses=responses(201, "Created (the key is shown in this answer only)."),
+)
 def create_api_key(
-    community_id: str, body: Annotated[ApiKeyCreate | None, Body()] = None
-) -> tuple[dict[str, Any], int]:
+    community_id: str,
+    body: Annotated[ApiKeyCreate | None, Body()] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Answered:
     community_access(router, community_id)
-    _repo().get(community_id)
-    fields = body or ApiKeyCreate()
-    key, plaintext = communities.issue_key(_repo(), community_id, fields.name, fields.scopes)
-    return _key_view(key, plaintext), 201
+
+    def run() -> tuple[dict[str, Any], int]:
+        _repo().get(community_id)
+        fields = body or ApiKeyCreate()
+        key, plaintext = communities.issue_key(_repo(), community_id, fields.name, fields.scopes)
+        return _key_view(key, plaintext), 201
+
+    return idempotent(router, community_id, idempotency_key, run, redact=_without_key)
 
 
 @router.get("/v1/communities/<community_id>/api-keys", summary="List API keys")

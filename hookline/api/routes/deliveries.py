@@ -10,7 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hookline import clock
 from hookline.api.context import community_access
-from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
+from hookline.api.pagination import (
+    CursorParam,
+    PageParam,
+    PerPageParam,
+    SinceParam,
+    UntilParam,
+    listing,
+    paginate,
+    time_range,
+)
 from hookline.domain import delivery_actions
 from hookline.domain.delivery import DeliveryContext
 from hookline.wiring import services
@@ -63,6 +72,57 @@ def list_deliveries(
     items, next_cursor = paginate(
         lambda limit, position: ctx.deliveries.page_of(
             webhook_id, limit=limit, cursor=position, state=state
+        ),
+        page=page,
+        per_page=per_page,
+        cursor=cursor,
+    )
+    return listing(
+        [delivery_actions.delivery_view(d) for d in items],
+        page=page,
+        per_page=per_page,
+        cursor=next_cursor,
+    )
+
+
+WebhookIdParam = Annotated[
+    str | None, Query(min_length=1, max_length=100, description="Only this webhook's deliveries.")
+]
+EventTypeParam = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description="Only deliveries of this event type."),
+]
+
+
+@router.get(
+    "/v1/communities/<community_id>/deliveries",
+    summary="List the community's deliveries across its webhooks (newest first)",
+    tags=["Deliveries"],
+)
+def list_community_deliveries(
+    community_id: str,
+    webhook_id: WebhookIdParam = None,
+    state: StateParam = None,
+    event: EventTypeParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    page: PageParam = 1,
+    per_page: PerPageParam = 20,
+    cursor: CursorParam = None,
+) -> dict[str, Any]:
+    community_access(router, community_id)
+    after, before = time_range(since, until)
+    where = {name: value for name, value in (("state", state), ("event", event)) if value}
+    ctx = _ctx()
+    items, next_cursor = paginate(
+        lambda limit, position: ctx.deliveries.community_page(
+            community_id,
+            limit=limit,
+            cursor=position,
+            webhook_id=webhook_id,
+            where=where,
+            after=after,
+            before=before,
         ),
         page=page,
         per_page=per_page,

@@ -9,6 +9,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from hookline.api.context import community_access
+from hookline.api.idempotency import (
+    KEY_CONFLICT,
+    Answered,
+    IdempotencyKeyHeader,
+    idempotent,
+    responses,
+)
 from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
 from hookline.domain import directory as directory_rules
 from hookline.domain.directory import Directory
@@ -50,7 +57,10 @@ def _directory(community_id: str) -> Directory:
     return Directory.open(
         config.tables,
         community_id,
-        actor={"type": "api_key", "id": caller.key_id},
+        actor={
+            "type": "portal_session" if caller.role == "portal" else "api_key",
+            "id": caller.key_id,
+        },
         source="api",
         retention_days=config.settings.event_retention_days,
     )
@@ -74,11 +84,18 @@ def _list_groups(
     )
 
 
-def _create_group(kind: GroupKind, community_id: str, body: GroupCreate) -> dict[str, Any]:
-    group = _directory(community_id).create_group(
-        kind, name=body.name, slug=body.slug, description=body.description or ""
-    )
-    return directory_rules.group_view(group)
+def _create_group(
+    kind: GroupKind, community_id: str, body: GroupCreate, idempotency_key: str | None
+) -> Answered:
+    directory = _directory(community_id)
+
+    def run() -> tuple[dict[str, Any], int]:
+        group = directory.create_group(
+            kind, name=body.name, slug=body.slug, description=body.description or ""
+        )
+        return directory_rules.group_view(group), 201
+
+    return idempotent(router, community_id, idempotency_key, run)
 
 
 def _patch_group(
@@ -124,11 +141,19 @@ def list_spaces(
     return _list_groups("space", community_id, page, per_page, cursor)
 
 
-@router.post("/v1/communities/<community_id>/spaces", summary="Create a space")
+@router.post(
+    "/v1/communities/<community_id>/spaces",
+    summary="Create a space",
+    responses=responses(
+        201, "Created.", f"The slug is already used by another space. {KEY_CONFLICT}"
+    ),
+)
 def create_space(
-    community_id: str, body: Annotated[GroupCreate, Body()]
-) -> tuple[dict[str, Any], int]:
-    return _create_group("space", community_id, body), 201
+    community_id: str,
+    body: Annotated[GroupCreate, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Answered:
+    return _create_group("space", community_id, body, idempotency_key)
 
 
 @router.get("/v1/communities/<community_id>/spaces/<space_id>", summary="Get a space")
@@ -174,11 +199,19 @@ def list_courses(
     return _list_groups("course", community_id, page, per_page, cursor)
 
 
-@router.post("/v1/communities/<community_id>/courses", summary="Create a course")
+@router.post(
+    "/v1/communities/<community_id>/courses",
+    summary="Create a course",
+    responses=responses(
+        201, "Created.", f"The slug is already used by another course. {KEY_CONFLICT}"
+    ),
+)
 def create_course(
-    community_id: str, body: Annotated[GroupCreate, Body()]
-) -> tuple[dict[str, Any], int]:
-    return _create_group("course", community_id, body), 201
+    community_id: str,
+    body: Annotated[GroupCreate, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Answered:
+    return _create_group("course", community_id, body, idempotency_key)
 
 
 @router.get("/v1/communities/<community_id>/courses/<course_id>", summary="Get a course")

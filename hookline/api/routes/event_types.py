@@ -10,6 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hookline import catalog
 from hookline.api.context import caller, community_access
+from hookline.api.idempotency import (
+    KEY_CONFLICT,
+    Answered,
+    IdempotencyKeyHeader,
+    idempotent,
+    responses,
+)
 from hookline.domain.event_types import (
     NAME_PATTERN,
     CustomEventTypes,
@@ -95,16 +102,30 @@ def get_event_type(name: str) -> dict[str, Any]:
 @router.post(
     "/v1/communities/<community_id>/event-types",
     summary="Register a custom event type (publishing validates its data against the schema)",
+    responses=responses(
+        201,
+        "Created.",
+        f"The community already has an event type of this name, or 100 of them. {KEY_CONFLICT}",
+    ),
 )
 def create_event_type(
-    community_id: str, body: Annotated[EventTypeCreate, Body()]
-) -> tuple[dict[str, Any], int]:
+    community_id: str,
+    body: Annotated[EventTypeCreate, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Answered:
     community_access(router, community_id)
-    CommunityRepository(services().tables.communities).get(community_id)
-    created = _types(community_id).create(
-        body.name, description=body.description, data_schema=body.data_schema, example=body.example
-    )
-    return custom_view(created), 201
+
+    def run() -> tuple[dict[str, Any], int]:
+        CommunityRepository(services().tables.communities).get(community_id)
+        created = _types(community_id).create(
+            body.name,
+            description=body.description,
+            data_schema=body.data_schema,
+            example=body.example,
+        )
+        return custom_view(created), 201
+
+    return idempotent(router, community_id, idempotency_key, run)
 
 
 @router.get("/v1/communities/<community_id>/event-types", summary="List custom event types")

@@ -9,8 +9,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from hookline.api.context import community_access, public_base_url
+from hookline.api.idempotency import Answered, IdempotencyKeyHeader, idempotent, responses
 from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
-from hookline.domain import incoming
+from hookline.domain import incoming, webhooks
 from hookline.domain.directory import Directory
 from hookline.domain.incoming import IncomingRepository
 from hookline.wiring import services
@@ -108,13 +109,28 @@ def list_incoming(
 @router.post(
     "/v1/communities/<community_id>/incoming-webhooks",
     summary="Create an incoming webhook (its URL is shown once)",
+    responses=responses(201, "Created (the URL is shown in this answer only)."),
 )
 def create_incoming(
-    community_id: str, body: Annotated[IncomingCreate, Body()]
-) -> tuple[dict[str, Any], int]:
+    community_id: str,
+    body: Annotated[IncomingCreate, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Answered:
     directory = _directory(community_id)
-    hook, token, reveal = incoming.create_incoming(_repo(), directory, body.changes())
-    return incoming.public_view(hook, url=_url(token), reveal_secret=reveal), 201
+
+    def run() -> tuple[dict[str, Any], int]:
+        hook, token, reveal = incoming.create_incoming(_repo(), directory, body.changes())
+        return incoming.public_view(hook, url=_url(token), reveal_secret=reveal), 201
+
+    return idempotent(router, community_id, idempotency_key, run, redact=_without_secrets)
+
+
+def _without_secrets(view: dict[str, Any]) -> dict[str, Any]:
+    """A created incoming webhook as an Idempotency-Key replay shows it: like a GET (no URL,
+    the signing secret masked)."""
+    stored = {k: v for k, v in view.items() if k != "url"}
+    stored["signing_secret"] = webhooks.mask_secret(view.get("signing_secret"))
+    return stored
 
 
 @router.get(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from hookline.api.context import community_access
+from hookline.api.idempotency import Answered, IdempotencyKeyHeader, idempotent, responses
 from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
 from hookline.domain import rotation, webhooks
 from hookline.domain.event_types import CustomEventTypes
@@ -103,14 +104,26 @@ def _custom_events(community_id: str, fields: dict[str, Any]) -> set[str]:
     return CustomEventTypes(services().tables.communities, community_id).names()
 
 
+StatusFilter = Annotated[
+    Literal["active", "inactive"] | None,
+    Query(description="Only active or only inactive webhooks."),
+]
+
+
 @router.get("/v1/communities/<community_id>/webhooks", summary="List webhooks")
 def list_webhooks(
-    community_id: str, page: PageParam = 1, per_page: PerPageParam = 20, cursor: CursorParam = None
+    community_id: str,
+    page: PageParam = 1,
+    per_page: PerPageParam = 20,
+    cursor: CursorParam = None,
+    status: StatusFilter = None,
 ) -> dict[str, Any]:
     community_access(router, community_id)
     repo = _repo()
     items, next_cursor = paginate(
-        lambda limit, position: repo.page(community_id, limit=limit, cursor=position),
+        lambda limit, position: repo.page(
+            community_id, limit=limit, cursor=position, status=status
+        ),
         page=page,
         per_page=per_page,
         cursor=cursor,
@@ -118,21 +131,36 @@ def list_webhooks(
     return listing([_view(w) for w in items], page=page, per_page=per_page, cursor=next_cursor)
 
 
-@router.post("/v1/communities/<community_id>/webhooks", summary="Create a webhook")
+@router.post(
+    "/v1/communities/<community_id>/webhooks",
+    summary="Create a webhook",
+    responses=responses(201, "Created (the secret is shown in full in this answer only)."),
+)
 def create_webhook(
-    community_id: str, body: Annotated[WebhookFields, Body()]
-) -> tuple[dict[str, Any], int]:
+    community_id: str,
+    body: Annotated[WebhookFields, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Answered:
     community_access(router, community_id)
-    CommunityRepository(services().tables.communities).get(community_id)
-    fields = body.model_dump(exclude_unset=True)
-    webhook = webhooks.create_webhook(
-        _repo(),
-        community_id,
-        fields,
-        allow_private=_allow_private(),
-        custom_events=_custom_events(community_id, fields),
-    )
-    return _view(webhook, reveal_secret=True), 201
+
+    def run() -> tuple[dict[str, Any], int]:
+        CommunityRepository(services().tables.communities).get(community_id)
+        fields = body.model_dump(exclude_unset=True)
+        webhook = webhooks.create_webhook(
+            _repo(),
+            community_id,
+            fields,
+            allow_private=_allow_private(),
+            custom_events=_custom_events(community_id, fields),
+        )
+        return _view(webhook, reveal_secret=True), 201
+
+    return idempotent(router, community_id, idempotency_key, run, redact=_masked)
+
+
+def _masked(view: dict[str, Any]) -> dict[str, Any]:
+    """A created webhook as an Idempotency-Key replay shows it: the secret masked."""
+    return {**view, "secret": webhooks.mask_secret(view.get("secret"))}
 
 
 @router.get("/v1/communities/<community_id>/webhooks/<webhook_id>", summary="Get a webhook")
