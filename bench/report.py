@@ -733,6 +733,8 @@ def write(results: Mapping[str, Any], meta: Mapping[str, Any], out_dir: Path) ->
     paths["json"].write_text(
         json.dumps(_jsonable({"meta": meta, "results": results}), indent=1, default=str) + "\n"
     )
+    paths["summary"] = out_dir / "summary.json"
+    paths["summary"].write_text(json.dumps(summary(results, meta), indent=1) + "\n")
     return paths
 
 
