@@ -190,13 +190,16 @@ def _b4(b4: Mapping[str, Any]) -> list[str]:
             f"imports {num(extra)} ms more than boto3 alone"
             + (f", mostly {', '.join(spent)}" if spent else "")
             + f". Every handler imports boto3 itself (the DynamoDB adapter), so a 1.5{TIMES} "
-            f"target leaves half of boto3's time for everything else. `aws_xray_sdk` is the "
-            "powertools Tracer (the template sets `Tracing: Active`, so in Lambda the Tracer "
-            "imports the X-Ray SDK and patches boto3/requests at import); `hookline` own time "
-            "is mostly building pydantic models and the resolver's route validation models at "
-            "import. On top of the import, the first invocation's `wiring.services()` (the boto3"
-            " resource, six Table objects, the Step Functions and SES adapters) takes "
-            f"{num(funcs[worst]['init_ms']['median'])} ms in `{worst}`."
+            f"target leaves half of boto3's time for everything else. Nothing is built at "
+            "import any more: the Tracer patches botocore only, pydantic models and request "
+            "bodies build their validators on first use, and the AWS clients are made on the "
+            "first request (tests/test_cold_start.py keeps it so). What remains is importing "
+            "pydantic, powertools (its event handler and batch packages), the X-Ray SDK and "
+            "hookline's own modules, all of which the first request needs. Ways further: "
+            "SnapStart for Python, or a DynamoDB adapter on botocore's low-level client "
+            "instead of the boto3 resource. The first invocation's `wiring.services()` takes "
+            f"{num(funcs[worst]['init_ms']['median'])} ms in `{worst}`; the load average during "
+            "the run is in the report header, and ratios move by 0.2 to 0.5 with it."
         )
     if b4.get("heavy_found"):
         out.append(

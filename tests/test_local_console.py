@@ -178,6 +178,20 @@ def test_unknown_methods_are_405_in_the_error_shape(stack: LocalStackHandle, met
         "message": f"Method {method} is not allowed",
         "data": {"status": 405},
     }
+    assert "GET" in response.headers["Allow"]
+
+
+def test_a_known_path_with_another_method_is_405_naming_the_allowed_ones(
+    stack: LocalStackHandle,
+) -> None:
+    """RFC 9110 (and schemathesis's undeclared-method check): a 405 carries Allow."""
+    _, key = stack.community("Allow")
+    response = requests.put(
+        stack.url("/v1/communities"), headers={"Authorization": f"Bearer {key}"}, timeout=5
+    )
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "POST"}
 
 
 def test_incoming_webhook_urls_work_as_printed(stack: LocalStackHandle) -> None:

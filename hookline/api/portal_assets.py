@@ -66,7 +66,9 @@ def serve(event: dict[str, Any]) -> dict[str, Any]:
     path = str(event.get("path") or "")
     method = str(event.get("httpMethod") or "GET").upper()
     if method not in ("GET", "HEAD"):
-        return _error(405, "method_not_allowed", f"{method} is not allowed on {path}.")
+        return _error(
+            405, "method_not_allowed", f"{method} is not allowed on {path}.", Allow="GET, HEAD"
+        )
     # The path as the browser sent it (API Gateway may hand /portal/ over as /portal).
     sent = str((event.get("requestContext") or {}).get("path") or path)
     if path.rstrip("/") == PREFIX and not sent.endswith("/"):

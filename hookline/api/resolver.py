@@ -26,11 +26,12 @@ from hookline.observability import logger
 MAX_BODY_BYTES = 256 * 1024
 
 
-def error_response(error: HooklineError) -> Response:
+def error_response(error: HooklineError, headers: dict[str, str] | None = None) -> Response:
     return Response(
         status_code=error.status,
         content_type="application/json",
         body=json.dumps(error.to_body()),
+        headers=headers,
     )
 
 
@@ -104,8 +105,13 @@ def build_resolver() -> APIGatewayRestResolver:
     def _not_found(error: NotFoundError) -> Response:
         path = app.current_event.path
         method = app.current_event.http_method.upper()
-        if _path_exists(app, path, method):
-            return error_response(MethodNotAllowed(f"{method} is not allowed on {path}."))
+        allowed = _methods_of(app, path)
+        if allowed and method not in allowed:
+            # RFC 9110: a 405 names the methods the resource does support.
+            return error_response(
+                MethodNotAllowed(f"{method} is not allowed on {path}."),
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
         return error_response(NotFound(f"No route for {method} {path}."))
 
     @app.exception_handler(Exception)
@@ -150,10 +156,10 @@ def _is_throttling(error: Exception) -> bool:
     return response.get("Error", {}).get("Code") in _THROTTLING_CODES
 
 
-def _path_exists(app: APIGatewayRestResolver, path: str, method: str) -> bool:
-    """Is there a route for this path under another method (so the answer is 405, not 404)?"""
+def _methods_of(app: APIGatewayRestResolver, path: str) -> set[str]:
+    """The methods routed for this path (another method gets 405, an unknown path 404)."""
     routes = [*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])]
-    return any(route.rule.match(path) and route.method != method for route in routes)
+    return {route.method.upper() for route in routes if route.rule.match(path)}
 
 
 def check_body_size(body: str | None) -> None:
