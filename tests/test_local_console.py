@@ -223,3 +223,20 @@ def test_the_banner_says_where_state_is_kept(stack: LocalStackHandle) -> None:
     assert "in memory only" in banner  # persist is off for this stack
     assert "(new on every start)" in banner
     assert f"export HL={stack.base_url} OP={stack.operator_key}" in banner
+
+
+def test_the_banner_shows_how_to_open_the_portal_without_a_token(stack: LocalStackHandle) -> None:
+    from tests.portal_helpers import new_community
+
+    lines = [line for line in stack.banner().splitlines() if "portal-sessions" in line]
+    assert len(lines) == 1
+    line = lines[0]
+    assert not re.search(r"\b(hk|hlp|whsec)_", line) and stack.operator_key not in line
+    command = re.search(r"curl -s -X POST (\S+) -H \"Authorization: Bearer \$KEY\"", line)
+    assert command is not None, line
+    # The printed command works as printed, with the shell's variables filled in.
+    tenant = new_community(stack, "Banner Forum")
+    url = command.group(1).replace("$HL", stack.base_url).replace("$C", tenant.id)
+    answer = requests.post(url, headers={"Authorization": f"Bearer {tenant.key}"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    assert "/portal/#community=" in answer.json()["url"]

@@ -265,6 +265,10 @@ def banner(stack: LocalStack) -> str:
             '  curl -s -X POST $HL/v1/communities -H "Authorization: Bearer $OP" \\',
             f"    -H 'Content-Type: application/json' -d '{example}'",
             "",
+            "Open the portal: curl -s -X POST $HL/v1/communities/$C/portal-sessions "
+            '-H "Authorization: Bearer $KEY"  (C, KEY: the id and api_key.key answered above; '
+            'open the "url" it answers)',
+            "",
             "Deliveries (time, event, webhook, status, ms):",
         ]
     )

@@ -1,7 +1,8 @@
 // One webhook's delivery log: every attempt, filters, paging, Resend, Recover and Replay.
 
-import { community, query } from "./api.js";
+import { ApiError, community, query } from "./api.js";
 import { clear, field, h, say, uid, when } from "./dom.js";
+import { showError } from "./forms.js";
 
 const PER_PAGE = 20;
 const BODY_PREVIEW = 500;
@@ -34,21 +35,36 @@ function sinceForm(label, button, hint, run) {
   return form;
 }
 
-export async function deliveryLog(main, portal, id, filters = { page: 1, status: "", event: "" }) {
+const NO_FILTERS = { page: 1, status: "", event: "", status_code: "", since: "", until: "" };
+
+function options(pairs, chosen) {
+  return pairs.map(([value, text]) => h("option", { value, selected: chosen === value }, text));
+}
+
+export async function deliveryLog(main, portal, id, filters = NO_FILTERS) {
   const hook = await community("GET", `/webhooks/${id}`);
-  const log = await community(
-    "GET",
-    `/webhooks/${id}/logs${query({ page: filters.page, per_page: PER_PAGE, status: filters.status, event: filters.event })}`,
-  );
-  const reload = (next) => deliveryLog(main, portal, id, { ...filters, ...next }).then(() => {
-    main.querySelector("h1").focus();
+  // since and until stay as the inputs' local values; the API gets them as UTC instants.
+  const asked = { ...filters, per_page: PER_PAGE, since: isoFrom(filters.since), until: isoFrom(filters.until) };
+  let log = { data: [], next_cursor: null };
+  let failure = null;
+  try {
+    log = await community("GET", `/webhooks/${id}/logs${query(asked)}`);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    failure = error;
+  }
+  // After a refused filter the focus stays on the field the error names.
+  const reload = (next) => deliveryLog(main, portal, id, { ...filters, ...next }).then((refused) => {
+    if (!refused) main.querySelector("h1").focus();
   });
 
-  const status = h(
+  const status = h("select", {}, options([["", "All"], ["success", "Success"], ["failed", "Failure"]], filters.status));
+  const statusCode = h(
     "select",
     {},
-    [["", "All"], ["success", "Success"], ["failed", "Failure"]].map(([value, text]) =>
-      h("option", { value, selected: filters.status === value }, text),
+    options(
+      [["", "Any"], ["2xx", "2xx"], ["3xx", "3xx"], ["4xx", "4xx"], ["5xx", "5xx"], ["none", "No answer"]],
+      filters.status_code,
     ),
   );
   const eventFilter = h(
@@ -57,16 +73,28 @@ export async function deliveryLog(main, portal, id, filters = { page: 1, status:
     h("option", { value: "" }, "All events"),
     portal.eventTypes.map((t) => h("option", { value: t.name, selected: filters.event === t.name }, t.name)),
   );
+  const since = h("input", { type: "datetime-local", step: "1", value: filters.since });
+  const until = h("input", { type: "datetime-local", step: "1", value: filters.until });
   const filterForm = h(
     "form",
     { class: "filters", novalidate: true },
     field("Status", status),
+    field("Status code", statusCode),
     field("Event", eventFilter),
+    field("Since", since, { hint: "From this time on (your time zone)." }),
+    field("Until", until, { hint: "Before this time." }),
     h("button", { type: "submit", class: "secondary" }, "Filter"),
   );
   filterForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    reload({ page: 1, status: status.value, event: eventFilter.value });
+    reload({
+      page: 1,
+      status: status.value,
+      status_code: statusCode.value,
+      event: eventFilter.value,
+      since: since.value,
+      until: until.value,
+    });
   });
 
   const rows = log.data.map((entry) => {
@@ -160,12 +188,16 @@ export async function deliveryLog(main, portal, id, filters = { page: 1, status:
   clear(
     main,
     h("p", { class: "crumbs" }, h("a", { href: "#/webhooks" }, "Webhooks"), " / ", h("a", { href: `#/webhooks/${id}` }, hook.name || hook.id)),
-    h("h1", {}, `Delivery log: ${hook.name || hook.id}`),
+    h("h1", { tabindex: "-1" }, `Delivery log: ${hook.name || hook.id}`),
     filterForm,
-    log.data.length ? table : h("p", {}, "No attempts match."),
+    failure ? null : log.data.length ? table : h("p", {}, "No attempts match."),
     pager,
     portal.readOnly
       ? null
       : h("section", { "aria-labelledby": "bulk-title" }, h("h2", { id: "bulk-title" }, "Recover and replay"), recover, replay),
   );
+  if (failure) {
+    showError(filterForm, failure, { status, status_code: statusCode, event: eventFilter, since, until });
+  }
+  return failure !== null;
 }

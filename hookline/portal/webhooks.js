@@ -231,13 +231,8 @@ export async function webhookDetail(main, portal, id) {
   revealed = null;
   const result = h("div", { class: "result", "aria-live": "polite" });
   const onceSlot = h("div", {}, once ? secretPanel("Signing secret", once, "Copy it now: it is shown only once. Later visits show it masked.") : null);
-  const overlap = h(
-    "select",
-    {},
-    h("option", { value: "" }, "24 hours (default)"),
-    h("option", { value: "3600" }, "1 hour"),
-    h("option", { value: "0" }, "No overlap: switch now"),
-  );
+  const overlap = h("input", { type: "number", value: "86400", min: "0", max: String(7 * 86400), step: "1", inputmode: "numeric" });
+  const overlapSlot = h("div", { "aria-live": "polite" });
   const sendTest = async () => {
     clear(result, h("p", {}, "Sending a test.ping…"));
     try {
@@ -260,20 +255,60 @@ export async function webhookDetail(main, portal, id) {
       clear(result, h("p", { class: "alert" }, error.message));
     }
   };
-  const rotate = async () => {
+  const rotateForm = h(
+    "form",
+    { novalidate: true, class: "stack" },
+    field("Old secret keeps signing for (seconds)", overlap, {
+      hint: "86400 is 24 hours; 0 switches to the new secret at once (up to 604800, a week).",
+    }),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "secondary" }, "Rotate secret")),
+  );
+  const completeOverlap = async () => {
+    const ends = when(hook.overlap_ends_at);
+    const text = `Only the current secret signs from now on; the old one stops at once instead of at ${ends}. Receivers still checking with the old secret will reject deliveries.`;
+    if (!(await confirmDialog("End the overlap now?", text, "End overlap"))) return;
+    try {
+      showOverlap(await community("POST", `/webhooks/${id}/rotate-secret/complete`));
+      say("Overlap ended: only the current secret signs now.");
+    } catch (error) {
+      say(error.missingRoute ? "Ending the overlap is not available on this server." : `Ending the overlap failed: ${error.message}`);
+    }
+  };
+  const showOverlap = (view) => {
+    hook.overlap_ends_at = view.overlap_ends_at;
+    const kept = view.previous_secrets || [];
+    if (!view.overlap_ends_at) {
+      clear(overlapSlot, h("p", {}, "No overlap running: only the current secret signs."));
+      return;
+    }
+    clear(
+      overlapSlot,
+      h("p", { id: "overlap-note" }, `Overlap running until ${when(view.overlap_ends_at)}: ${kept.length === 1 ? "the old secret still signs" : `${kept.length} old secrets still sign`} alongside the current one.`),
+      portal.readOnly
+        ? null
+        : h("button", { type: "button", class: "secondary", "aria-describedby": "overlap-note", onclick: completeOverlap }, "End overlap now"),
+    );
+  };
+  showOverlap(hook);
+  rotateForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(rotateForm);
     const body = overlap.value === "" ? undefined : { overlap_seconds: Number(overlap.value) };
     try {
       const answer = await community("POST", `/webhooks/${id}/rotate-secret`, body);
       const until = answer.previous_secret_expires_at
         ? ` The previous secret keeps signing until ${when(answer.previous_secret_expires_at)}.`
         : "";
+      showOverlap(answer);
       clear(onceSlot, secretPanel("New signing secret", answer.secret, `Copy it now: it is shown only once.${until}`));
       onceSlot.querySelector("h2").setAttribute("tabindex", "-1");
       onceSlot.querySelector("h2").focus();
     } catch (error) {
-      say(error.missingRoute ? "Rotating is not available on this server." : `Rotating failed: ${error.message}`);
+      if (!(error instanceof ApiError)) throw error;
+      if (error.missingRoute) say("Rotating is not available on this server.");
+      else showError(rotateForm, error, { overlap_seconds: overlap });
     }
-  };
+  });
   const remove = async () => {
     if (!(await confirmDialog("Delete webhook?", `Delete ${hook.name || hook.id}? Deliveries to it stop at once; this cannot be undone.`, "Delete"))) return;
     try {
@@ -310,15 +345,13 @@ export async function webhookDetail(main, portal, id) {
       change ? h("button", { type: "button", onclick: sendTest }, "Send test") : null,
     ),
     result,
-    change
-      ? h(
-          "section",
-          { "aria-labelledby": "secret-title" },
-          h("h2", { id: "secret-title" }, "Secret"),
-          field("Old secret keeps working for", overlap),
-          h("button", { type: "button", class: "secondary", onclick: rotate }, "Rotate secret"),
-        )
-      : null,
+    h(
+      "section",
+      { "aria-labelledby": "secret-title" },
+      h("h2", { id: "secret-title" }, "Secret"),
+      overlapSlot,
+      change ? rotateForm : null,
+    ),
     change
       ? h(
           "section",

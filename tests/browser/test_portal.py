@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -35,6 +36,18 @@ def _publish(stack: LocalStackHandle, tenant: Tenant, title: str) -> str:
 
 def _received(stack: LocalStackHandle, bin_name: str, event: str) -> list[dict[str, Any]]:
     return [c for c in stack.inspected(bin_name) if event in c.get("body", "")]
+
+
+def _filter(page: Any) -> dict[str, list[str]]:
+    """Click the delivery log's Filter and wait for the screen drawn from the answer: the query
+    sent."""
+    with page.expect_response(lambda answer: "/logs?" in answer.url) as answer:
+        page.get_by_role("button", name="Filter").click()
+    page.wait_for_function(
+        "document.activeElement.tagName === 'H1' || "
+        "document.activeElement.getAttribute('aria-invalid') === 'true'"
+    )
+    return parse_qs(urlsplit(answer.value.url).query)
 
 
 def test_opening_the_link_moves_the_token_out_of_the_url(
@@ -125,11 +138,35 @@ def test_webhook_flow(portal: PortalPage, local_stack: LocalStackHandle, tenant:
     row.get_by_role("button", name="Show response body").click()
     assert row.locator("pre.body").is_visible()
     portal.axe("delivery log")
-    page.get_by_label("Status").select_option("failed")
-    page.get_by_role("button", name="Filter").click()
+    page.get_by_label("Status", exact=True).select_option("failed")
+    assert _filter(page)["status"] == ["failed"]
     page.get_by_text("No attempts match.").wait_for()
-    page.get_by_label("Status").select_option("")
-    page.get_by_role("button", name="Filter").click()
+    page.get_by_label("Status", exact=True).select_option("")
+    # Status code class, since and until reach the API: 5xx and an early until match nothing.
+    page.get_by_label("Status code", exact=True).select_option("5xx")
+    assert _filter(page)["status_code"] == ["5xx"]
+    assert page.get_by_text("No attempts match.").is_visible()
+    page.get_by_label("Status code", exact=True).select_option("2xx")
+    page.get_by_label("Until", exact=True).fill("2020-01-01T00:00:00")
+    sent = _filter(page)
+    assert sent["status_code"] == ["2xx"] and sent["until"][0].endswith("Z")
+    assert page.get_by_text("No attempts match.").is_visible()
+    page.get_by_label("Since", exact=True).fill("2021-01-01T00:00:00")
+    _filter(page)
+    # The screen is drawn anew (new ids): the error sits next to the Until field it names.
+    until = page.get_by_label("Until", exact=True)
+    assert until.get_attribute("aria-invalid") == "true"
+    assert "since" in page.locator(f"#{until.get_attribute('id')}-error").inner_text()
+    portal.axe("delivery log with a refused filter")
+    page.get_by_label("Since", exact=True).fill("2020-01-01T00:00:00")
+    until.fill("")
+    sent = _filter(page)
+    assert "until" not in sent and sent["since"][0].startswith("20")
+    assert page.get_by_role("row").filter(has_text="post.created").count() >= 1
+    assert page.get_by_label("Status code", exact=True).input_value() == "2xx"
+    page.get_by_label("Status code", exact=True).select_option("")
+    page.get_by_label("Since", exact=True).fill("")
+    _filter(page)
     row = page.get_by_role("row").filter(has_text="post.created").first
     row.get_by_role("button", name="Resend").click()
     page.locator("#status").filter(has_text=re.compile("Delivered|failed")).wait_for()
@@ -164,11 +201,44 @@ def test_webhook_flow(portal: PortalPage, local_stack: LocalStackHandle, tenant:
     # Rotate secret (shown once), then Delete after a confirmation.
     crm_row.get_by_role("link", name="CRM").click()
     portal.heading("CRM").wait_for()
-    page.get_by_label("Old secret keeps working for").select_option("0")
+    overlap = page.get_by_label("Old secret keeps signing for (seconds)")
+    assert overlap.input_value() == "86400"
+    assert page.get_by_role("button", name="End overlap now").count() == 0
+    overlap.fill("-1")
+    page.get_by_role("button", name="Rotate secret").click()
+    page.locator(f"#{overlap.get_attribute('id')}-error").filter(has_text="overlap").wait_for()
+    assert overlap.get_attribute("aria-invalid") == "true"
+    overlap.fill("3600")
     page.get_by_role("button", name="Rotate secret").click()
     page.get_by_role("heading", name="New signing secret").wait_for()
     rotated = page.locator("#shown-secret").inner_text()
     assert rotated.startswith("whsec_") and rotated != secret
+    # While the overlap runs the page says so, and it can be ended now after a confirmation.
+    crm = page.url.rsplit("/", 1)[-1]
+    hook_url = local_stack.url(f"/v1/communities/{tenant.id}/webhooks/{crm}")
+
+    def read() -> requests.Response:
+        return requests.get(hook_url, headers=local_stack.headers(tenant.key), timeout=10)
+
+    assert read().json()["overlap_ends_at"]
+    page.reload()
+    portal.heading("CRM").wait_for()
+    page.get_by_text("Overlap running until").wait_for()
+    portal.axe("webhook page during an overlap")
+    page.get_by_role("button", name="End overlap now").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    assert read().json()["overlap_ends_at"]
+    page.get_by_role("button", name="End overlap now").click()
+    portal.axe("end overlap confirmation")
+    page.get_by_role("dialog").get_by_role("button", name="End overlap").click()
+    page.get_by_text("No overlap running").wait_for()
+    assert page.get_by_role("button", name="End overlap now").count() == 0
+    assert read().json()["overlap_ends_at"] is None
+    overlap.fill("0")
+    page.get_by_role("button", name="Rotate secret").click()
+    page.get_by_role("heading", name="New signing secret").wait_for()
+    assert page.locator("#shown-secret").inner_text() not in (secret, rotated)
+    assert page.get_by_role("button", name="End overlap now").count() == 0
     page.get_by_role("button", name="Delete").click()
     dialog = page.get_by_role("dialog")
     dialog.wait_for()
@@ -267,6 +337,13 @@ def test_every_screen_fits_375_px_and_passes_axe(
     browser: Any, local_stack: LocalStackHandle, tenant: Tenant
 ) -> None:
     hook = inspector_webhook(local_stack, tenant, "Narrow", "narrow-with-a-long-name", ["post.*"])
+    rotated = requests.post(
+        local_stack.url(f"/v1/communities/{tenant.id}/webhooks/{hook}/rotate-secret"),
+        headers=local_stack.headers(tenant.key),
+        json={"overlap_seconds": 600},
+        timeout=10,
+    )
+    assert rotated.json()["overlap_ends_at"], rotated.text  # the webhook page shows the overlap
     incoming = admin_post(local_stack, tenant, "/incoming-webhooks", {"name": "Narrow form"})["id"]
     _publish(
         local_stack, tenant, "A title long enough to wrap on a narrow phone screen, twice over"
