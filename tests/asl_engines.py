@@ -63,6 +63,7 @@ class Run:
     payloads: list[dict[str, Any]]  # every AttemptFunction Payload, in order
     waits: list[float]  # the seconds of every Wait state, in order
     output: Any
+    error: str | None = None
 
 
 @dataclass
@@ -193,6 +194,7 @@ class MotoWorkflow:
             self.invocations(arn),
             self.waits(arn),
             output,
+            described.get("error"),
         )
 
 
@@ -225,4 +227,6 @@ class LocalWorkflow:
             if execution.resume == "wait":  # a Wait state, not a task's Retry interval
                 waits.append(pause.seconds)
         assert queued == [], "the script had results the workflow never asked for"
-        return Run(execution.status, execution.history, payloads, waits, execution.output)
+        return Run(
+            execution.status, execution.history, payloads, waits, execution.output, execution.error
+        )

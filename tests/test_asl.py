@@ -73,7 +73,11 @@ def test_the_local_engine_runs_the_workflow_as_moto_does(moto: MotoWorkflow, sce
     assert local.states == on_moto.states
     assert without_causes(local.payloads) == without_causes(on_moto.payloads)
     assert local.waits == on_moto.waits
-    assert (local.status, local.output) == (on_moto.status, on_moto.output)
+    assert (local.status, local.error, local.output) == (
+        on_moto.status,
+        on_moto.error,
+        on_moto.output,
+    )
 
 
 def test_a_crash_payload_names_the_same_error_on_both(moto: MotoWorkflow) -> None:
@@ -84,3 +88,13 @@ def test_a_crash_payload_names_the_same_error_on_both(moto: MotoWorkflow) -> Non
 
     assert on_moto.payloads[1]["action"] == "record_crash"
     assert local.payloads[1]["error"]["Error"] == on_moto.payloads[1]["error"]["Error"]
+
+
+def test_a_decision_without_its_keys_fails_the_execution_locally_as_on_aws() -> None:
+    # The Attempt state's ResultSelector needs both keys: a missing one is States.Runtime, which
+    # AWS documents States.ALL cannot catch, so the execution fails. moto's engine catches it
+    # into RecordCrash instead (the one divergence found), hence no moto run here.
+    local = LocalWorkflow().run("dlv_1-retry", document([0, 0]), [{"outcome": "retry"}])
+
+    assert (local.status, local.error) == ("FAILED", "States.Runtime")
+    assert local.states == ["Prepare", "HasAttemptsLeft", "ScheduledWait", "Wait", "Attempt"]
