@@ -4,7 +4,7 @@ from template.yaml, with the real AttemptFunction handler making real HTTP attem
 receivers.
 
 moto's "lambda-simple" AttemptFunction answers each invocation with the next result queued at its
-response queue (/moto-api/static/lambda-simple/response). The driver reads every Task's payload
+response queue (tests/asl_engines.py). The driver reads every Task's payload
 from the execution history as the state machine schedules it, runs the real handler on exactly
 that payload and queues its answer. So that the invocation cannot outrun the driver, the test
 swaps moto's result list for one whose emptiness check waits (briefly) for the next answer.
@@ -13,18 +13,15 @@ swaps moto's result list for one whose emptiness check waits (briefly) for the n
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import boto3
 import pytest
-import requests
 from moto import mock_aws
 from moto.awslambda_simple.models import lambda_simple_backends
 
@@ -32,30 +29,16 @@ from hookline import wiring
 from hookline.adapters import dynamodb, http_attempt, stepfunctions
 from hookline.adapters.dynamodb import DynamoTables
 from hookline.adapters.stepfunctions import StepFunctionsScheduler, execution_name
-from hookline.adapters.template import (
-    create_tables,
-    retry_state_machine_definition,
-    table_environment,
-)
+from hookline.adapters.template import create_tables, table_environment
 from hookline.config import Settings
 from hookline.domain import delivery_actions, retry
+from tests.asl_engines import CRASH, MOTO_CONFIG, REGION, MotoWorkflow, Result, actions
 from tests.conftest import RecordingMailer
 from tests.receivers import Receiver
 from tests.retry_fixtures import World, invoke_attempt
 
-REGION = "us-east-1"
 ACCOUNT = "123456789012"
-RESPONSES = "http://motoapi.amazonaws.com/moto-api/static/lambda-simple/response"
-#: moto answers a payload over 6 MB with FunctionError "Unhandled": how a test crashes the task.
-CRASH = "x" * 6_000_001
 ANSWER_TIMEOUT = 10.0
-
-
-def _stub_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
-    return buffer.getvalue()
 
 
 def _settings(table_env: dict[str, str], **changes: Any) -> Settings:
@@ -67,65 +50,27 @@ def _settings(table_env: dict[str, str], **changes: Any) -> Settings:
 
 
 @dataclass
-class Stack:
-    sfn: Any
-    state_machine_arn: str
-    context: Any
+class Stack(MotoWorkflow):
+    context: Any = None
     ran: list[dict[str, Any]] = field(default_factory=list)  # payloads the driver ran
 
-    def queue(self, *results: dict[str, Any] | str) -> None:
-        payloads = [r if isinstance(r, str) else json.dumps(r) for r in results]
-        answer = requests.post(RESPONSES, json={"results": payloads, "region": REGION}, timeout=5)
-        assert answer.status_code == 201
-
-    def execution_arn(self, delivery_id: str, attempt: int) -> str:
-        name = execution_name(delivery_id, attempt)
-        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + name
-
-    def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = self.sfn.get_execution_history(
-            executionArn=execution_arn, maxResults=1000
-        )["events"]
-        return events
+    def cycle_arn(self, delivery_id: str, attempt: int) -> str:
+        return self.execution_arn(execution_name(delivery_id, attempt))
 
     def drive(
-        self, execution_arn: str, *, crash_at: frozenset[int] = frozenset(), timeout: float = 20
+        self, execution_arn: str, *, crash_at: frozenset[int] = frozenset()
     ) -> dict[str, Any]:
         """Run the execution to its end, answering each Task with what the real handler returns
         for its payload; an attempt numbered in `crash_at` crashes instead (a function error).
         Returns describe_execution."""
-        deadline = time.monotonic() + timeout
-        answered = 0
-        while time.monotonic() < deadline:
-            described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
-            scheduled = self.invocations(execution_arn)
-            for payload in scheduled[answered:]:
-                if payload["action"] == "attempt" and payload["attempt"] in crash_at:
-                    self.queue(CRASH)
-                    continue
-                self.ran.append(payload)
-                self.queue(invoke_attempt(payload, self.context))
-            answered = len(scheduled)
-            if described["status"] != "RUNNING":
-                return described
-            time.sleep(0.05)
-        raise AssertionError(f"execution still running after {timeout}s")
 
-    def invocations(self, execution_arn: str) -> list[dict[str, Any]]:
-        payloads = []
-        for event in self.history(execution_arn):
-            if event["type"] == "TaskScheduled":
-                parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
-                payloads.append(parameters["Payload"])
-        return payloads
+        def answer(payload: dict[str, Any]) -> Result:
+            if payload["action"] == "attempt" and payload["attempt"] in crash_at:
+                return CRASH
+            self.ran.append(payload)
+            return invoke_attempt(payload, self.context)
 
-    def final_state(self, execution_arn: str) -> str:
-        entered = [
-            e["stateEnteredEventDetails"]["name"]
-            for e in self.history(execution_arn)
-            if "stateEnteredEventDetails" in e
-        ]
-        return entered[-1]
+        return self.wait(execution_arn, answer=answer)
 
 
 class _AwaitedResults(list[str]):
@@ -157,29 +102,12 @@ class Aws:
 def aws() -> Iterator[Aws]:
     """One moto account per module: tables, AttemptFunction and the state machine. Tests keep
     apart by using their own community, webhooks and deliveries."""
-    with mock_aws(
-        config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    ):
+    with mock_aws(config=MOTO_CONFIG):
         dynamodb.resource.cache_clear()
         stepfunctions._client.cache_clear()
         names = create_tables(boto3.client("dynamodb", region_name=REGION), "hookline-e2e")
-        role_arn = boto3.client("iam", region_name=REGION).create_role(
-            RoleName="hookline-e2e", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        function_arn = boto3.client("lambda", region_name=REGION).create_function(
-            FunctionName="hookline-attempt",
-            Runtime="python3.12",
-            Role=role_arn,
-            Handler="app.lambda_handler",
-            Code={"ZipFile": _stub_zip()},
-        )["FunctionArn"]
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        arn = sfn.create_state_machine(
-            name="hookline-retry",
-            definition=retry_state_machine_definition(function_arn),
-            roleArn=role_arn,
-            type="STANDARD",
-        )["stateMachineArn"]
+        workflow = MotoWorkflow.create()
+        arn = workflow.state_machine_arn
         settings = _settings(
             table_environment(names),
             retry_state_machine_arn=arn,
@@ -188,7 +116,7 @@ def aws() -> Iterator[Aws]:
             delivery_timeout_seconds=2.0,
         )
         try:
-            yield Aws(sfn=sfn, state_machine_arn=arn, settings=settings)
+            yield Aws(sfn=workflow.sfn, state_machine_arn=arn, settings=settings)
         finally:
             dynamodb.resource.cache_clear()
             stepfunctions._client.cache_clear()
@@ -210,10 +138,6 @@ def stack(aws: Aws, lambda_context: Any) -> Iterator[Stack]:
     assert list(backend.lambda_simple_results_queue) == []
 
 
-def actions(payloads: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    return [(p["action"], p["attempt"]) for p in payloads]
-
-
 def test_success_on_the_second_attempt_ends_the_workflow(stack: Stack) -> None:
     world = World.create()
     with Receiver([(500,), (200,)]) as rx:
@@ -222,7 +146,7 @@ def test_success_on_the_second_attempt_ends_the_workflow(stack: Stack) -> None:
         retry.start_retries(world.ctx, delivery, webhook, outcome)
         assert world.delivery(delivery.id).state == "retrying"
 
-        execution = stack.execution_arn(delivery.id, 1)
+        execution = stack.cycle_arn(delivery.id, 1)
         assert stack.drive(execution)["status"] == "SUCCEEDED"
         assert len(rx.requests) == 2
 
@@ -250,7 +174,7 @@ def test_all_failing_gives_exactly_one_plus_retry_count_attempts_then_failed(
         delivery, outcome = world.first_attempt(webhook)
         retry.start_retries(world.ctx, delivery, webhook, outcome)
 
-        execution = stack.execution_arn(delivery.id, 1)
+        execution = stack.cycle_arn(delivery.id, 1)
         assert stack.drive(execution)["status"] == "SUCCEEDED"
         assert stack.final_state(execution) == "GaveUp"
         sent = stack.invocations(execution)
@@ -277,7 +201,7 @@ def test_a_crashed_attempt_is_caught_and_counts(stack: Stack) -> None:
         delivery, outcome = world.first_attempt(webhook)
         retry.start_retries(world.ctx, delivery, webhook, outcome)
 
-        execution = stack.execution_arn(delivery.id, 1)
+        execution = stack.cycle_arn(delivery.id, 1)
         assert stack.drive(execution, crash_at=frozenset({2}))["status"] == "SUCCEEDED"
         sent = stack.invocations(execution)
         assert actions(sent) == [("attempt", 2), ("record_crash", 2), ("attempt", 3)]
@@ -303,7 +227,7 @@ def test_starting_the_same_cycle_again_is_harmless(stack: Stack) -> None:
         retry.start_retries(world.ctx, delivery, webhook, outcome)
         retry.start_retries(world.ctx, delivery, webhook, outcome)  # a redelivered stream record
 
-        execution = stack.execution_arn(delivery.id, 1)
+        execution = stack.cycle_arn(delivery.id, 1)
         assert stack.drive(execution)["status"] == "SUCCEEDED"
         # Once the execution has ended its name stays taken: ExecutionAlreadyExists = started.
         wiring.services().scheduler.schedule(
@@ -331,7 +255,7 @@ def test_a_failing_resend_starts_a_cycle_numbered_after_its_attempt(stack: Stack
         answer = delivery_actions.resend(world.ctx, world.community.id, webhook.id, delivery.id)
         assert answer["success"] is False
 
-        execution = stack.execution_arn(delivery.id, 2)
+        execution = stack.cycle_arn(delivery.id, 2)
         assert stack.drive(execution)["status"] == "SUCCEEDED"
         assert len(rx.requests) == 3
 
