@@ -220,8 +220,12 @@ def test_replay_delivers_what_the_webhook_never_got_once(
         pending = api.world.delivery(delivery_id_for(missed.id, webhook.id))
         assert pending.state == "pending" and pending.attempts == 0
 
+        # The stream's own order for that event, arriving meanwhile, leaves it to the replay's.
+        stream_order = dispatch.DeliveryOrder(webhook.id, missed)
+        assert dispatch.deliver_order(api.world.ctx, stream_order) == "skipped"
         # The queue's consumer makes the first attempt, as for a published event.
         orders = [dispatch.DeliveryOrder.from_message(m) for m in queue.sent]
+        assert [o.replayed for o in orders] == [True]
         assert dispatch.deliver_orders(api.world.ctx, orders) == ["delivered"]
         assert len(rx.requests) == 2
         assert rx.requests[1].headers["webhook-id"] == pending.id

@@ -133,6 +133,8 @@ class Delivery(Record):
     last_status_code: int | None = None
     reason: str | None = None
     operational: bool = False
+    #: Queued by a replay (POST .../replay) rather than by publishing.
+    replayed: bool = False
     created_at: str
     updated_at: str
 

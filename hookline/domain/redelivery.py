@@ -138,7 +138,7 @@ def replay(
         wanted = [e for e in events if filters.accepts(webhook, e)]
         known = ctx.deliveries.existing([delivery_id_for(e.id, webhook.id) for e in wanted])
         orders = [
-            DeliveryOrder(webhook.id, e)
+            DeliveryOrder(webhook.id, e, replayed=True)
             for e in wanted
             if delivery_id_for(e.id, webhook.id) not in known
         ]
@@ -169,7 +169,10 @@ def _queue_replay(ctx: DeliveryContext, webhook: Webhook, orders: list[DeliveryO
     claimed = [
         order
         for order in orders
-        if ctx.deliveries.create(new_delivery(order.event, webhook), expires_at=ctx.expires_at())
+        if ctx.deliveries.create(
+            new_delivery(order.event, webhook).model_copy(update={"replayed": True}),
+            expires_at=ctx.expires_at(),
+        )
     ]
     if not claimed:
         return 0
