@@ -149,7 +149,7 @@ def replay(
         queued += _queue_replay(ctx, webhook, orders)
         if truncated or cursor is None:
             break
-    message = f"Queued {queued} events this webhook never got; {skipped} it had already."
+    message = f"Replay queued {queued} events this webhook never got; it had {skipped} already."
     if truncated:
         message += _more(REPLAY_LIMIT, "replay the rest")
     return {
