@@ -3,7 +3,9 @@ resend while a retry is scheduled, recover with a range and states, and replay."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -117,6 +119,30 @@ def test_a_failed_resend_of_the_last_attempt_fails_the_delivery(api: Api) -> Non
 
         assert retry.run_attempt(api.world.ctx, delivery.id, 2, [300]).outcome == "failed"
         assert len(rx.requests) == 2
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(200, "delivered"), (500, "retrying")])
+def test_the_workflow_waking_during_a_resend_does_not_send_it_too(
+    api: Api,  # noqa: F811
+    status: int,
+    outcome: str,
+) -> None:
+    with Receiver([(500,), (status, {}, b"slow", 1.0)]) as rx:
+        webhook = api.webhook(rx.url_for("/hook"), retry_count=2)
+        delivery = _retrying(api, webhook)
+        with ThreadPoolExecutor(1) as pool:
+            resend = pool.submit(api.resend, webhook.id, delivery.id)
+            deadline = time.monotonic() + 5
+            while api.world.delivery(delivery.id).attempts < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            # The scheduled attempt 2 is due now (the workflow woke) while the resend's is out.
+            decision = retry.run_attempt(api.world.ctx, delivery.id, 2, [300, 1800])
+            assert decision.outcome == "retry" and decision.next_wait_seconds == 1800
+            code, body = resend.result(timeout=10)
+        assert code == 200, body
+        assert len(rx.requests) == 2
+        assert api.world.delivery(delivery.id).state == outcome
 
 
 def test_a_resend_when_the_retry_is_due_is_409(api: Api) -> None:  # noqa: F811

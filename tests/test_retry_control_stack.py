@@ -150,8 +150,11 @@ def test_recover_failed_deliveries_in_a_range(community: Community) -> None:
 
 def test_replay_to_a_new_webhook_delivers_each_stored_event_once(community: Community) -> None:
     since = clock.now_iso()
-    published = [community.publish(f"before {n}") for n in range(3)]
-    with Receiver((200,)) as rx:
+    with Receiver((200,)) as sentinel, Receiver((200,)) as rx:
+        community.webhook(sentinel.url_for("/sentinel"))
+        published = [community.publish(f"before {n}") for n in range(3)]
+        # The stream has fanned them out (to the sentinel only) before the new webhook exists.
+        community.stack.wait_for(lambda: len(sentinel.requests) >= 3, timeout=10)
         webhook_id = community.webhook(rx.url_for("/hook"), events=["post.*"])
         first = community.call("POST", f"/webhooks/{webhook_id}/replay", json={"since": since})
         assert first.status_code == 202, first.text

@@ -103,8 +103,8 @@ def resend(
     return _resend_answer(ctx, delivery, attempt, outcome.success, message)
 
 
-#: A retry due sooner than this (workflow seconds) is left to the workflow: resending it would
-#: race its own attempt.
+#: A retry due sooner than this (workflow seconds) is left to the workflow, which is about to
+#: make it.
 RESEND_MARGIN_SECONDS = 5
 
 
@@ -115,7 +115,8 @@ def resend_early(
 
     The attempt takes the place of the scheduled one (same number, same budget). Its retry
     workflow still wakes at the old time, finds that attempt recorded and sends nothing
-    (retry.run_attempt replays it): after a 2xx it ends, after a failure it waits for the
+    (retry.run_attempt replays it; while the attempt is still in flight the claimed count
+    tells it the attempt is made): after a 2xx it ends, after a failure it waits for the
     `next_attempt_at` written here, the time the following attempt had anyway. A failure of
     the cycle's last attempt fails the delivery (delivery.failed) at once.
     """
@@ -128,11 +129,12 @@ def resend_early(
         )
     attempt_no = delivery.attempts + 1
     last = delivery.max_attempts or 1 + webhook.retry_count
-    # Claim the scheduled attempt: a second resend at the same moment gets a 409.
+    # Claim the scheduled attempt: a second resend gets a 409, and the workflow, should it
+    # wake meanwhile, counts the attempt as made instead of making it too.
     try:
         claimed = ctx.deliveries.update(
             delivery.id,
-            {"updated_at": clock.now_iso()},
+            {"attempts": attempt_no, "updated_at": clock.now_iso()},
             expect={"state": "retrying", "attempts": delivery.attempts, "next_attempt_at": due},
             remove=("next_attempt_at",),
         )

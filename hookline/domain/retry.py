@@ -246,6 +246,11 @@ def _prior_decision(
     recorded = _recorded(ctx, delivery_id, attempt_no)
     if recorded is not None:
         return delivery, _replay(delivery, recorded, waits, limit, ctx.settings.retry_time_scale)
+    if delivery.attempts >= attempt_no:
+        # An early resend claimed this attempt and is making it: it counts as made here.
+        if attempt_no >= limit:
+            return delivery, Decision("failed", 0, attempt_no)
+        return delivery, Decision("retry", policy.next_wait(waits, attempt_no, None), attempt_no)
     return delivery, None
 
 
