@@ -184,7 +184,10 @@ def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[s
 
 @router.post(
     _BASE + "/deliveries/<delivery_id>/resend",
-    summary="Send a delivery again now (a new retry cycle starts if it fails)",
+    summary=(
+        "Send a delivery now: a scheduled retry is made early (same count and schedule); "
+        "otherwise a new retry cycle starts if it fails"
+    ),
 )
 def resend_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[str, Any]:
     community_access(router, community_id)
