@@ -60,9 +60,14 @@ class ConsumerPool:
         for thread in self._threads:
             thread.start()
 
-    def send(self, messages: Any) -> list[int]:
+    def send(self, messages: Any, *, delay_seconds: int = 0) -> list[int]:
         for message in messages:
-            self._inbox.put(dict(message))
+            if delay_seconds:  # a delayed message (a deferred order) arrives later
+                timer = threading.Timer(delay_seconds, self._inbox.put, (dict(message),))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._inbox.put(dict(message))
         return []
 
     def _run(self) -> None:

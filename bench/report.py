@@ -755,7 +755,33 @@ def summary(results: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, An
             B5_lost=b5["lost"],
             B5_met=bool(b5["met"]),
         )
+    figures.update(headline(results))
     return figures
+
+
+def headline(results: Mapping[str, Any]) -> dict[str, float | None]:
+    """Issue 11's headline figures as numbers (None for a benchmark not run)."""
+
+    def pick(key: str, read: Any) -> float | None:
+        try:
+            return float(read(results[key]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def b4_max(b4: Mapping[str, Any]) -> float:
+        return max(f["wall_ratio"] for f in b4["functions"].values() if "wall_ratio" in f)
+
+    return {
+        "B1_ratio": pick("b1", lambda r: r["ratio"]["median"]),
+        "B2_ratio": pick("b2", lambda r: r["p99_ratio"]["engine stream"]["median"]),
+        "B3_ratio": pick("b3", lambda r: r["flatness"]),
+        "B4_ratio_max": pick("b4", b4_max),
+        "B5_p99_ms": pick("b5", lambda r: round(float(r["p99_ms"]), 1)),
+        "B6_usd_per_million_events": pick("b6", lambda r: r["scenarios"]["main"]["total"]),
+        "B7_usd_per_million_dead_deliveries": pick(
+            "b6", lambda r: r["scenarios"]["main"]["dead_delivery_total"]
+        ),
+    }
 
 
 def replace_readme_section(readme: Path, body: str) -> None:

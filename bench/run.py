@@ -106,46 +106,12 @@ def run_one(key: str, sizes: dict[str, dict[str, Any]], log: Callable[[str], Non
     return result
 
 
-def summary(results: dict[str, Any]) -> dict[str, float | None]:
-    """The headline figures as numbers (bench/results/summary.json); None when not run."""
-
-    def pick(key: str, read: Callable[[dict[str, Any]], Any]) -> float | None:
-        try:
-            return float(read(results[key]))
-        except (KeyError, TypeError, ValueError):
-            return None
-
-    def b4_max(b4: dict[str, Any]) -> float:
-        ratios = [f["wall_ratio"] for f in b4["functions"].values() if "wall_ratio" in f]
-        return max(ratios)
-
-    main = "main"
-    return {
-        "B1_ratio": pick("b1", lambda r: r["ratio"]["median"]),
-        "B2_ratio": pick("b2", lambda r: r["p99_ratio"]["engine stream"]["median"]),
-        "B3_ratio": pick("b3", lambda r: r["flatness"]),
-        "B4_ratio_max": pick("b4", b4_max),
-        "B5_p99_ms": pick("b5", lambda r: r["p99_ms"]),
-        "B6_usd_per_million_events": pick("b6", lambda r: r["scenarios"][main]["total"]),
-        "B7_usd_per_million_dead_deliveries": pick(
-            "b6", lambda r: r["scenarios"][main]["dead_delivery_total"]
-        ),
-    }
-
-
-def write_summary(results: dict[str, Any], out: Path) -> Path:
-    path = out / "summary.json"
-    path.write_text(json.dumps(summary(results), indent=2) + "\n")
-    return path
-
-
 def render(out: Path, *, readme: bool) -> int:
     """Write latest.md, the plots and the README section again from ``out``/latest.json."""
     data = json.loads((out / "latest.json").read_text())
     results, meta = data["results"], data["meta"]
     meta["notes"] = notes.notes(results)
     report.write(results, meta, out)
-    write_summary(results, out)
     if readme and not meta.get("quick") and out.resolve() == RESULTS.resolve():
         report.replace_readme_section(README, notes.readme(results, meta))
     return 0
@@ -195,7 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     meta["notes"] = notes.notes(results)
     paths = report.write(results, meta, args.out)
-    paths["summary"] = write_summary(results, args.out)
     log(f"bench: wrote {', '.join(str(p) for p in paths.values())}")
     if not (args.quick or args.no_readme) and args.out.resolve() == RESULTS.resolve():
         report.replace_readme_section(README, notes.readme(results, meta))

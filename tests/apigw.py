@@ -59,6 +59,10 @@ def api_event(
         event["path"] = path
         event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{path}"
         event["pathParameters"] = {"proxy": path.removeprefix("/v1/communities/")}
+    if query is None and (path is not None or method is not None):
+        # The sample's query string belongs to the sample's route; the API refuses parameters
+        # a route does not take.
+        query = {}
     if query is not None:
         event["queryStringParameters"] = dict(query) or None
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None

@@ -151,12 +151,16 @@ def run_scenario(scenario: Scenario, receivers: Receivers) -> Pipeline:
         for i, (patterns, retries) in enumerate(scenario.webhooks)
     ]
 
-    # Publish; a repeated client id stores nothing new, so the stream sees no new record.
+    # Publish; a repeated client id (with the same body: a different one is a 409) stores
+    # nothing new, so the stream sees no new record.
     events: list[tuple[int, Event]] = []
     client_ids: list[str] = []
+    bodies: list[tuple[str, int]] = []
     for index, (event_type, reuse) in enumerate(scenario.publishes):
         client_ids.append(client_ids[reuse] if reuse is not None else f"{run}-{index}")
-        event, created = pipeline.publish(event_type, event_id=client_ids[-1], n=index)
+        bodies.append(bodies[reuse] if reuse is not None else (event_type, index))
+        kind, n = bodies[-1]
+        event, created = pipeline.publish(kind, event_id=client_ids[-1], n=n)
         assert created == (reuse is None)
         if created:
             events.append((index, event))

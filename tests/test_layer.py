@@ -81,3 +81,10 @@ def test_every_handler_imports_from_the_layer_alone(tmp_path: Path) -> None:
     assert "hookline.domain.dispatch" in modules
     for name, file in modules.items():
         assert file is None or file.startswith(str(layer)), f"{name} came from {file}"
+
+
+def test_the_layer_ships_the_committed_openapi_document(tmp_path: Path) -> None:
+    """The docs routes serve it from the layer, where the generator (api/openapi.py) is absent."""
+    layer = _build(tmp_path)
+    shipped = layer / "hookline/api/openapi.json"
+    assert shipped.read_bytes() == (REPO / "docs/openapi.json").read_bytes()

@@ -359,6 +359,7 @@ def run_scenario(services: wiring.Services, scenario: Scenario) -> None:
             key_id=admin["id"],
             method="DELETE",
             path=f"{keys_path}/{second['id']}",
+            query={},
         ),
     )
     assert status == 200, revoked

@@ -17,7 +17,7 @@ import pytest
 from hookline.api import openapi
 from hookline.api.app import app
 from hookline.wiring import Services
-from tests.apigw import api_event, call
+from tests.apigw import api_event, call, sample
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "docs" / "openapi.json"
@@ -192,11 +192,17 @@ def test_check_detects_a_stale_copy(tmp_path: Path, document: dict[str, Any]) ->
 
 
 def _docs_get(path: str, host: str = "127.0.0.1:3000") -> Any:
-    event = api_event("api-list-webhooks", method="GET", path=path, query={}, body=None)
-    event["resource"] = event["requestContext"]["resourcePath"] = path
-    event["pathParameters"] = None
-    event["requestContext"].pop("authorizer", None)
-    event["headers"]["Host"] = host
+    """GET a docs route with its sample event (events/api-docs*.json, api-openapi-json.json)."""
+    if path == "/v1/openapi.json":
+        event = sample("api-openapi-json")
+    elif path == "/v1/docs":
+        event = sample("api-docs")
+    else:
+        event = sample("api-docs-asset")
+        asset = path.removeprefix("/v1/docs/")
+        event["path"], event["pathParameters"] = path, {"asset": asset}
+        event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{path}"
+    event["headers"]["Host"] = event["requestContext"]["domainName"] = host
     from hookline.api.app import handle
 
     return handle(event, None)  # type: ignore[arg-type]
@@ -227,7 +233,6 @@ def test_swagger_ui_page_loads_the_bundle_as_a_file_and_needs_no_cdn(
     assert _docs_get("/v1/docs/oauth2.py")["statusCode"] == 404
     served = json.loads(_docs_get("/v1/openapi.json")["body"])
     assert served["paths"] == openapi.openapi_document()["paths"]
-    assert served["servers"][0]["url"] == "http://127.0.0.1:3000"
     deployed = _docs_get("/v1/openapi.json", host="abc123.execute-api.eu-west-1.amazonaws.com")
     stage = api_event("api-list-webhooks")["requestContext"]["stage"]
     assert json.loads(deployed["body"])["servers"][0]["url"] == (

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hookline import clock, wiring
-from hookline.domain import pacing
+from hookline.domain import pacing, retry
 from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import attempt_and_record, delivery_id_for, new_delivery
 from hookline.domain.dispatch import dispatch_events
@@ -222,3 +222,26 @@ def test_orders_whose_turn_is_far_off_go_back_on_the_queue_delayed(
         [attempt] = ctx.deliveries.attempts(delivery_id_for(event.id, hook.id))
         assert attempt.success and attempt.attempt == 1
     assert memory_services.scheduler.started == []  # type: ignore[attr-defined]
+
+
+def test_a_retry_whose_turn_is_far_off_waits_in_the_workflow_without_using_a_try(
+    memory_services: wiring.Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pacing, "MAX_WAIT_IN_PROCESS_SECONDS", 1.0)
+    community, _ = make_community(memory_services)
+    with Receiver([Reply(500), Reply(200)]) as rx:
+        hook = make_webhook(memory_services, community.id, rx.url_for("/h"), rate_limit=0.1)
+        ctx = delivery_context(memory_services)
+        event = make_event(community)
+        ctx.events.add(event, expires_at=ctx.expires_at())
+        dispatch_events(ctx, [event])  # attempt 1 fails and takes the webhook's turn
+        rx.wait_for(1)
+        delivery_id = delivery_id_for(event.id, hook.id)
+        started = time.monotonic()
+        decision = retry.run_attempt(ctx, delivery_id, 2, [0, 0])
+        assert time.monotonic() - started < 1
+        # No attempt 2 was made: the workflow waits (RateLimitWait) and asks again for attempt 2.
+        assert decision.outcome == "wait" and 7 <= decision.next_wait_seconds <= 10
+        assert decision.attempt == 1
+        assert [a.attempt for a in ctx.deliveries.attempts(delivery_id)] == [1]
+        assert len(rx.requests) == 1

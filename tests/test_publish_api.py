@@ -543,3 +543,46 @@ def test_batch_checks_custom_types_against_their_schema(memory_services: wiring.
     results = _call(community, key, "POST", "/events/batch", body={"events": events}).body["data"]
     assert [r["status"] for r in results] == [202, 400]
     assert results[1]["error"]["data"]["field"].startswith("data")
+
+
+def test_log_filters_read_first_attempts_kept_in_the_delivery(
+    memory_services: wiring.Services,
+) -> None:
+    """A delivery's first attempt is stored inside the delivery item: the status class filter
+    finds it there as it finds later attempts."""
+    community, key = make_community(memory_services)
+    hook = make_webhook(memory_services, community.id, "https://one.example/hooks")
+    ctx = DeliveryContext.from_services(memory_services)
+    for n, code in enumerate([200, None, 503]):
+        published = _call(community, key, "POST", "/events", body={"event": "post.created"})
+        event = EventRepository(memory_services.tables.events).get(
+            community.id, published.body["id"]
+        )
+        now = clock.now() + timedelta(seconds=n)
+        delivery = new_delivery(event, hook, now=now)
+        first = Attempt(
+            id=f"att_first_{n}",
+            delivery_id=delivery.id,
+            community_id=community.id,
+            webhook_id=hook.id,
+            event_id=event.id,
+            event=event.event,
+            attempt=1,
+            status_code=code,
+            success=code == 200,
+            error=None if code else "connection refused",
+            created_at=clock.iso(now),
+        )
+        ctx.deliveries.create(delivery, expires_at=ctx.expires_at(now), first_attempt=first)
+
+    def logged(status_code: str) -> list[int | None]:
+        response = _call(
+            community, key, "GET", f"/webhooks/{hook.id}/logs", query={"status_code": status_code}
+        )
+        assert response.status == 200, response.body
+        return [entry["status_code"] for entry in response.body["data"]]
+
+    assert logged("2xx") == [200]
+    assert logged("5xx") == [503]
+    assert logged("none") == [None]
+    assert logged("4xx") == []

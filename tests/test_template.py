@@ -339,7 +339,14 @@ def test_api_routes_and_authorization(template: dict[str, Any]) -> None:
     for path in ("/v1/docs", "/v1/docs/{asset}", "/v1/openapi.json"):
         assert routes[("GET", path)] == ("ApiFunction", "NONE")
     public = {p for (_, p), (_, auth) in routes.items() if auth == "NONE"}
-    assert public == {"/v1/hooks/{token}", "/v1/docs", "/v1/docs/{asset}", "/v1/openapi.json"}
+    assert public == {
+        "/v1/hooks/{token}",
+        "/v1/docs",
+        "/v1/docs/{asset}",
+        "/v1/openapi.json",
+        "/portal",
+        "/portal/{asset}",
+    }
     assert routes[("POST", "/v1/hooks/{token}")] == ("InboundFunction", "NONE")
     api = template["Resources"]["HooklineApi"]["Properties"]
     assert api["Auth"]["DefaultAuthorizer"] == "HooklineAuthorizer"

@@ -60,6 +60,8 @@ def delete_community(tables: Tables, community_id: str) -> Removed:
     subscribed = webhooks.all(community_id)
     for webhook in subscribed:
         webhooks.delete(community_id, webhook.id)
+    # What is left of the partition: its subscription version (no webhook remains to version).
+    records += drop_partition(tables.webhooks, community_pk(community_id))
 
     records += drop_partition(tables.events, community_pk(community_id))
     records += DirectoryRepository(tables.directory).purge(community_id)

@@ -165,6 +165,7 @@ def attempt_delivery(
     attempt: int,
     *,
     paced: bool = True,
+    wait_at_most: float | None = None,
 ) -> tuple[Attempt, AttemptOutcome]:
     """Make attempt number ``attempt`` of ``delivery`` now and record it.
 
@@ -174,7 +175,9 @@ def attempt_delivery(
     decides the state), and sets the webhook's ``last_triggered_at`` or ``last_error``.
     Storage errors propagate.
     """
-    result = attempt_and_record(ctx, delivery, webhook, event, attempt, paced=paced)
+    result = attempt_and_record(
+        ctx, delivery, webhook, event, attempt, paced=paced, wait_at_most=wait_at_most
+    )
     return result.attempt, result.outcome
 
 

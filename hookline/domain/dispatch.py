@@ -16,10 +16,12 @@ attempts nothing that is already recorded.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
+from hookline import clock
 from hookline.domain import filters, pacing, retry, subscriptions
 from hookline.domain.delivery import (
     DeliveryContext,
@@ -34,6 +36,12 @@ from hookline.observability import bind, carry, logger
 MAX_QUEUE_DELAY_SECONDS = 900
 
 Result = Literal["delivered", "failed", "resumed", "skipped", "deferred"]
+
+#: A first attempt still running after this long marks its endpoint slow: the webhook's next
+#: deliveries are deferred (back on the queue, delayed) for ``SLOW_ENDPOINT_HOLD_SECONDS``,
+#: longer than pacing's in-process horizon so that they do not wait in an invocation.
+SLOW_ATTEMPT_SECONDS = 2.0
+SLOW_ENDPOINT_HOLD_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -114,9 +122,11 @@ def fan_out(ctx: DeliveryContext, events: Iterable[Event]) -> FanOut:
             result.failed_event_ids.update(e.id for e in community_events)
             continue
         for event in community_events:
-            for webhook in index.matching(event.event):
-                if filters.accepts(webhook, event):
-                    result.orders.append(DeliveryOrder(webhook.id, event))
+            result.orders.extend(
+                DeliveryOrder(w.id, event)
+                for w in index.matching(event.event)
+                if filters.passes(w, event)
+            )
     return result
 
 
@@ -143,7 +153,13 @@ def deliver_orders(
     ctx: DeliveryContext, orders: Sequence[DeliveryOrder]
 ) -> list[Result | BaseException]:
     """The delivery consumer: the first attempt of every order at once, each on its own
-    thread; an order whose processing raised gets its exception back (hand it over again)."""
+    thread; an order whose processing raised gets its exception back (hand it over again).
+
+    The per-endpoint cap: an endpoint whose attempt is still running after
+    SLOW_ATTEMPT_SECONDS is held (pacing's hold, the seam rate limits use), so its next orders
+    are deferred (back on the queue, delayed) instead of each holding an invocation for the
+    whole timeout.
+    """
     if not orders:
         return []
 
@@ -159,7 +175,28 @@ def deliver_orders(
 
     workers = max(1, min(ctx.settings.dispatch_concurrency, len(orders)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hookline-deliver") as pool:
-        return list(pool.map(carry(run), orders))
+        futures = [pool.submit(carry(run), order) for order in orders]
+        _, running = wait(futures, timeout=SLOW_ATTEMPT_SECONDS)
+        pairs = zip(orders, futures, strict=True)
+        slow = {(o.community_id, o.webhook_id) for o, f in pairs if f in running}
+        for community_id, webhook_id in slow:
+            _hold_slow_endpoint(ctx, community_id, webhook_id)
+        return [future.result() for future in futures]
+
+
+def _hold_slow_endpoint(ctx: DeliveryContext, community_id: str, webhook_id: str) -> None:
+    now = clock.now()
+    until = now + timedelta(seconds=SLOW_ENDPOINT_HOLD_SECONDS)
+    try:
+        webhook = ctx.webhooks.find(community_id, webhook_id)
+        if webhook is None or pacing.is_paced(webhook, now):
+            return  # gone, or paced already: its attempts may be waiting for their turn
+        ctx.rate_limiter.hold(webhook_id, int(until.timestamp() * 1000))
+        ctx.webhooks.update(community_id, webhook_id, {"throttled_until": clock.iso(until)})
+    except Exception:  # a webhook deleted meanwhile, or storage trouble: the attempt goes on
+        logger.exception("could not hold a slow endpoint", extra={"webhook_id": webhook_id})
+        return
+    logger.info("slow endpoint held", extra={"webhook_id": webhook_id, "until": clock.iso(until)})
 
 
 def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:

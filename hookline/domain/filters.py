@@ -14,7 +14,7 @@ its values (an array in the payload contributes each of its elements). All field
 - ``{"exists": true | false}``: whether the field has a value (objects are not values).
 
 ``validate`` checks a filter once, on write; ``explain`` says why a payload does not match, and
-``matches`` is its short-circuiting yes/no; ``accepts`` is the dispatcher's routing decision.
+``matches`` is its short-circuiting yes/no; ``passes`` is the dispatcher's check after the type.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from hookline import catalog
 from hookline.domain.models import Event, Webhook
 from hookline.domain.payload import payload_of
 
@@ -201,11 +200,9 @@ def _check_numeric(argument: Any, where: str) -> None:
             raise FilterError(where, "the lower bound must be below the upper bound")
 
 
-def accepts(webhook: Webhook, event: Event) -> bool:
-    """Is this event for this webhook: a subscribed type whose payload passes the filter?"""
-    return catalog.matches(webhook.events, event.event) and (
-        webhook.filter is None or matches(webhook.filter, payload_of(event))
-    )
+def passes(webhook: Webhook, event: Event) -> bool:
+    """Does the payload of an event of a type this webhook subscribes to pass its filter?"""
+    return webhook.filter is None or matches(webhook.filter, payload_of(event))
 
 
 # --- matching --------------------------------------------------------------------------------

@@ -428,8 +428,8 @@ class DeliveryRepository:
         webhook's index (kept to the community), otherwise through the community's."""
         conditions = dict(where or {})
         if webhook_id is not None:
-            partition, index = f"WD#{webhook_id}", "by_webhook"
-            conditions["community_id"] = community_id
+            partition, index = f"WA#{webhook_id}", "by_webhook"
+            conditions.update(_delivery_filter(None), community_id=community_id)
         else:
             partition, index = f"CD#{community_id}", "by_community"
         page = self.table.query(
@@ -506,10 +506,16 @@ def _delivery_filter(state: str | None) -> dict[str, Any]:
 
 
 def _inline(attempt: Attempt) -> Item:
-    """The first attempt as attributes of its delivery item. `attempted` and `success` sit at
-    the top level so the log's filters read delivery items and attempt items alike."""
+    """The first attempt as attributes of its delivery item. `attempted`, `success` and
+    `status_code` sit at the top level so the log's filters read delivery items and attempt
+    items alike."""
     fields = attempt.model_dump(include=set(_INLINE_ATTEMPT))
-    return {"first_attempt": fields, "attempted": True, "success": attempt.success}
+    return {
+        "first_attempt": fields,
+        "attempted": True,
+        "success": attempt.success,
+        "status_code": attempt.status_code,
+    }
 
 
 def attempt_of_item(item: Item) -> Attempt | None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from aws_lambda_powertools.metrics import MetricUnit
 
 from hookline import catalog, clock, ids
-from hookline.domain import policy
+from hookline.domain import pacing, policy
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
 from hookline.domain.delivery import DeliveryContext, attempt_delivery, url_host
 from hookline.domain.models import Attempt, Delivery, Webhook
@@ -28,7 +28,7 @@ from hookline.observability import emit, logger
 #: How much of a crash's error text an attempt record keeps.
 _CRASH_TEXT_LIMIT = 300
 
-Outcome = Literal["delivered", "retry", "failed", "cancelled"]
+Outcome = Literal["delivered", "retry", "failed", "cancelled", "wait"]
 _FINAL_STATES = ("delivered", "failed", "cancelled")
 _OUTCOME_OF_STATE: dict[str, Outcome] = {
     "delivered": "delivered",
@@ -290,7 +290,18 @@ def run_attempt(
     except NotFound:
         return cancel(ctx, delivery, "The event expired before it could be delivered.")
 
-    _, outcome = attempt_delivery(ctx, delivery, webhook, event, attempt_no)
+    try:
+        _, outcome = attempt_delivery(
+            ctx,
+            delivery,
+            webhook,
+            event,
+            attempt_no,
+            wait_at_most=pacing.MAX_WAIT_IN_PROCESS_SECONDS,
+        )
+    except pacing.NotYet as later:
+        # The webhook's turn is far off: the workflow waits and makes this same attempt then.
+        return Decision("wait", later.retry_in_seconds, attempt_no - 1)
     if outcome.success:
         return Decision("delivered", 0, attempt_no)
     if outcome.gone:

@@ -4,8 +4,9 @@ Served by ApiFunction without an API key (template.yaml routes them with no auth
 deployed API and in the local stack alike. The page is powertools' Swagger UI page; its bundle
 and stylesheet are the files powertools ships, served as they are from /v1/docs/<asset> (never
 rewritten: the bundle holds regex literals such as ``/</``), so no CDN is needed at run time.
-The document is generated on the first docs request of a container (hookline.api.openapi is
-not imported before then, so it costs no cold start).
+The document is read on the first docs request of a container: the layer ships the committed
+docs/openapi.json as hookline/api/openapi.json (hookline.api.openapi, the generator, is a dev
+module the layer leaves out); a checkout generates it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from hookline.api.context import public_base_url
 from hookline.errors import NotFound
 
 router = Router()
@@ -36,26 +38,24 @@ def _assets_dir() -> Path:
     return Path(swagger_ui.__file__).parent
 
 
-def _base_url() -> str:
-    """The API's base URL as the caller reached it: on an execute-api host with the stage
-    (``https://<id>.execute-api.<region>.amazonaws.com/dev``), elsewhere the host alone."""
-    event = router.current_event
-    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    host = headers.get("host", "127.0.0.1")
-    if ".execute-api." not in host:
-        return f"{headers.get('x-forwarded-proto', 'http')}://{host}"
-    stage = (event.raw_event.get("requestContext") or {}).get("stage") or ""
-    return f"https://{host}/{stage}".rstrip("/")
+def _load() -> dict[str, Any]:
+    """The committed document the layer ships (hookline/api/openapi.json), or, from a checkout
+    (tests, the local stack), the document generated from the routes."""
+    shipped = Path(__file__).resolve().parents[1] / "openapi.json"
+    if shipped.is_file():
+        loaded: dict[str, Any] = json.loads(shipped.read_text(encoding="utf-8"))
+        return loaded
+    from hookline.api.openapi import openapi_document
+
+    return openapi_document()
 
 
 def document() -> dict[str, Any]:
     """The OpenAPI document, with this API's own URL as its first server."""
     global _document
     if _document is None:
-        from hookline.api.openapi import openapi_document
-
-        _document = openapi_document()
-    base = _base_url()
+        _document = _load()
+    base = public_base_url(router.current_event.raw_event)
     servers = [s for s in _document.get("servers", []) if s.get("url") != base]
     return {**_document, "servers": [{"url": base, "description": "This API"}, *servers]}
 

@@ -40,7 +40,7 @@ _ORDER_SCHEMA = {
 
 
 class EventTypeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, defer_build=True)
 
     name: str = Field(
         min_length=3,
@@ -65,7 +65,7 @@ class EventTypeCreate(BaseModel):
 
 
 class EventTypePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, defer_build=True)
 
     description: str | None = Field(
         default=None, max_length=1000, examples=["An order was refunded, fully or in part."]

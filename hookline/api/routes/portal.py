@@ -18,7 +18,7 @@ router = Router()
 
 
 class PortalSessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     expires_in: StrictInt = Field(
         default=portal.DEFAULT_EXPIRES_IN,

@@ -74,7 +74,7 @@ class WebhookFields(BaseModel):
 class FilterTest(BaseModel):
     """A sample payload, and optionally a draft filter to try instead of the stored one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     payload: dict[str, Any] = Field(
         examples=[{"event": "post.created", "data": {"space_slug": "support"}}]
@@ -208,7 +208,7 @@ def delete_webhook(community_id: str, webhook_id: str) -> dict[str, Any]:
 
 
 class SecretRotation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     secret: str | None = Field(
         default=None,
