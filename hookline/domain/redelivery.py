@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hookline import clock
+from hookline import catalog, clock
 from hookline.domain import filters, policy
 from hookline.domain.delivery import DeliveryContext, delivery_id_for, new_delivery
 from hookline.domain.delivery_actions import active_webhook
@@ -135,7 +135,11 @@ def replay(
             before=until,
             oldest_first=True,
         )
-        wanted = [e for e in events if filters.accepts(webhook, e)]
+        wanted = [
+            e
+            for e in events
+            if catalog.matches(webhook.events, e.event) and filters.passes(webhook, e)
+        ]
         known = ctx.deliveries.existing([delivery_id_for(e.id, webhook.id) for e in wanted])
         orders = [
             DeliveryOrder(webhook.id, e, replayed=True)
