@@ -50,6 +50,9 @@ class Settings:
     mail_sender: str = "no-reply@hookline.local"
     mail_outbox_dir: str = ""
     dispatch_concurrency: int = 32
+    #: The local stack's --time-scale: its retry timer runs every wait this much faster, so a
+    #: delivery's next_attempt_at is scaled too. Always 1 when deployed.
+    retry_time_scale: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -76,6 +79,7 @@ class Settings:
             mail_sender=env("MAIL_SENDER", cls.mail_sender),
             mail_outbox_dir=env("MAIL_OUTBOX_DIR", ""),
             dispatch_concurrency=_int("DISPATCH_CONCURRENCY", 32),
+            retry_time_scale=float(env("RETRY_TIME_SCALE") or 1),
         )
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import standardwebhooks
 
 from hookline import clock, wiring
-from hookline.domain import delivery_actions, retry
+from hookline.domain import redelivery, retry
 from hookline.domain.delivery import DeliveryContext
 from hookline.domain.models import Delivery, Webhook
 from tests.api_events import OPERATOR, admin, call_api, load, request
@@ -226,11 +227,19 @@ def test_a_failing_resend_starts_a_new_retry_cycle(api: Api, receiver: Receiver)
         }
     ]
 
-    # A retry is now scheduled: another resend is refused until it ends.
+    # A retry is now scheduled: another resend makes that attempt (3) now, in the same cycle.
+    due = body["delivery"]["next_attempt_at"]
     status, body = api.resend(webhook.id, delivery.id)
-    assert status == 409, body
-    assert body["code"] == "conflict"
-    assert len(receiver.requests) == 2
+    assert status == 200, body
+    assert body["attempt"]["attempt"] == 3
+    assert body["message"].startswith("Attempt 3 of 4 failed (HTTP 500")
+    assert body["delivery"]["state"] == "retrying"
+    # The following attempt keeps its time: the scheduled one's plus the next wait.
+    assert clock.parse_iso(body["delivery"]["next_attempt_at"]) == clock.parse_iso(due) + timedelta(
+        seconds=1800
+    )
+    assert len(receiver.requests) == 3
+    assert len(api.scheduler.started) == 1  # no new cycle
 
 
 def test_a_resend_whose_retries_cannot_start_stays_failed(api: Api, receiver: Receiver) -> None:
@@ -321,7 +330,7 @@ def test_recover_uses_the_sample_event(api: Api, receiver: Receiver) -> None:
 
 
 def test_recover_is_bounded(api: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(delivery_actions, "RECOVER_LIMIT", 2)
+    monkeypatch.setattr(redelivery, "RECOVER_LIMIT", 2)
     webhook = api.webhook(receiver.url_for("/hook"))
     for _ in range(3):
         api.failed_delivery(webhook)
@@ -329,7 +338,7 @@ def test_recover_is_bounded(api: Api, receiver: Receiver, monkeypatch: pytest.Mo
     status, body = api.recover(webhook.id, {"since": "2020-01-01T00:00:00Z"})
     assert status == 202
     assert body["queued"] == 2 and body["truncated"] is True
-    assert "More than 2" in body["message"]
+    assert "cap of 2 per call was hit" in body["message"]
     status, body = api.recover(webhook.id, {"since": "2020-01-01T00:00:00Z"})
     assert body["queued"] == 1 and body["truncated"] is False
 
@@ -346,22 +355,28 @@ def test_recover_leaves_a_delivery_failed_when_the_scheduler_fails(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "field"),
     [
-        {},
-        {"since": "yesterday"},
-        {"since": 12},
-        {"since": "2026-13-45T00:00:00Z"},
-        {"since": "2026-11-20T00:00:00Z", "until": "2026-11-21T00:00:00Z"},
+        ({}, "since"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": 12}, "since"),
+        ({"since": "2026-13-45T00:00:00Z"}, "since"),
+        ({"since": "2026-11-20T00:00:00Z", "until": "soon"}, "until"),
+        ({"since": "2026-11-20T00:00:00Z", "until": "2026-11-19T00:00:00Z"}, "until"),
+        ({"since": "2026-11-20T00:00:00Z", "from": "2026-11-19T00:00:00Z"}, "from"),
+        ({"since": "2026-11-20T00:00:00Z", "state": ["delivered"]}, "state"),
+        ({"since": "2026-11-20T00:00:00Z", "state": ["failed", "nope"]}, "state"),
+        ({"since": "2026-11-20T00:00:00Z", "state": []}, "state"),
+        ({"since": "2026-11-20T00:00:00Z", "state": "failed"}, "state"),
     ],
 )
-def test_recover_rejects_a_bad_since(api: Api, receiver: Receiver, body: Any) -> None:
+def test_recover_rejects_bad_fields(api: Api, receiver: Receiver, body: Any, field: str) -> None:
     webhook = api.webhook(receiver.url_for("/hook"))
     status, answer = api.recover(webhook.id, body)
     assert status == 400, answer
     assert answer["code"] == "invalid_param"
-    assert answer["data"]["field"] in ("since", "until")
-    assert answer["data"]["field"] in answer["message"]
+    assert answer["data"]["field"] == field
+    assert field in answer["message"]
 
 
 def test_recover_of_an_unknown_webhook_is_404(api: Api) -> None:

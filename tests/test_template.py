@@ -251,7 +251,12 @@ def test_only_the_callers_get_the_state_machine_arn(template: dict[str, Any]) ->
 
 def test_every_setting_is_in_the_function_environment(template: dict[str, Any]) -> None:
     read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', inspect.getsource(Settings.from_env)))
-    local_only = {"HOOKLINE_OPERATOR_KEY", "MAIL_OUTBOX_DIR", "RETRY_STATE_MACHINE_ARN"}
+    local_only = {
+        "HOOKLINE_OPERATOR_KEY",
+        "MAIL_OUTBOX_DIR",
+        "RETRY_STATE_MACHINE_ARN",
+        "RETRY_TIME_SCALE",
+    }
     declared = set(template["Globals"]["Function"]["Environment"]["Variables"])
     assert read - local_only <= declared
     assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= declared

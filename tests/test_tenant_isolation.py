@@ -43,6 +43,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/recover"): {
         "since": "2020-01-01T00:00:00Z"
     },
+    ("POST", "/v1/communities/<community_id>/webhooks/<webhook_id>/replay"): {
+        "since": "2020-01-01T00:00:00Z"
+    },
     ("POST", "/v1/communities/<community_id>/spaces"): {"name": "Intruders"},
     ("PATCH", "/v1/communities/<community_id>/spaces/<space_id>"): {"name": "Intruders"},
     ("POST", "/v1/communities/<community_id>/courses"): {"name": "Intruders"},

@@ -1,10 +1,10 @@
-"""The delivery use cases behind the API: inspect a delivery, resend it, recover a webhook's
-failed deliveries, and the test ping. Retries they start go through the retry policy."""
+"""The delivery use cases behind the API: inspect a delivery, resend it, and the test ping.
+Retries they start go through the retry policy. Recover and replay (many deliveries at once)
+are in hookline.domain.redelivery."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hookline import clock, ids
@@ -16,14 +16,8 @@ from hookline.domain.delivery import (
     new_delivery,
 )
 from hookline.domain.models import Attempt, Delivery, Event, Webhook
-from hookline.domain.retry import mark, metric, start_retries
+from hookline.domain.retry import give_up, gone_reason, mark, start_retries
 from hookline.errors import ConditionFailed, Conflict, NotFound
-from hookline.observability import carry, logger
-
-#: At most this many failed deliveries are queued by one recover call.
-RECOVER_LIMIT = 1000
-#: Retry cycles started concurrently by one recover call (each start is one network call).
-_RECOVER_CONCURRENCY = 16
 
 
 def find_delivery(
@@ -48,7 +42,7 @@ def delivery_view(delivery: Delivery, attempts: Sequence[Attempt] | None = None)
     return view
 
 
-def _active_webhook(ctx: DeliveryContext, community_id: str, webhook_id: str) -> Webhook:
+def active_webhook(ctx: DeliveryContext, community_id: str, webhook_id: str) -> Webhook:
     webhook = ctx.webhooks.get(community_id, webhook_id)
     if not webhook.is_active:
         raise Conflict(
@@ -61,19 +55,19 @@ def _active_webhook(ctx: DeliveryContext, community_id: str, webhook_id: str) ->
 def resend(
     ctx: DeliveryContext, community_id: str, webhook_id: str, delivery_id: str
 ) -> dict[str, Any]:
-    """Attempt a delivery again now (the next attempt number); if that fails, start a new retry
-    cycle. Refused (409) while a retry is already scheduled or when the webhook is inactive."""
+    """Attempt a delivery again now (the next attempt number).
+
+    A delivery waiting for a retry makes its next scheduled attempt now and keeps its budget
+    and the times of its later attempts (resend_early). Any other delivery starts a new retry
+    cycle if the attempt fails. Refused (409) when the webhook is inactive."""
     delivery = find_delivery(ctx, community_id, webhook_id, delivery_id)
-    webhook = _active_webhook(ctx, community_id, webhook_id)
-    if delivery.state == "retrying":
-        raise Conflict(
-            f"A retry of this delivery is already scheduled for {delivery.next_attempt_at}.",
-            field="delivery_id",
-        )
+    webhook = active_webhook(ctx, community_id, webhook_id)
     try:
         event = ctx.events.get(community_id, delivery.event_id)
     except NotFound as exc:
         raise NotFound("The event of this delivery has expired and can no longer be sent.") from exc
+    if delivery.state == "retrying":
+        return resend_early(ctx, delivery, webhook, event)
     try:
         delivery = ctx.deliveries.update(
             delivery.id,
@@ -106,71 +100,82 @@ def resend(
                 if final.state == "retrying"
                 else "no retries left: the delivery failed."
             )
-    final_delivery = ctx.deliveries.find(delivery.id) or delivery
+    return _resend_answer(ctx, delivery, attempt, outcome.success, message)
+
+
+#: A retry due sooner than this (workflow seconds) is left to the workflow, which is about to
+#: make it.
+RESEND_MARGIN_SECONDS = 5
+
+
+def resend_early(
+    ctx: DeliveryContext, delivery: Delivery, webhook: Webhook, event: Event
+) -> dict[str, Any]:
+    """Make the next scheduled attempt of a `retrying` delivery now.
+
+    The attempt takes the place of the scheduled one (same number, same budget). Its retry
+    workflow still wakes at the old time, finds that attempt recorded and sends nothing
+    (retry.run_attempt replays it; while the attempt is still in flight the claimed count
+    tells it the attempt is made): after a 2xx it ends, after a failure it waits for the
+    `next_attempt_at` written here, the time the following attempt had anyway. A failure of
+    the cycle's last attempt fails the delivery (delivery.failed) at once.
+    """
+    scale = ctx.settings.retry_time_scale
+    due = delivery.next_attempt_at
+    if due is None or policy.seconds_until(due, scale) <= RESEND_MARGIN_SECONDS:
+        raise Conflict(
+            f"The scheduled retry of this delivery is being made now ({due}).",
+            field="delivery_id",
+        )
+    attempt_no = delivery.attempts + 1
+    last = delivery.max_attempts or 1 + webhook.retry_count
+    # Claim the scheduled attempt: a second resend gets a 409, and the workflow, should it
+    # wake meanwhile, counts the attempt as made instead of making it too.
+    try:
+        claimed = ctx.deliveries.update(
+            delivery.id,
+            {"attempts": attempt_no, "updated_at": clock.now_iso()},
+            expect={"state": "retrying", "attempts": delivery.attempts, "next_attempt_at": due},
+            remove=("next_attempt_at",),
+        )
+    except ConditionFailed as exc:
+        raise Conflict("The delivery changed meanwhile; try again.", field="delivery_id") from exc
+    attempt, outcome = attempt_delivery(ctx, claimed, webhook, event, attempt_no, paced=False)
+    if outcome.success:
+        message = f"Delivered on attempt {attempt_no}; no more retries."
+    elif outcome.gone or attempt_no >= last:
+        reason = gone_reason() if outcome.gone else None
+        give_up(ctx, delivery.id, reason, gone=outcome.gone)
+        message = f"Attempt {attempt_no} of {last} failed ({outcome.error}): the delivery failed."
+    else:
+        wait = policy.wait_before_remaining(
+            webhook.retry_count, ctx.settings.retry_schedule, last - attempt_no
+        )
+        next_at = max(
+            policy.due_at(wait, scale, start=clock.parse_iso(due)),
+            policy.due_at(policy.lengthen(0, outcome.retry_after_seconds), scale),
+        )
+        ctx.deliveries.update(
+            delivery.id,
+            {"state": "retrying", "next_attempt_at": next_at, "updated_at": clock.now_iso()},
+        )
+        message = (
+            f"Attempt {attempt_no} of {last} failed ({outcome.error}); "
+            f"the next attempt stays scheduled for {next_at}."
+        )
+    return _resend_answer(ctx, claimed, attempt, outcome.success, message)
+
+
+def _resend_answer(
+    ctx: DeliveryContext, delivery: Delivery, attempt: Attempt, success: bool, message: str
+) -> dict[str, Any]:
+    final = ctx.deliveries.find(delivery.id) or delivery
     return {
-        "success": outcome.success,
-        "delivery": delivery_view(final_delivery),
+        "success": success,
+        "delivery": delivery_view(final),
         "attempt": attempt.model_dump(),
         "message": message,
     }
-
-
-def recover(ctx: DeliveryContext, community_id: str, webhook_id: str, since: str) -> dict[str, Any]:
-    """Queue every `failed` delivery of a webhook created since `since` (ISO-8601 UTC) for a new
-    retry cycle whose first attempt is due at once; at most RECOVER_LIMIT per call."""
-    webhook = _active_webhook(ctx, community_id, webhook_id)
-    candidates = list(
-        ctx.deliveries.deliveries_of(
-            webhook_id, since=since, state="failed", limit=RECOVER_LIMIT + 1
-        )
-    )
-    truncated = len(candidates) > RECOVER_LIMIT
-    waits = policy.recovery_waits(webhook.retry_count, ctx.settings.retry_schedule)
-
-    def queue(delivery: Delivery) -> bool:
-        return _queue_recovery(ctx, delivery, waits)
-
-    with ThreadPoolExecutor(max_workers=_RECOVER_CONCURRENCY) as pool:
-        queued = sum(pool.map(carry(queue), candidates[:RECOVER_LIMIT]))
-    message = f"Queued {queued} failed deliveries for re-sending."
-    if truncated:
-        message += (
-            f" More than {RECOVER_LIMIT} matched: call again with the same since to queue the rest."
-        )
-    return {"queued": queued, "since": since, "truncated": truncated, "message": message}
-
-
-def _queue_recovery(ctx: DeliveryContext, delivery: Delivery, waits: Sequence[int]) -> bool:
-    try:
-        ctx.deliveries.update(
-            delivery.id,
-            {
-                "state": "retrying",
-                "next_attempt_at": clock.now_iso(),
-                "updated_at": clock.now_iso(),
-            },
-            expect={"state": "failed"},
-            remove=("reason",),
-        )
-    except ConditionFailed:
-        return False
-    try:
-        ctx.scheduler.schedule(
-            delivery_id=delivery.id,
-            community_id=delivery.community_id,
-            webhook_id=delivery.webhook_id,
-            attempt=max(delivery.attempts, 1),
-            waits=waits,
-        )
-    except Exception as exc:
-        logger.warning(
-            "could not queue a recovery",
-            extra={"delivery_id": delivery.id, "error": type(exc).__name__},
-        )
-        mark(ctx, delivery.id, {"state": "failed", "reason": delivery.reason or ""})
-        return False
-    metric(ctx, "RetryScheduled")
-    return True
 
 
 def test_ping(ctx: DeliveryContext, community_id: str, webhook_id: str) -> dict[str, Any]:

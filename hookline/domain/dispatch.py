@@ -51,6 +51,8 @@ class DeliveryOrder:
 
     webhook_id: str
     event: Event
+    #: Queued by a replay, which wrote the delivery as pending first: only this order makes it.
+    replayed: bool = False
 
     @property
     def community_id(self) -> str:
@@ -61,7 +63,8 @@ class DeliveryOrder:
         return delivery_id_for(self.event.id, self.webhook_id)
 
     def to_message(self) -> dict[str, Any]:
-        return {"webhook_id": self.webhook_id, "event": self.event.model_dump()}
+        message = {"webhook_id": self.webhook_id, "event": self.event.model_dump()}
+        return {**message, "replayed": True} if self.replayed else message
 
     @classmethod
     def from_message(cls, message: Mapping[str, Any]) -> DeliveryOrder:
@@ -69,7 +72,11 @@ class DeliveryOrder:
         webhook_id = message.get("webhook_id")
         if not isinstance(webhook_id, str) or not webhook_id:
             raise ValueError("a delivery order needs a webhook_id")
-        return cls(webhook_id, Event.model_validate(message.get("event")))
+        return cls(
+            webhook_id,
+            Event.model_validate(message.get("event")),
+            replayed=message.get("replayed") is True,
+        )
 
 
 @dataclass
@@ -209,6 +216,11 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
     with bind(**keys):
         existing = ctx.deliveries.find(order.delivery_id)
         if existing is not None and existing.state != "pending":
+            return "skipped"
+        # A replay queued this delivery: only the replay's own order makes its first attempt,
+        # not the stream's order for the same event arriving meanwhile.
+        replay_pending = existing is not None and existing.replayed and not existing.attempts
+        if replay_pending and not order.replayed:
             return "skipped"
         webhook = ctx.webhooks.find(order.community_id, order.webhook_id)
         if webhook is None or not webhook.is_active:

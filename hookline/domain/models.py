@@ -127,10 +127,14 @@ class Delivery(Record):
     state: DeliveryState = "pending"
     attempts: int = 0
     next_attempt_at: str | None = None
+    #: The attempt budget of its current retry cycle (the number of its last attempt).
+    max_attempts: int | None = None
     last_error: str | None = None
     last_status_code: int | None = None
     reason: str | None = None
     operational: bool = False
+    #: Queued by a replay (POST .../replay) rather than by publishing.
+    replayed: bool = False
     created_at: str
     updated_at: str
 

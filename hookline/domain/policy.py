@@ -11,8 +11,12 @@ before attempts 2..max_attempts, so the wait after attempt n is schedule[n - 1].
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
+
+from hookline import clock
 
 #: Retry-After may lengthen a wait up to this, never further.
 MAX_WAIT_SECONDS = 24 * 60 * 60
@@ -49,6 +53,31 @@ def next_wait(schedule: Sequence[int], attempt_no: int, retry_after: int | None)
 def max_attempts(schedule: Sequence[int], limit: int | None = None) -> int:
     """The attempt budget of a workflow: 1 + len(schedule) unless it says otherwise."""
     return limit if limit is not None else 1 + len(schedule)
+
+
+def wait_before_remaining(
+    retry_count: int, schedule: Sequence[int], remaining: int, retry_after: int | None = None
+) -> int:
+    """The scheduled wait before the attempt that leaves `remaining` attempts (itself included)
+    in a cycle of `retry_count` retries: what an attempt made early (a resend while retrying)
+    leaves in place, so the cycle's later attempts keep their times."""
+    waits = waits_for(retry_count, schedule) or [0]
+    index = min(max(len(waits) - remaining, 0), len(waits) - 1)
+    return lengthen(waits[index], retry_after)
+
+
+def due_at(wait_seconds: float, time_scale: float, *, start: datetime | None = None) -> str:
+    """When a wait of `wait_seconds` (workflow time) ends, as the clock on the wall shows it: the
+    local stack's timer runs waits `time_scale` times as long (Settings.retry_time_scale)."""
+    return clock.iso((start or clock.now()) + timedelta(seconds=wait_seconds * time_scale))
+
+
+def seconds_until(moment: str, time_scale: float) -> int:
+    """The workflow wait (seconds, >= 0) that ends at `moment` (an ISO time from due_at)."""
+    remaining = (clock.parse_iso(moment) - clock.now()).total_seconds()
+    if remaining <= 0 or time_scale <= 0:
+        return 0
+    return math.ceil(remaining / time_scale)
 
 
 def recovery_waits(retry_count: int, schedule: Sequence[int]) -> list[int]:

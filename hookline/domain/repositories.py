@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -241,14 +242,15 @@ class EventRepository:
         event: str | None = None,
         after: str | None = None,
         before: str | None = None,
+        oldest_first: bool = False,
     ) -> tuple[list[Event], str | None]:
-        """One page of a community's events, newest first (the index holds keys and the type;
-        the page's events are then read from the table)."""
+        """One page of a community's events, newest first unless `oldest_first` (the index holds
+        keys and the type; the page's events are then read from the table)."""
         page = self.table.query(
             Query(
                 community_pk(community_id),
                 index="by_time",
-                descending=True,
+                descending=not oldest_first,
                 limit=limit,
                 cursor=cursor,
                 where={"event": event} if event else {},
@@ -452,15 +454,29 @@ class DeliveryRepository:
             (d for d in deliveries if d.event_id == event_id), key=lambda d: (d.created_at, d.id)
         )
 
+    def existing(self, delivery_ids: list[str]) -> set[str]:
+        """The ids among `delivery_ids` that are stored."""
+        items = self.table.batch_get([(f"D#{d}", "META") for d in delivery_ids])
+        return {str(i["id"]) for i in items}
+
+    def delete_pending(self, delivery_id: str) -> None:
+        """Remove a delivery that was never attempted (no-op for any other)."""
+        with contextlib.suppress(ConditionFailed):
+            self.table.delete(
+                f"D#{delivery_id}", "META", expect={"state": "pending", "attempts": 0}
+            )
+
     def deliveries_of(
         self,
         webhook_id: str,
         *,
         since: str | None = None,
+        until: str | None = None,
         state: str | None = None,
         limit: int | None = None,
     ) -> Iterator[Delivery]:
-        """Deliveries of one webhook, oldest first, optionally since a time and in a state."""
+        """Deliveries of one webhook, oldest first, optionally created in [since, until) and in
+        a state."""
         cursor: str | None = None
         seen = 0
         while True:
@@ -469,6 +485,7 @@ class DeliveryRepository:
                     f"WA#{webhook_id}",
                     index="by_webhook",
                     after=since,
+                    before=until,
                     limit=200,
                     cursor=cursor,
                     where=_delivery_filter(state),

@@ -9,7 +9,6 @@ as hookline.domain.policy decides.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,7 +72,7 @@ def start_retries(
     """
     attempt_no = max(delivery.attempts, 1)
     if outcome.gone:
-        give_up(ctx, delivery.id, _gone_reason(), gone=True)
+        give_up(ctx, delivery.id, gone_reason(), gone=True)
         return
     waits = policy.waits_for(
         webhook.retry_count, ctx.settings.retry_schedule, outcome.retry_after_seconds
@@ -81,11 +80,16 @@ def start_retries(
     if not waits:
         give_up(ctx, delivery.id, "Retries are off for this webhook (retry_count 0).")
         return
-    next_at = clock.iso(clock.now() + timedelta(seconds=waits[0]))
+    next_at = policy.due_at(waits[0], ctx.settings.retry_time_scale)
     try:
         ctx.deliveries.update(
             delivery.id,
-            {"state": "retrying", "next_attempt_at": next_at, "updated_at": clock.now_iso()},
+            {
+                "state": "retrying",
+                "next_attempt_at": next_at,
+                "max_attempts": attempt_no + len(waits),
+                "updated_at": clock.now_iso(),
+            },
             remove=("reason",),
         )
         ctx.scheduler.schedule(
@@ -137,7 +141,7 @@ def resume_retries(ctx: DeliveryContext, delivery: Delivery, webhook: Webhook) -
     return True
 
 
-def _gone_reason() -> str:
+def gone_reason() -> str:
     return "The endpoint answered 410 Gone: it wants no more deliveries."
 
 
@@ -178,7 +182,11 @@ def _recorded(ctx: DeliveryContext, delivery_id: str, attempt_no: int) -> Attemp
 
 
 def _replay(
-    delivery: Delivery, recorded: Attempt, schedule: Sequence[int], max_attempts: int
+    delivery: Delivery,
+    recorded: Attempt,
+    schedule: Sequence[int],
+    max_attempts: int,
+    time_scale: float,
 ) -> Decision:
     """The decision for an attempt that was already made (a repeated invocation)."""
     n = recorded.attempt
@@ -188,8 +196,9 @@ def _replay(
         return Decision("failed", 0, n)
     wait = policy.next_wait(schedule, n, None)
     if delivery.next_attempt_at and delivery.attempts == n:
-        remaining = (clock.parse_iso(delivery.next_attempt_at) - clock.now()).total_seconds()
-        wait = max(0, math.ceil(remaining))
+        # The attempt was made early (a resend while retrying) or by an earlier invocation:
+        # wait for the next attempt the delivery shows, so the cycle keeps its times.
+        wait = policy.seconds_until(delivery.next_attempt_at, time_scale)
     return Decision("retry", wait, n)
 
 
@@ -205,7 +214,7 @@ def _after_failure(
         # The workflow marks the delivery failed (give_up) when it sees this.
         return Decision("failed", 0, attempt_no)
     wait = policy.next_wait(schedule, attempt_no, retry_after)
-    next_at = clock.iso(clock.now() + timedelta(seconds=wait))
+    next_at = policy.due_at(wait, ctx.settings.retry_time_scale)
     _set_retrying(ctx, delivery.id, next_at)
     return Decision("retry", wait, attempt_no)
 
@@ -236,7 +245,12 @@ def _prior_decision(
         return delivery, Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
     recorded = _recorded(ctx, delivery_id, attempt_no)
     if recorded is not None:
-        return delivery, _replay(delivery, recorded, waits, limit)
+        return delivery, _replay(delivery, recorded, waits, limit, ctx.settings.retry_time_scale)
+    if delivery.attempts >= attempt_no:
+        # An early resend claimed this attempt and is making it: it counts as made here.
+        if attempt_no >= limit:
+            return delivery, Decision("failed", 0, attempt_no)
+        return delivery, Decision("retry", policy.next_wait(waits, attempt_no, None), attempt_no)
     return delivery, None
 
 
@@ -291,7 +305,7 @@ def run_attempt(
     if outcome.success:
         return Decision("delivered", 0, attempt_no)
     if outcome.gone:
-        give_up(ctx, delivery_id, _gone_reason(), gone=True)
+        give_up(ctx, delivery_id, gone_reason(), gone=True)
         return Decision("failed", 0, attempt_no)
     return _after_failure(ctx, delivery, attempt_no, waits, limit, outcome.retry_after_seconds)
 
@@ -437,7 +451,7 @@ def _count_permanent_failure(ctx: DeliveryContext, delivery: Delivery, *, gone: 
     if not webhook.is_active:
         return
     if gone:
-        disable_webhook(ctx, webhook, _gone_reason())
+        disable_webhook(ctx, webhook, gone_reason())
         return
     settings = ctx.settings
     since = clock.parse_iso(webhook.failing_since) if webhook.failing_since else now

@@ -210,6 +210,7 @@ class LocalStack:
                 "MAIL_OUTBOX_DIR": str((options.data_dir / "outbox").resolve()),
                 "MAIL_SENDER": LOCAL_MAIL_SENDER,
                 "RETRY_STATE_MACHINE_ARN": STATE_MACHINE_ARN,
+                "RETRY_TIME_SCALE": f"{options.time_scale:g}",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "AUTO_DISABLE_AFTER_HOURS": f"{disable_hours * options.auto_disable_scale:g}",

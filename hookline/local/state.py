@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import math
 import os
 import shutil
 import threading
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hookline import clock, ids
+from hookline import ids
 from hookline.local.lambdas import REGION, Functions
 
 JOURNAL = "journal.jsonl"
@@ -356,6 +355,7 @@ def resume_retries(
     """Schedule again every delivery that was waiting for a retry, due when it was due (at once
     when that time has passed). Returns (delivery id, attempts made) of each."""
     from hookline.config import settings
+    from hookline.domain import policy
     from hookline.domain.policy import waits_for
 
     schedule = settings().retry_schedule
@@ -381,8 +381,7 @@ def resume_retries(
             waits = waits_for(retry_count, schedule)[done - 1 :] or [0]
             due = (item.get("next_attempt_at") or {}).get("S")
             if due:
-                remaining = (clock.parse_iso(due) - clock.now()).total_seconds()
-                waits[0] = max(0, math.ceil(remaining))
+                waits[0] = policy.seconds_until(due, settings().retry_time_scale)
             delivery_id = item["pk"]["S"].removeprefix("D#")
             scheduler.schedule(
                 delivery_id=delivery_id,

@@ -1,4 +1,4 @@
-"""Deliveries: inspect, resend, recover."""
+"""Deliveries: inspect, resend, recover, replay."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from hookline.api.pagination import (
     paginate,
     time_range,
 )
-from hookline.domain import delivery_actions
+from hookline.domain import delivery_actions, redelivery
 from hookline.domain.delivery import DeliveryContext
 from hookline.wiring import services
 
@@ -34,23 +34,61 @@ StateParam = Annotated[
 ]
 
 
-class RecoverBody(BaseModel):
+def _iso_time(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        moment = clock.parse_iso(value)
+    except ValueError as exc:
+        raise ValueError("must be an ISO-8601 time, e.g. 2026-01-02T03:04:05Z") from exc
+    return clock.iso(moment)
+
+
+class _TimeRange(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     since: str = Field(
         max_length=64,
-        description="Re-send the failed deliveries created at or after this ISO-8601 time.",
+        description="From this ISO-8601 time (inclusive).",
         examples=["2026-01-02T03:04:05Z"],
     )
+    until: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Up to this ISO-8601 time (exclusive); open-ended when absent.",
+        examples=["2026-01-03T00:00:00Z"],
+    )
 
-    @field_validator("since")
+    _times = field_validator("since", "until")(_iso_time)
+
+
+class RecoverBody(_TimeRange):
+    """Re-send the webhook's deliveries in these states created in [since, until)."""
+
+    state: list[str] = Field(
+        default_factory=lambda: ["failed"],
+        min_length=1,
+        max_length=len(redelivery.RECOVERABLE_STATES),
+        description="The states to re-send from: "
+        + ", ".join(redelivery.RECOVERABLE_STATES)
+        + " (default failed).",
+        examples=[["failed"]],
+    )
+
+    @field_validator("state")
     @classmethod
-    def _iso_time(cls, value: str) -> str:
-        try:
-            moment = clock.parse_iso(value)
-        except ValueError as exc:
-            raise ValueError("must be an ISO-8601 time, e.g. 2026-01-02T03:04:05Z") from exc
-        return clock.iso(moment)
+    def _recoverable(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in redelivery.RECOVERABLE_STATES]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} cannot be recovered; use "
+                + " or ".join(redelivery.RECOVERABLE_STATES)
+            )
+        return list(dict.fromkeys(value))
+
+
+class ReplayBody(_TimeRange):
+    """Deliver the stored events published in [since, until) that the webhook never got."""
 
 
 def _ctx() -> DeliveryContext:
@@ -146,7 +184,10 @@ def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[s
 
 @router.post(
     _BASE + "/deliveries/<delivery_id>/resend",
-    summary="Send a delivery again now (a new retry cycle starts if it fails)",
+    summary=(
+        "Send a delivery now: a scheduled retry is made early (same count and schedule); "
+        "otherwise a new retry cycle starts if it fails"
+    ),
 )
 def resend_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[str, Any]:
     community_access(router, community_id)
@@ -155,10 +196,26 @@ def resend_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dic
 
 @router.post(
     _BASE + "/recover",
-    summary="Re-send every failed delivery since a time, in the background",
+    summary="Re-send the failed deliveries of a time range, in the background (capped, counted)",
 )
 def recover_deliveries(
     community_id: str, webhook_id: str, body: Annotated[RecoverBody, Body()]
 ) -> tuple[dict[str, Any], int]:
     community_access(router, community_id)
-    return delivery_actions.recover(_ctx(), community_id, webhook_id, body.since), 202
+    time_range(body.since, body.until)
+    answer = redelivery.recover(
+        _ctx(), community_id, webhook_id, body.since, body.until, body.state
+    )
+    return answer, 202
+
+
+@router.post(
+    _BASE + "/replay",
+    summary="Deliver the stored events of a time range this webhook never got (capped, counted)",
+)
+def replay_events(
+    community_id: str, webhook_id: str, body: Annotated[ReplayBody, Body()]
+) -> tuple[dict[str, Any], int]:
+    community_access(router, community_id)
+    time_range(body.since, body.until)
+    return redelivery.replay(_ctx(), community_id, webhook_id, body.since, body.until), 202
