@@ -192,6 +192,22 @@ def test_a_known_path_with_another_method_is_405_naming_the_allowed_ones(
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
     assert set(response.headers["Allow"].split(", ")) == {"GET", "POST"}
+    # Query parameters do not turn it into a 400.
+    with_query = requests.put(
+        stack.url("/v1/communities?cursor=x&page=2"),
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=5,
+    )
+    assert with_query.status_code == 405, with_query.text
+    # A static route shadows the dynamic one beside it (/events/batch, /events/<event_id>).
+    community_id, own_key = stack.community("Allow too")
+    batch = requests.options(
+        stack.url(f"/v1/communities/{community_id}/events/batch"),
+        headers={"Authorization": f"Bearer {own_key}"},
+        timeout=5,
+    )
+    assert batch.status_code == 405, batch.text
+    assert batch.headers["Allow"] == "POST"
 
 
 def test_incoming_webhook_urls_work_as_printed(stack: LocalStackHandle) -> None:

@@ -66,7 +66,9 @@ def validation_error(errors: list[dict[str, Any]]) -> InvalidParam:
 def refuse_unknown_query(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
     """A query parameter the route does not declare is a 400 naming it, never ignored."""
     route = app.context.get("_route")
-    if route is not None:
+    # An unmatched request runs the middlewares through powertools' stand-in route (no query
+    # parameters of its own): its answer is the 404 or 405, whatever the query says.
+    if route is not None and any(route is known for known in _routes(app)):
         event = app.current_event
         given = {
             *(event.multi_value_query_string_parameters or {}),
@@ -156,10 +158,22 @@ def _is_throttling(error: Exception) -> bool:
     return response.get("Error", {}).get("Code") in _THROTTLING_CODES
 
 
+def _routes(app: APIGatewayRestResolver) -> list[Any]:
+    return [*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])]
+
+
+def _literal_segments(route: Any) -> int:
+    return sum(1 for part in str(route.path).split("/") if part and not part.startswith("<"))
+
+
 def _methods_of(app: APIGatewayRestResolver, path: str) -> set[str]:
-    """The methods routed for this path (another method gets 405, an unknown path 404)."""
-    routes = [*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])]
-    return {route.method.upper() for route in routes if route.rule.match(path)}
+    """The methods routed for this path (another method gets 405, an unknown path 404). The
+    most literal routes win: ``/events/batch`` shadows ``/events/<event_id>``."""
+    matching = [r for r in _routes(app) if r.rule.match(path)]
+    if not matching:
+        return set()
+    best = max(_literal_segments(r) for r in matching)
+    return {r.method.upper() for r in matching if _literal_segments(r) == best}
 
 
 def check_body_size(body: str | None) -> None:
