@@ -143,3 +143,39 @@ def test_no_5xx_and_every_response_conforms_long_run(
     operation = served.find_operation_by_label(label)
     assert operation is not None
     fuzz(operation, local_stack, tenant, SLOW_EXAMPLES, seed=False)
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def test_every_undeclared_method_is_405_naming_the_declared_ones(
+    served: Any,
+    local_stack: LocalStackHandle,  # noqa: F811
+    tenant: Tenant,
+) -> None:
+    """schemathesis's undeclared-method checks, on every path of the document with the
+    community's real ids: a method the document does not list is 405 in the error shape, with
+    an Allow header naming exactly the methods it lists. (``/v1/hooks/{token}`` is
+    InboundFunction's single POST route: API Gateway itself answers other methods there.)"""
+    document = served.raw_schema
+    ids = {**tenant.ids(), "token": tenant.token}
+    checked = 0
+    for template, item in document["paths"].items():
+        if template == "/v1/hooks/{token}":
+            continue
+        declared = {m.upper() for m in item if m.upper() in (*_METHODS, "HEAD", "OPTIONS")}
+        path = template
+        for name, value in ids.items():
+            path = path.replace("{" + name + "}", value)
+        for method in sorted(set(_METHODS) - declared):
+            answer = requests.request(
+                method,
+                local_stack.url(path),
+                headers={"Authorization": f"Bearer {tenant.key}"},
+                timeout=30,
+            )
+            assert answer.status_code == 405, (method, template, answer.text)
+            assert answer.json()["code"] == "method_not_allowed"
+            assert set(answer.headers["Allow"].split(", ")) == declared, (method, template)
+            checked += 1
+    assert checked > 50

@@ -87,9 +87,29 @@ def refuse_unknown_query(app: APIGatewayRestResolver, next_middleware: NextMiddl
     return next_middleware(app)
 
 
+def refuse_shadowed_method(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response:
+    """``GET /events/batch`` matches ``/events/<event_id>``, but the path is the batch resource,
+    which takes POST only: a method the most literal routes of a path do not take is a 405."""
+    event = app.current_event
+    allowed = _methods_of(app, event.path)
+    if allowed and event.http_method.upper() not in allowed:
+        return _method_not_allowed(event.http_method.upper(), event.path, allowed)
+    return next_middleware(app)
+
+
+def _method_not_allowed(method: str, path: str, allowed: set[str]) -> Response:
+    # RFC 9110: a 405 names the methods the resource does support.
+    return error_response(
+        MethodNotAllowed(f"{method} is not allowed on {path}."),
+        headers={"Allow": ", ".join(sorted(allowed))},
+    )
+
+
 def build_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
-    app.use(middlewares=[refuse_unknown_query])
+    app.use(middlewares=[refuse_shadowed_method, refuse_unknown_query])
 
     @app.exception_handler(HooklineError)
     def _domain_error(error: HooklineError) -> Response:
@@ -109,11 +129,7 @@ def build_resolver() -> APIGatewayRestResolver:
         method = app.current_event.http_method.upper()
         allowed = _methods_of(app, path)
         if allowed and method not in allowed:
-            # RFC 9110: a 405 names the methods the resource does support.
-            return error_response(
-                MethodNotAllowed(f"{method} is not allowed on {path}."),
-                headers={"Allow": ", ".join(sorted(allowed))},
-            )
+            return _method_not_allowed(method, path, allowed)
         return error_response(NotFound(f"No route for {method} {path}."))
 
     @app.exception_handler(Exception)
