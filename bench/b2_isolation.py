@@ -86,7 +86,11 @@ class ConsumerPool:
                     break
                 batch.append(more)
             assert self.ctx is not None
-            deliver_orders(self.ctx, [DeliveryOrder.from_message(m) for m in batch])
+            results = deliver_orders(self.ctx, [DeliveryOrder.from_message(m) for m in batch])
+            # As SQS does with the partial batch response: an unfinished order comes back.
+            for message, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    self._inbox.put(message)
 
     def close(self) -> None:
         for _ in self._threads:
@@ -110,6 +114,17 @@ def _publisher(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def _wait_for_healthy(farm: ReceiverFarm, count: int, *, timeout: float) -> int:
+    """Wait until the healthy receivers (indices below SLOW) got ``count`` requests: the hung
+    receiver is in the same farm, and its requests must not end the wait early."""
+    end = time.monotonic() + timeout
+    while True:
+        seen = sum(1 for _, index, _ in farm.records() if index < SLOW)
+        if seen >= count or time.monotonic() >= end:
+            return seen
+        time.sleep(0.01)
 
 
 def _latencies(farm: ReceiverFarm, published: dict[str, float], healthy: int) -> list[float]:
@@ -168,7 +183,7 @@ def _engine(
                 queue_events(eng.ctx, [event for _, event in pending] + others)
                 batches += 1
             publisher.join()
-    received = farm.wait_for(events * SLOW, timeout=timeout + 5)
+    received = _wait_for_healthy(farm, events * SLOW, timeout=timeout + 5)
     lat = _latencies(farm, published, SLOW)
     pool.close()
     return _stats(
