@@ -107,3 +107,16 @@ def listing(
 ) -> dict[str, Any]:
     """A page as the API answers it; `cursor` is the storage cursor, signed here."""
     return {"data": items, "page": page, "per_page": per_page, "next_cursor": sign_cursor(cursor)}
+
+
+def page_listing(
+    fetch: Fetch[T],
+    view: Callable[[T], dict[str, Any]],
+    *,
+    page: int,
+    per_page: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """What a list route answers: one page fetched (``paginate``), each item shown by ``view``."""
+    items, next_cursor = paginate(fetch, page=page, per_page=per_page, cursor=cursor)
+    return listing([view(item) for item in items], page=page, per_page=per_page, cursor=next_cursor)

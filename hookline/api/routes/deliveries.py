@@ -16,8 +16,7 @@ from hookline.api.pagination import (
     PerPageParam,
     SinceParam,
     UntilParam,
-    listing,
-    paginate,
+    page_listing,
     time_range,
 )
 from hookline.domain import delivery_actions, redelivery
@@ -107,19 +106,14 @@ def list_deliveries(
     community_access(router, community_id)
     ctx = _ctx()
     ctx.webhooks.get(community_id, webhook_id)
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: ctx.deliveries.page_of(
             webhook_id, limit=limit, cursor=position, state=state
         ),
+        delivery_actions.delivery_view,
         page=page,
         per_page=per_page,
         cursor=cursor,
-    )
-    return listing(
-        [delivery_actions.delivery_view(d) for d in items],
-        page=page,
-        per_page=per_page,
-        cursor=next_cursor,
     )
 
 
@@ -152,7 +146,7 @@ def list_community_deliveries(
     after, before = time_range(since, until)
     where = {name: value for name, value in (("state", state), ("event", event)) if value}
     ctx = _ctx()
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: ctx.deliveries.community_page(
             community_id,
             limit=limit,
@@ -162,15 +156,10 @@ def list_community_deliveries(
             after=after,
             before=before,
         ),
+        delivery_actions.delivery_view,
         page=page,
         per_page=per_page,
         cursor=cursor,
-    )
-    return listing(
-        [delivery_actions.delivery_view(d) for d in items],
-        page=page,
-        per_page=per_page,
-        cursor=next_cursor,
     )
 
 

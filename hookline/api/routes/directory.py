@@ -16,7 +16,13 @@ from hookline.api.idempotency import (
     idempotent,
     responses,
 )
-from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
+from hookline.api.pagination import (
+    CursorParam,
+    PageParam,
+    PerPageParam,
+    listing,
+    page_listing,
+)
 from hookline.domain import directory as directory_rules
 from hookline.domain.directory import Directory
 from hookline.domain.directory_repository import GroupKind
@@ -70,17 +76,12 @@ def _list_groups(
     kind: GroupKind, community_id: str, page: int, per_page: int, cursor: str | None
 ) -> dict[str, Any]:
     directory = _directory(community_id)
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: directory.group_page(kind, limit=limit, cursor=position),
+        directory_rules.group_view,
         page=page,
         per_page=per_page,
         cursor=cursor,
-    )
-    return listing(
-        [directory_rules.group_view(g) for g in items],
-        page=page,
-        per_page=per_page,
-        cursor=next_cursor,
     )
 
 
@@ -122,13 +123,13 @@ def _members(
 ) -> dict[str, Any]:
     directory = _directory(community_id)
     directory.get_group(kind, group_id)
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: directory.member_page(kind, group_id, limit=limit, cursor=position),
+        lambda member: member,
         page=page,
         per_page=per_page,
         cursor=cursor,
     )
-    return listing(items, page=page, per_page=per_page, cursor=next_cursor)
 
 
 # -- spaces ------------------------------------------------------------------------------------
@@ -267,17 +268,12 @@ def list_members(
         user = directory.find_by_email(directory_rules.normalize_email(email))
         found = [directory.member_detail(user)] if user else []
         return listing(found, page=1, per_page=per_page, cursor=None)
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: directory.user_page(limit=limit, cursor=position),
+        directory_rules.user_view,
         page=page,
         per_page=per_page,
         cursor=cursor,
-    )
-    return listing(
-        [directory_rules.user_view(u) for u in items],
-        page=page,
-        per_page=per_page,
-        cursor=next_cursor,
     )
 
 

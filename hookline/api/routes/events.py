@@ -17,8 +17,7 @@ from hookline.api.pagination import (
     PerPageParam,
     SinceParam,
     UntilParam,
-    listing,
-    paginate,
+    page_listing,
     time_range,
 )
 from hookline.api.resolver import validation_error
@@ -216,15 +215,15 @@ def list_events(
     community_access(router, community_id)
     after, before = time_range(since, until)
     repo = EventRepository(services().tables.events)
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: repo.page(
             community_id, limit=limit, cursor=position, event=event, after=after, before=before
         ),
+        event_view,
         page=page,
         per_page=per_page,
         cursor=cursor,
     )
-    return listing([event_view(e) for e in items], page=page, per_page=per_page, cursor=next_cursor)
 
 
 @router.get(

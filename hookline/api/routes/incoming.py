@@ -10,7 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from hookline.api.context import community_access, public_base_url
 from hookline.api.idempotency import Answered, IdempotencyKeyHeader, idempotent, responses
-from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
+from hookline.api.pagination import (
+    CursorParam,
+    PageParam,
+    PerPageParam,
+    page_listing,
+)
 from hookline.domain import incoming, webhooks
 from hookline.domain.directory import Directory
 from hookline.domain.incoming import IncomingRepository
@@ -95,14 +100,12 @@ def list_incoming(
 ) -> dict[str, Any]:
     community_access(router, community_id)
     repo = _repo()
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: repo.page(community_id, limit=limit, cursor=position),
+        incoming.public_view,
         page=page,
         per_page=per_page,
         cursor=cursor,
-    )
-    return listing(
-        [incoming.public_view(h) for h in items], page=page, per_page=per_page, cursor=next_cursor
     )
 
 
@@ -188,12 +191,10 @@ def list_incoming_logs(
     community_access(router, community_id)
     repo = _repo()
     repo.get(community_id, incoming_id)
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: repo.logs(incoming_id, limit=limit, cursor=position),
+        incoming.log_view,
         page=page,
         per_page=per_page,
         cursor=cursor,
-    )
-    return listing(
-        [incoming.log_view(e) for e in items], page=page, per_page=per_page, cursor=next_cursor
     )

@@ -14,8 +14,7 @@ from hookline.api.pagination import (
     PerPageParam,
     SinceParam,
     UntilParam,
-    listing,
-    paginate,
+    page_listing,
     time_range,
 )
 from hookline.domain import delivery_actions
@@ -78,15 +77,15 @@ def webhook_logs(
         where["event"] = event
     if status_code is not None:
         where["status_code"] = STATUS_CLASSES[status_code]
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: ctx.deliveries.log(
             webhook_id, limit=limit, cursor=position, where=where, after=after, before=before
         ),
+        _entry,
         page=page,
         per_page=per_page,
         cursor=cursor,
     )
-    return listing([_entry(a) for a in items], page=page, per_page=per_page, cursor=next_cursor)
 
 
 @router.post(

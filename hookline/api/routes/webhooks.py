@@ -10,7 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from hookline.api.context import community_access
 from hookline.api.idempotency import Answered, IdempotencyKeyHeader, idempotent, responses
-from hookline.api.pagination import CursorParam, PageParam, PerPageParam, listing, paginate
+from hookline.api.pagination import (
+    CursorParam,
+    PageParam,
+    PerPageParam,
+    page_listing,
+)
 from hookline.domain import rotation, webhooks
 from hookline.domain.event_types import CustomEventTypes
 from hookline.domain.models import Webhook
@@ -120,15 +125,15 @@ def list_webhooks(
 ) -> dict[str, Any]:
     community_access(router, community_id)
     repo = _repo()
-    items, next_cursor = paginate(
+    return page_listing(
         lambda limit, position: repo.page(
             community_id, limit=limit, cursor=position, status=status
         ),
+        _view,
         page=page,
         per_page=per_page,
         cursor=cursor,
     )
-    return listing([_view(w) for w in items], page=page, per_page=per_page, cursor=next_cursor)
 
 
 @router.post(
