@@ -125,12 +125,10 @@ def build_resolver() -> APIGatewayRestResolver:
 
     @app.not_found
     def _not_found(error: NotFoundError) -> Response:
-        path = app.current_event.path
-        method = app.current_event.http_method.upper()
-        allowed = _methods_of(app, path)
-        if allowed and method not in allowed:
-            return _method_not_allowed(method, path, allowed)
-        return error_response(NotFound(f"No route for {method} {path}."))
+        # A known path with another method never gets here: the middlewares run first, and
+        # refuse_shadowed_method answers it with 405.
+        event = app.current_event
+        return error_response(NotFound(f"No route for {event.http_method.upper()} {event.path}."))
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response:
