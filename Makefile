@@ -49,8 +49,8 @@ local: $(if $(wildcard $(STAMP)),$(STAMP),$(LOCAL_STAMP))
 	$(BIN)/hookline local --allow-private-targets $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check hookline functions tests bench
-	$(BIN)/ruff format --check hookline functions tests bench
+	$(BIN)/ruff check hookline hookline_dev functions tests bench
+	$(BIN)/ruff format --check hookline hookline_dev functions tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -89,11 +89,11 @@ soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
 openapi: $(STAMP)
-	$(BIN)/python -m hookline.api.openapi --write docs/openapi.json
+	$(BIN)/python -m hookline_dev.openapi --write docs/openapi.json
 
 # env.json for `sam local invoke --env-vars` (a test fails when it is stale).
 env-json: $(LOCAL_STAMP)
-	$(BIN)/python -m hookline.local.sam_local env-json --write env.json
+	$(BIN)/python -m hookline_dev.local.sam_local env-json --write env.json
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache node_modules

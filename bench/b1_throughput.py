@@ -327,7 +327,7 @@ def profile_local_stack(*, events: int = 60, webhooks: int = 1) -> dict[str, Any
         farm.wait_for(events * webhooks, timeout=120, poll=0.05)
     rows = harness.top_functions(profiles, limit=100_000)
     entry_points = sorted(
-        (row for row in rows if "hookline/local/" in row["function"]),
+        (row for row in rows if "hookline_dev/local/" in row["function"]),
         key=lambda row: row["cumulative_s"],
         reverse=True,
     )

@@ -5,7 +5,7 @@ Nothing here is guessed that can be read or measured:
 
 * memory sizes, architecture, the stream batch size and the authorizer cache TTL are read from
   template.yaml; the state transitions of one retry cycle come from running the real
-  statemachine/retry.asl.json (hookline.local.asl) with the real AttemptFunction handler;
+  statemachine/retry.asl.json (hookline_dev.local.asl) with the real AttemptFunction handler;
 * every DynamoDB request of a publish, a dispatch and a retry cycle is counted on the real code
   paths (the API handler, ``dispatch_events``, the attempt handler) over in-memory tables, with
   each item's DynamoDB size, and turned into read/write request units the way DynamoDB bills
@@ -29,8 +29,8 @@ from typing import Any
 
 from bench import harness
 from bench.receiver import ReceiverFarm
-from hookline.adapters.memory import MemoryTable, MemoryTables
 from hookline.ports import Item, Page, Query
+from hookline_dev.memory import MemoryTable, MemoryTables
 
 PRICES_AS_OF = "2026-11-23"
 REGION = "us-east-1"
@@ -191,6 +191,9 @@ class CountingTables:
         self.deliveries = CountingTable(self.memory.deliveries, self.log, gsi=("gsi1pk", "gsi1sk"))
         self.directory = CountingTable(self.memory.directory, self.log)
 
+    def rate_limiter(self) -> Any:
+        return self.memory.rate_limiter()
+
     def take(self) -> list[Op]:
         taken = list(self.log)
         self.log.clear()
@@ -227,7 +230,7 @@ def units(ops: Sequence[Op]) -> dict[str, Any]:
 
 
 def template_settings() -> dict[str, Any]:
-    from hookline.adapters.template import load_template
+    from hookline_dev.template import load_template
 
     template = load_template()
     glob = (template.get("Globals") or {}).get("Function") or {}
@@ -286,7 +289,7 @@ def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, A
     """POST /v1/communities/<id>/events through functions/api (ApiFunction)."""
     from hookline.domain.communities import issue_key
     from hookline.domain.repositories import CommunityRepository
-    from hookline.local.lambdas import LambdaContext, load_handler
+    from hookline_dev.local.lambdas import LambdaContext, load_handler
 
     key, _ = issue_key(CommunityRepository(tables.communities), eng.community.id, "bench")
     template = json.loads((harness.ROOT / "events" / "api-publish-event.json").read_text())
@@ -356,13 +359,13 @@ def _retry_cycle(
     eng: harness.Engine, tables: Any, farm: ReceiverFarm, *, recovers: bool
 ) -> dict[str, Any]:
     """A first attempt that fails (HTTP 500 from a receiver that then recovers, or not), the
-    retry workflow run by hookline.local.asl over the real ASL and AttemptFunction handler."""
-    from hookline.adapters.template import retry_state_machine_definition
+    retry workflow run by hookline_dev.local.asl over the real ASL and AttemptFunction handler."""
     from hookline.domain import policy
     from hookline.domain.dispatch import dispatch_events
     from hookline.domain.repositories import WebhookRepository
-    from hookline.local.asl import StateMachine
-    from hookline.local.lambdas import LambdaContext, load_handler
+    from hookline_dev.local.asl import StateMachine
+    from hookline_dev.local.lambdas import LambdaContext, load_handler
+    from hookline_dev.template import retry_state_machine_definition
 
     raw_webhooks = WebhookRepository(_raw(tables.webhooks))  # uncounted: the bench's own edits
     failing_url = "http://127.0.0.1:9/unreachable"  # nothing listens on the discard port

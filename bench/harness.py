@@ -37,7 +37,6 @@ for _name, _value in {
 
 from hookline import wiring  # noqa: E402
 from hookline.adapters import http_attempt  # noqa: E402
-from hookline.adapters.memory import MemoryTables  # noqa: E402
 from hookline.config import Settings  # noqa: E402
 from hookline.domain import publishing, webhooks  # noqa: E402
 from hookline.domain.communities import create_community  # noqa: E402
@@ -48,6 +47,7 @@ from hookline.domain.repositories import (  # noqa: E402
     EventRepository,
     WebhookRepository,
 )
+from hookline_dev.memory import MemoryTables  # noqa: E402
 
 T = TypeVar("T")
 
@@ -200,7 +200,7 @@ def engine(
     """Configure hookline.wiring with in-memory tables, the real HTTP sender and loopback targets
     allowed (the receivers listen on 127.0.0.1), and create one community. The delivery queue
     runs DeliverFunction inline unless ``queue`` replaces it."""
-    from hookline.local.queue import InlineQueue
+    from hookline_dev.local.queue import InlineQueue
 
     settings = Settings(
         allow_private_targets=True,

@@ -48,7 +48,7 @@ class StackClient:
 @contextlib.contextmanager
 def local_stack(urls: Sequence[str]) -> Iterator[StackClient]:
     """A local stack on a free loopback port with one community and one webhook per URL."""
-    from hookline.local import LocalOptions, LocalStack
+    from hookline_dev.local import LocalOptions, LocalStack
 
     with tempfile.TemporaryDirectory(prefix="hookline-bench-") as data_dir:
         stack = LocalStack(

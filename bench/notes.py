@@ -92,8 +92,8 @@ def _b1(b1: Mapping[str, Any]) -> list[str]:
             + (
                 f": {moto:.0%} of its CPU is moto and botocore (AWS wire-format serialisation and"
                 f" DynamoDB emulation), and reading the two streams through moto's GetRecords "
-                f"(`StreamReader.read` in `hookline/local/poller.py`: the events stream for the "
-                f"dispatcher and the deliveries stream for the attempt log) takes about "
+                f"(`StreamReader.read` in `hookline_dev/local/poller.py`: the events stream for "
+                f"the dispatcher and the deliveries stream for the attempt log) takes about "
                 f"{polling:.0%}"
                 if local_shares
                 else ""

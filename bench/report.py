@@ -63,7 +63,7 @@ BLOCKING = "blocking calls (lock waits, socket reads, sleeps)"
 _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "in-memory storage adapter (MemoryTable deep copies)",
-        ("stdlib/copy.py", "hookline/adapters/memory.py", "hookline/adapters/cursor.py"),
+        ("stdlib/copy.py", "hookline_dev/memory.py", "hookline/adapters/cursor.py"),
     ),
     (
         "log redaction (hookline.observability, regex)",

@@ -163,7 +163,7 @@ class Receivers:
 
 @contextlib.contextmanager
 def _stack(config: SoakConfig) -> Iterator[Any]:
-    from hookline.local import LocalOptions, LocalStack
+    from hookline_dev.local import LocalOptions, LocalStack
 
     with tempfile.TemporaryDirectory(prefix="hookline-soak-") as data_dir:
         stack = LocalStack(

@@ -92,6 +92,9 @@ class Tables(Protocol):
     def deliveries(self) -> Table: ...
     @property
     def directory(self) -> Table: ...
+    def rate_limiter(self) -> RateLimiter:
+        """The pace store that belongs beside these tables."""
+        ...
 
 
 class RetryScheduler(Protocol):

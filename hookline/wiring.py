@@ -121,17 +121,9 @@ def _queue(config: Settings) -> DeliveryQueue:
 
 
 def _rate_limiter(tables: Any) -> RateLimiter:
-    """The pace is kept beside the tables: in DynamoDB, or in memory with in-memory tables (one
-    process; development only, so that adapter is not in the Lambda layer)."""
-    from hookline.adapters.dynamodb import DynamoTables
-
-    if isinstance(tables, DynamoTables):
-        from hookline.adapters.rate_limiter import DynamoRateLimiter
-
-        return DynamoRateLimiter(tables.webhooks.name)
-    from hookline.adapters.memory import MemoryRateLimiter
-
-    return MemoryRateLimiter()
+    """The pace is kept beside the tables (in DynamoDB, or in memory for in-memory tables)."""
+    limiter: RateLimiter = tables.rate_limiter()
+    return limiter
 
 
 def _build() -> Services:

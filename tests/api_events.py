@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from hookline.local.lambdas import load_handler
+from hookline_dev.local.lambdas import load_handler
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 OPERATOR = {"principalId": "operator", "role": "operator", "community_id": "", "key_id": "operator"}

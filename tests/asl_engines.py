@@ -1,5 +1,5 @@
 """The two engines that run statemachine/retry.asl.json, behind one driver: moto's Step Functions
-engine (what AWS stands in for in the tests) and hookline.local.asl (the local stack's timer).
+engine (what AWS stands in for in the tests) and hookline_dev.local.asl (the local stack's timer).
 
 On moto, AttemptFunction is a "lambda-simple" function: every invocation returns the next result
 queued at moto's lambda-simple response queue. lambda-simple always succeeds, except that moto
@@ -22,8 +22,8 @@ from typing import Any
 import boto3
 import requests
 
-from hookline.adapters.template import retry_state_machine_definition
-from hookline.local.asl import StateMachine, TaskError, get_path
+from hookline_dev.local.asl import StateMachine, TaskError, get_path
+from hookline_dev.template import retry_state_machine_definition
 
 REGION = "us-east-1"
 #: mock_aws config that lets moto execute state machines with in-process Lambda functions.
@@ -200,7 +200,7 @@ class MotoWorkflow:
 
 @dataclass
 class LocalWorkflow:
-    """The same definition on hookline.local.asl, answering tasks from a script."""
+    """The same definition on hookline_dev.local.asl, answering tasks from a script."""
 
     definition: dict[str, Any] = field(
         default_factory=lambda: json.loads(

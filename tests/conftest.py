@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from hookline import wiring
-from hookline.adapters.memory import MemoryTables
-from hookline.adapters.memory_idempotency import MemoryIdempotencyStore
 from hookline.config import Settings
+from hookline_dev.memory import MemoryTables
+from hookline_dev.memory_idempotency import MemoryIdempotencyStore
 
 OPERATOR_KEY = "hk_operator_test_key_0123456789abcdef"
 
@@ -111,7 +111,7 @@ def _no_public_name_lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[st
 def _reset_wiring() -> Iterator[None]:
     """Fresh wiring per test; the delivery queue runs DeliverFunction inline (InlineQueue), as
     Lambda's SQS event source would, unless a test wires another."""
-    from hookline.local.queue import InlineQueue
+    from hookline_dev.local.queue import InlineQueue
 
     wiring.reset()
     wiring.configure(queue=InlineQueue())

@@ -25,12 +25,12 @@ from boto3.dynamodb.types import TypeSerializer
 
 from hookline import clock, ids, wiring
 from hookline.adapters.dynamodb import to_dynamo
-from hookline.adapters.memory import MemoryTable
 from hookline.domain import communities
 from hookline.domain.delivery import DeliveryContext
 from hookline.domain.models import ApiKey, Community, Event, Webhook
 from hookline.domain.repositories import CommunityRepository, WebhookRepository
 from hookline.ports import Item, Page, Query
+from hookline_dev.memory import MemoryTable
 from tests.apigw import sample
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,7 +31,7 @@ from hookline.domain.directory_repository import Group
 from hookline.domain.incoming import IncomingLog, IncomingRepository, IncomingWebhook
 from hookline.domain.models import ApiKey, Community
 from hookline.domain.repositories import CommunityRepository
-from hookline.local.lambdas import LambdaContext, load_handler
+from hookline_dev.local.lambdas import LambdaContext, load_handler
 from tests.apigw import sample
 
 SENDER = "no-reply@hookline.example"
@@ -178,7 +178,7 @@ def aws_services(
 
     from hookline.adapters import dynamodb as dynamodb_adapter
     from hookline.adapters import ses
-    from hookline.adapters.template import create_tables, table_environment
+    from hookline_dev.template import create_tables, table_environment
 
     with mock_aws():
         ses.clear_client_cache()

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from hookline.local import LocalOptions, LocalStack
+from hookline_dev.local import LocalOptions, LocalStack
 
 TIME_SCALE = 0.0001
 

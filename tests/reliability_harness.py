@@ -8,8 +8,8 @@
 
 What is real: functions/dispatch/app.py, functions/deliver/app.py and functions/attempt/app.py
 (loaded as Lambda loads them), stream records in the Lambda DynamoDB-stream shape, SQS records
-in the Lambda SQS shape, statemachine/retry.asl.json run by hookline.local.asl, and HTTP attempts
-to loopback receivers. What is simulated is only the AWS glue, with Lambda's semantics: the
+in the Lambda SQS shape, statemachine/retry.asl.json run by hookline_dev.local.asl, and HTTP
+attempts to loopback receivers. What is simulated is only the AWS glue, with Lambda's semantics: the
 stream's event source mapping (a partial batch response resumes from the first failed record;
 an invocation that dies hands the whole batch over again), the delivery queue's (a message
 named in a partial batch response, or of an invocation that died, comes back; the others are
@@ -37,9 +37,7 @@ from typing import Any
 
 from hookline import wiring
 from hookline.adapters import http_attempt
-from hookline.adapters.memory import MemoryTables
 from hookline.adapters.stepfunctions import execution_name
-from hookline.adapters.template import retry_state_machine_definition
 from hookline.config import Settings
 from hookline.domain import communities, webhooks
 from hookline.domain.attempts import AttemptOutcome
@@ -47,10 +45,12 @@ from hookline.domain.delivery import HEADER_ATTEMPT, HEADER_DELIVERY, DeliveryCo
 from hookline.domain.models import Attempt, Community, Delivery, Event, Webhook
 from hookline.domain.policy import workflow_input
 from hookline.domain.publishing import publish
-from hookline.local.asl import Execution, StateMachine, TaskError
-from hookline.local.lambdas import LambdaContext, load_handler
-from hookline.local.queue import failed_ids, sqs_record
 from hookline.ports import Sender, Tables
+from hookline_dev.local.asl import Execution, StateMachine, TaskError
+from hookline_dev.local.lambdas import LambdaContext, load_handler
+from hookline_dev.local.queue import failed_ids, sqs_record
+from hookline_dev.memory import MemoryTables
+from hookline_dev.template import retry_state_machine_definition
 from tests.delivery_helpers import event_item, stream_record
 
 ATTEMPT_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:hookline-attempt"
@@ -477,6 +477,9 @@ class FlakyTables:
     @property
     def directory(self) -> Any:
         return self.inner.directory
+
+    def rate_limiter(self) -> Any:
+        return self.inner.rate_limiter()
 
 
 def by_attempt(replies: dict[int, Any], default: Any = (200,)) -> Callable[[Any], Any]:

@@ -15,8 +15,8 @@ from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import DeliveryContext, attempt_delivery, new_delivery
 from hookline.domain.models import Community, Delivery, Event, Webhook
 from hookline.domain.publishing import publish
-from hookline.local.lambdas import load_handler
 from hookline.wiring import services
+from hookline_dev.local.lambdas import load_handler
 from tests.api_events import EVENTS_DIR
 
 

@@ -1,4 +1,4 @@
-"""hookline.local.asl against moto's Step Functions engine: the same definition
+"""hookline_dev.local.asl against moto's Step Functions engine: the same definition
 (statemachine/retry.asl.json) and the same scripted AttemptFunction results through both must
 enter the same states, send the same payloads and end with the same status and output."""
 

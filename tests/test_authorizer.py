@@ -10,7 +10,7 @@ import pytest
 
 from hookline.domain import communities
 from hookline.domain.repositories import CommunityRepository
-from hookline.local.lambdas import load_handler
+from hookline_dev.local.lambdas import load_handler
 from tests.api_events import load
 from tests.conftest import OPERATOR_KEY
 

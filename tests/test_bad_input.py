@@ -18,7 +18,7 @@ import requests
 from hookline import wiring
 from hookline.config import Settings
 from hookline.domain.repositories import WebhookRepository
-from hookline.local.lambdas import LambdaContext, load_handler
+from hookline_dev.local.lambdas import LambdaContext, load_handler
 from tests.apigw import api_event
 from tests.conftest import OPERATOR_KEY
 from tests.incoming_helpers import World, aws_services, inbound_event, multipart

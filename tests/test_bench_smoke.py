@@ -106,7 +106,7 @@ def test_b4_names_the_import_chain_of_a_heavy_module() -> None:
             "import time: self [us] | cumulative | imported package",
             "import time:       100 |        100 |       moto.core",
             "import time:       200 |        300 |     moto",
-            "import time:        50 |        350 |   hookline.adapters.template",
+            "import time:        50 |        350 |   hookline_dev.template",
             "import time:        10 |         10 |   json",
             "import time:        40 |        400 | app",
         ]
@@ -115,7 +115,7 @@ def test_b4_names_the_import_chain_of_a_heavy_module() -> None:
     assert rows[0] == (3, 100, 100, "moto.core")
     assert b4_coldstart.import_chain(rows, "moto") == [
         "app",
-        "hookline.adapters.template",
+        "hookline_dev.template",
         "moto",
     ]
     assert b4_coldstart.slowest_imports(rows, 1) == [{"module": "app", "cumulative_ms": 0.4}]

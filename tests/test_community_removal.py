@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 from hookline import ids, wiring
-from hookline.adapters.memory import MemoryTable
 from hookline.domain import communities, community_removal
 from hookline.domain.directory import Directory
 from hookline.domain.event_types import CustomEventTypes
 from hookline.domain.incoming import IncomingRepository, create_incoming
 from hookline.domain.repositories import CommunityRepository
+from hookline_dev.memory import MemoryTable
 from tests.delivery_helpers import make_community, make_webhook
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from hookline.adapters import cursor as cursors
-from hookline.adapters.memory import MemoryTable
 from hookline.errors import InvalidCursor
 from hookline.ports import Query
+from hookline_dev.memory import MemoryTable
 
 KEY = cursors.signing_key("hk_operator_for_cursor_tests")
 

@@ -284,7 +284,7 @@ def test_member_detail(world: World) -> None:
 
 
 def test_unknown_community() -> None:
-    from hookline.adapters.memory import MemoryTables
+    from hookline_dev.memory import MemoryTables
 
     with pytest.raises(NotFound):
         Directory.open(MemoryTables(), "com_missing")

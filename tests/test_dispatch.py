@@ -11,10 +11,10 @@ import pytest
 import standardwebhooks
 
 from hookline import wiring
-from hookline.adapters.memory import MemoryTables
 from hookline.config import Settings
 from hookline.domain.delivery import delivery_id_for, new_delivery
 from hookline.domain.dispatch import dispatch_events
+from hookline_dev.memory import MemoryTables
 from tests.apigw import sample
 from tests.delivery_helpers import (
     SECRET,
@@ -351,7 +351,7 @@ def test_dispatcher_names_exactly_the_records_not_queued(
 def test_consumer_names_exactly_the_messages_not_finished(
     memory_services: wiring.Services, lambda_context: Any
 ) -> None:
-    from hookline.local.queue import sqs_record
+    from hookline_dev.local.queue import sqs_record
 
     memory_services.scheduler.fail = True  # type: ignore[attr-defined]
     community, _ = make_community(memory_services)

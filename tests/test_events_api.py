@@ -361,7 +361,7 @@ def test_test_endpoint_unknown_webhook_is_404(memory_services: wiring.Services) 
 
 @pytest.fixture
 def aws_services(memory_services: wiring.Services) -> Iterator[wiring.Services]:
-    from hookline.adapters import template
+    from hookline_dev import template
 
     with mock_aws():
         dynamodb.resource.cache_clear()

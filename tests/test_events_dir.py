@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from hookline.adapters.template import load_template
 from hookline.api import portal_assets
+from hookline_dev.template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -195,7 +195,7 @@ def test_stream_sample_is_an_events_table_insert_batch() -> None:
 def test_attempt_sample_is_a_valid_step_input() -> None:
     import sys
 
-    from hookline.local.lambdas import load_handler
+    from hookline_dev.local.lambdas import load_handler
 
     load_handler("attempt")
     step_input = sys.modules["hookline_function_attempt"].StepInput

@@ -24,12 +24,12 @@ from moto import mock_aws
 
 from hookline.adapters import dynamodb
 from hookline.adapters.dynamodb import DynamoTables
-from hookline.adapters.memory import MemoryTables
-from hookline.adapters.template import create_tables, table_environment
 from hookline.config import Settings
 from hookline.domain.delivery import delivery_id_for
-from hookline.local.scheduler import LocalRetryScheduler
 from hookline.ports import Sender
+from hookline_dev.local.scheduler import LocalRetryScheduler
+from hookline_dev.memory import MemoryTables
+from hookline_dev.template import create_tables, table_environment
 from tests.api_events import load
 from tests.apigw import call
 from tests.delivery_helpers import closed_port
@@ -363,7 +363,7 @@ def test_the_local_retry_timer_gives_a_failing_resend_a_full_cycle() -> None:
             self.calls: list[dict[str, Any]] = []
 
         def config(self, name: str) -> Any:
-            from hookline.local.lambdas import FunctionConfig
+            from hookline_dev.local.lambdas import FunctionConfig
 
             return FunctionConfig(name, f"hookline-local-{name}")
 

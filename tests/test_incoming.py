@@ -688,8 +688,8 @@ def test_incoming_call_reaches_an_outbound_webhook(memory_services: wiring.Servi
 
     from hookline.domain import webhooks
     from hookline.domain.repositories import WebhookRepository
-    from hookline.local.lambdas import LambdaContext, load_handler
-    from hookline.local.poller import StreamReader
+    from hookline_dev.local.lambdas import LambdaContext, load_handler
+    from hookline_dev.local.poller import StreamReader
     from tests.receivers import Receiver
 
     with aws_services(memory_services, tables=True) as services, Receiver() as rx:

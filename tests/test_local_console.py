@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from hookline.local import LocalOptions
-from hookline.local.console import Console, LineWriter
-from hookline.local.stack import AttemptRecord
+from hookline_dev.local import LocalOptions
+from hookline_dev.local.console import Console, LineWriter
+from hookline_dev.local.stack import AttemptRecord
 from tests.localstack_fixtures import TIME_SCALE, LocalStackHandle
 
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hookline.local import aws
-from hookline.local.state import JOURNAL, Journal
+from hookline_dev.local import aws
+from hookline_dev.local.state import JOURNAL, Journal
 
 
 def _table(client: Any, name: str) -> None:
@@ -75,7 +75,7 @@ def test_compaction_keeps_live_items_and_drops_expired_ones(tmp_path: Path) -> N
 
 
 def test_concurrent_writers_share_fdatasync(tmp_path: Path, monkeypatch: Any) -> None:
-    import hookline.local.state as state
+    import hookline_dev.local.state as state
 
     calls = []
 

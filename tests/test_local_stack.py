@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import requests
 
-from hookline.local import lambdas
-from hookline.local.apigw import match_route, policy_allows
-from hookline.local.blueprint import Route, StreamSource, load_blueprint
-from hookline.local.lambdas import FunctionError, Functions
-from hookline.local.poller import EventSourceMapping, pattern_matches
-from hookline.local.scheduler import LocalRetryScheduler
+from hookline_dev.local import lambdas
+from hookline_dev.local.apigw import match_route, policy_allows
+from hookline_dev.local.blueprint import Route, StreamSource, load_blueprint
+from hookline_dev.local.lambdas import FunctionError, Functions
+from hookline_dev.local.poller import EventSourceMapping, pattern_matches
+from hookline_dev.local.scheduler import LocalRetryScheduler
 from tests.localstack_fixtures import local_stack  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
@@ -346,7 +346,16 @@ def test_failing_target_is_retried_on_the_scaled_schedule(local_stack):  # noqa:
 def test_cli_stops_cleanly_on_sigint(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HOOKLINE_"))}
     process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "hookline.cli", "local", "--port", "0", "--data-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "hookline_dev.cli",
+            "local",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from hookline.local.state import JOURNAL, KEY_FILE
+from hookline_dev.local.state import JOURNAL, KEY_FILE
 
 #: Retry waits x0.005: the 300 s first retry takes 1.5 s, the 1800 s second one 9 s.
 TIME_SCALE = "0.005"
@@ -35,7 +35,7 @@ class Cli:
             [
                 sys.executable,
                 "-m",
-                "hookline.cli",
+                "hookline_dev.cli",
                 "local",
                 "--port",
                 str(port),

@@ -102,7 +102,7 @@ class SavedQuery:
 
 
 def saved_queries() -> list[SavedQuery]:
-    from hookline.adapters.template import load_template
+    from hookline_dev.template import load_template
 
     queries = []
     for logical_id, resource in load_template()["Resources"].items():
@@ -179,7 +179,7 @@ def test_query_fields_are_logged_by_the_code(query: SavedQuery) -> None:
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.logical_id for q in QUERIES])
 def test_query_reads_the_log_groups_of_the_functions_that_log_it(query: SavedQuery) -> None:
-    from hookline.adapters.template import load_template
+    from hookline_dev.template import load_template
 
     resources = load_template()["Resources"]
     for group in query.log_groups:

@@ -29,12 +29,12 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookline import observability, wiring
 from hookline.adapters import http_attempt
-from hookline.adapters.memory import MemoryTables
 from hookline.config import Settings
 from hookline.domain.delivery import DeliveryContext
-from hookline.local.lambdas import LambdaContext, load_handler
-from hookline.local.queue import InlineQueue
 from hookline.observability import REDACTED, bind, logger, redact, redact_text
+from hookline_dev.local.lambdas import LambdaContext, load_handler
+from hookline_dev.local.queue import InlineQueue
+from hookline_dev.memory import MemoryTables
 from tests.apigw import api_event, sample
 from tests.conftest import OPERATOR_KEY, RecordingMailer, RecordingScheduler
 from tests.delivery_helpers import stream_record

@@ -59,7 +59,7 @@ def test_handler_has_the_powertools_decorators(path: Path, required: str) -> Non
 
 
 def test_every_function_is_traced_in_the_template() -> None:
-    from hookline.adapters.template import load_template
+    from hookline_dev.template import load_template
 
     template = load_template()
     function_globals = template["Globals"]["Function"]
@@ -227,7 +227,7 @@ def _template_metrics() -> dict[str, set[frozenset[str]]]:
     """Hookline metric name -> the dimension-name sets the dashboard and alarms read it with."""
     import re
 
-    from hookline.adapters.template import load_template
+    from hookline_dev.template import load_template
 
     resources = load_template()["Resources"]
     body = resources["ServiceDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
@@ -271,9 +271,9 @@ def emitted_metrics() -> dict[str, set[frozenset[str]]]:
     import io
 
     from hookline import wiring
-    from hookline.adapters.memory import MemoryTables
     from hookline.config import Settings
     from hookline.domain import retry
+    from hookline_dev.memory import MemoryTables
     from tests.conftest import RecordingMailer, RecordingScheduler
     from tests.incoming_helpers import World as IncomingWorld
     from tests.incoming_helpers import post_form

@@ -14,9 +14,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from hookline.api import openapi
 from hookline.api.app import app
 from hookline.wiring import Services
+from hookline_dev import openapi
 from tests.apigw import api_event, call, sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,10 +246,10 @@ def test_no_lambda_imports_the_generator() -> None:
         assert "openapi" not in path.read_text(encoding="utf-8"), path
     code = (
         "import sys\n"
-        "from hookline.local.lambdas import load_handler\n"
+        "from hookline_dev.local.lambdas import load_handler\n"
         "for name in ('api', 'authorizer', 'dispatch', 'attempt', 'inbound'):\n"
         "    load_handler(name)\n"
-        "assert 'hookline.api.openapi' not in sys.modules, 'imported'\n"
+        "assert 'hookline_dev.openapi' not in sys.modules, 'imported'\n"
     )
     env = {
         **os.environ,

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from hookline import clock, ids
-from hookline.adapters.memory import MemoryTable
 from hookline.domain import portal
 from hookline.errors import Forbidden, Unauthorized
+from hookline_dev.memory import MemoryTable
 
 BASE = "/v1/communities/com_a"
 

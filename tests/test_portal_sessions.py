@@ -252,8 +252,8 @@ def test_sample_events_of_the_portal_routes() -> None:
 
 
 def test_template_and_local_stack_route_the_portal_without_the_authorizer() -> None:
-    from hookline.adapters.template import load_template
-    from hookline.local.blueprint import load_blueprint
+    from hookline_dev.local.blueprint import load_blueprint
+    from hookline_dev.template import load_template
 
     events = load_template()["Resources"]["ApiFunction"]["Properties"]["Events"]
     routes = {

@@ -10,11 +10,11 @@ from typing import Any
 import boto3
 import pytest
 
-from hookline.adapters import template
-from hookline.adapters.memory import MemoryRateLimiter
 from hookline.adapters.rate_limiter import DynamoRateLimiter
-from hookline.local.aws import MotoSession
 from hookline.ports import RateLimiter, Slot
+from hookline_dev import template
+from hookline_dev.local.aws import MotoSession
+from hookline_dev.memory import MemoryRateLimiter
 
 NOW = 1_800_000_000_000
 ANY_TIME = 10**12

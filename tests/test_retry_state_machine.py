@@ -29,9 +29,9 @@ from hookline import wiring
 from hookline.adapters import dynamodb, http_attempt, stepfunctions
 from hookline.adapters.dynamodb import DynamoTables
 from hookline.adapters.stepfunctions import StepFunctionsScheduler, execution_name
-from hookline.adapters.template import create_tables, table_environment
 from hookline.config import Settings
 from hookline.domain import delivery_actions, retry
+from hookline_dev.template import create_tables, table_environment
 from tests.asl_engines import CRASH, MOTO_CONFIG, REGION, MotoWorkflow, Result, actions
 from tests.conftest import RecordingMailer
 from tests.receivers import Receiver

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hookline.adapters import template
-from hookline.local import sam_local
+from hookline_dev import template
+from hookline_dev.local import sam_local
 from tests.localstack_fixtures import local_stack  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent

@@ -18,11 +18,11 @@ import pytest
 
 from hookline import wiring
 from hookline.adapters import http_attempt
-from hookline.adapters.memory import MemoryTables
 from hookline.config import Settings
 from hookline.domain import communities
 from hookline.domain.delivery import delivery_id_for
 from hookline.domain.repositories import CommunityRepository, WebhookRepository
+from hookline_dev.memory import MemoryTables
 from tests.apigw import api_event, call
 from tests.receivers import Receiver, Reply
 from tests.reliability_harness import Pipeline

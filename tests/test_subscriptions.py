@@ -6,10 +6,10 @@ from __future__ import annotations
 import itertools
 
 from hookline import catalog, clock
-from hookline.adapters.memory import MemoryTables
 from hookline.domain.models import Webhook
 from hookline.domain.repositories import WebhookRepository
 from hookline.domain.subscriptions import SubscriptionCache, SubscriptionIndex
+from hookline_dev.memory import MemoryTables
 from tests.delivery_helpers import CountingTable
 
 PATTERNS = ["*", "post.*", "post.created", "post.comment.*", "member.joined", "space.*"]

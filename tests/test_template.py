@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from hookline.adapters import template as tpl
 from hookline.config import Settings
+from hookline_dev import template as tpl
 
 REGION = "us-east-1"
 FUNCTIONS = (

@@ -15,11 +15,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookline import ids, wiring
-from hookline.adapters import template as tpl
 from hookline.domain import communities, incoming_signature, portal
 from hookline.domain.repositories import CommunityRepository
 from hookline.errors import Unauthorized
 from hookline.receiver import SignedMessage
+from hookline_dev import template as tpl
 from tests.incoming_helpers import World, post, post_form
 
 ACTIONS = {

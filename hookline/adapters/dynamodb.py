@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from hookline.adapters import cursor as cursors
 from hookline.config import Settings
 from hookline.errors import ConditionFailed
-from hookline.ports import Between, Item, Page, Query
+from hookline.ports import Between, Item, Page, Query, RateLimiter
 
 #: Index name -> (hash attribute, range attribute), as declared in template.yaml.
 INDEXES: dict[str, tuple[str, str]] = {
@@ -273,3 +273,9 @@ class DynamoTables:
         self.events = DynamoTable(settings.events_table)
         self.deliveries = DynamoTable(settings.deliveries_table)
         self.directory = DynamoTable(settings.directory_table)
+
+    def rate_limiter(self) -> RateLimiter:
+        """The pace items live in the webhooks table (hookline.adapters.rate_limiter)."""
+        from hookline.adapters.rate_limiter import DynamoRateLimiter
+
+        return DynamoRateLimiter(self.webhooks.name)

@@ -5,8 +5,8 @@ deployed API and in the local stack alike. The page is powertools' Swagger UI pa
 and stylesheet are the files powertools ships, served as they are from /v1/docs/<asset> (never
 rewritten: the bundle holds regex literals such as ``/</``), so no CDN is needed at run time.
 The document is read on the first docs request of a container: the layer ships the committed
-docs/openapi.json as hookline/api/openapi.json (hookline.api.openapi, the generator, is a dev
-module the layer leaves out); a checkout generates it.
+docs/openapi.json as hookline/api/openapi.json; a checkout reads docs/openapi.json itself
+(hookline_dev.openapi generates it; a test keeps it current).
 """
 
 from __future__ import annotations
@@ -39,15 +39,14 @@ def _assets_dir() -> Path:
 
 
 def _load() -> dict[str, Any]:
-    """The committed document the layer ships (hookline/api/openapi.json), or, from a checkout
-    (tests, the local stack), the document generated from the routes."""
-    shipped = Path(__file__).resolve().parents[1] / "openapi.json"
-    if shipped.is_file():
-        loaded: dict[str, Any] = json.loads(shipped.read_text(encoding="utf-8"))
-        return loaded
-    from hookline.api.openapi import openapi_document
-
-    return openapi_document()
+    """The committed document: shipped in the layer as hookline/api/openapi.json, read from
+    docs/openapi.json in a checkout (tests, the local stack; a test keeps it current)."""
+    here = Path(__file__).resolve()
+    for path in (here.parents[1] / "openapi.json", here.parents[3] / "docs" / "openapi.json"):
+        if path.is_file():
+            loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return loaded
+    raise FileNotFoundError("openapi.json is not beside the API package nor in docs/")
 
 
 def document() -> dict[str, Any]:

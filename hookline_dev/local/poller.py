@@ -17,8 +17,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from hookline import clock
-from hookline.local.blueprint import StreamSource
-from hookline.local.lambdas import REGION, FunctionError, Functions, HandlerMissing
+from hookline_dev.local.blueprint import StreamSource
+from hookline_dev.local.lambdas import REGION, FunctionError, Functions, HandlerMissing
 
 Record = dict[str, Any]
 #: Called with each used shard iterator so the in-process service can forget it (see aws.py).

@@ -19,8 +19,8 @@ from hookline import clock
 from hookline.observability import redact_text
 
 if TYPE_CHECKING:
-    from hookline.local.apigw import HttpRequest, HttpResponse
-    from hookline.local.stack import AttemptRecord, LocalStack
+    from hookline_dev.local.apigw import HttpRequest, HttpResponse
+    from hookline_dev.local.stack import AttemptRecord, LocalStack
 
 #: A retry line waits at most this long for the attempt line it follows.
 RETRY_LINE_HOLD_SECONDS = 3.0

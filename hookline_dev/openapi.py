@@ -1,7 +1,7 @@
 """The API's OpenAPI document, generated from the resolver in hookline.api.app.
 
-    python -m hookline.api.openapi --write docs/openapi.json   # regenerate the committed copy
-    python -m hookline.api.openapi --check                     # exit 1 when the copy is stale
+    python -m hookline_dev.openapi --write docs/openapi.json   # regenerate the committed copy
+    python -m hookline_dev.openapi --check                     # exit 1 when the copy is stale
 
 Generating the document costs hundreds of milliseconds, so nothing imports this module at cold
 start: the docs routes (hookline.api.routes.docs: /v1/openapi.json, /v1/docs) import it on their
@@ -31,7 +31,7 @@ import hookline
 from hookline.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 
 TITLE = "Hookline"
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
 
 DESCRIPTION = """\
 Signed webhook delivery and incoming webhooks for community platforms.
@@ -511,7 +511,7 @@ def render(document: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hookline.api.openapi", description="Write or check docs/openapi.json."
+        prog="python -m hookline_dev.openapi", description="Write or check docs/openapi.json."
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--write", metavar="PATH", type=Path, help="write the document to PATH")

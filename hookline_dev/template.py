@@ -17,8 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-#: template.yaml at the repository root (this file is hookline/adapters/template.py).
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
+#: template.yaml at the repository root (this file is hookline_dev/template.py).
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "template.yaml"
 
 #: Logical id -> environment variable, as documented in docs/architecture.md. The template's
 #: Globals (an env var whose value is !Ref <table>) wins when it says otherwise.

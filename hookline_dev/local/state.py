@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hookline import ids
-from hookline.local.lambdas import REGION, Functions
+from hookline_dev.local.lambdas import REGION, Functions
 
 JOURNAL = "journal.jsonl"
 KEY_FILE = "operator-key"
@@ -433,8 +433,8 @@ class Persistence:
         journal = self.journal
         if journal is None:
             return []
-        from hookline.adapters import template
-        from hookline.local import aws
+        from hookline_dev import template
+        from hookline_dev.local import aws
 
         journal.replay_held(client, self._held)
         self._held = []
@@ -454,7 +454,7 @@ class Persistence:
 
     def close(self) -> None:
         if self.journal is not None:
-            from hookline.local import aws
+            from hookline_dev.local import aws
 
             aws.record_writes(None)
             self.journal.close()

@@ -163,6 +163,9 @@ class MemoryTables:
     )
     directory: MemoryTable = field(default_factory=lambda: MemoryTable("directory"))
 
+    def rate_limiter(self) -> MemoryRateLimiter:
+        return MemoryRateLimiter()
+
 
 class MemoryRateLimiter:
     """The rate limiter port in one process, for in-memory tables (unit tests, benchmarks); the

@@ -1,6 +1,6 @@
 """The retry timer: the RetryScheduler port, standing in for the RetryStateMachine.
 
-It runs statemachine/retry.asl.json itself through hookline.local.asl, calling the same attempt
+It runs statemachine/retry.asl.json itself through hookline_dev.local.asl, calling the same attempt
 handler, so the local control flow is the deployed one. Only the clock differs: every Wait and
 Retry interval is multiplied by `time_scale` (0.01 turns a 300 s wait into 3 s).
 
@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hookline.local.asl import Execution, StateMachine, TaskError
-from hookline.local.lambdas import (
+from hookline_dev.local.asl import Execution, StateMachine, TaskError
+from hookline_dev.local.lambdas import (
     FUNCTIONS,
     FunctionError,
     Functions,

@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "local":
-        from hookline.local import LocalOptions, LocalStack, run_until_signalled
-        from hookline.local.console import whole_lines
+        from hookline_dev.local import LocalOptions, LocalStack, run_until_signalled
+        from hookline_dev.local.console import whole_lines
 
         # Metrics are off locally; powertools would still warn on every handler that had none.
         warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -23,16 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from hookline.adapters import template
-from hookline.local import aws, console, lambdas, state
-from hookline.local.apigw import ApiGateway, HttpRequest, HttpResponse
-from hookline.local.asl import Execution
-from hookline.local.blueprint import Blueprint, load_blueprint
-from hookline.local.inspector import BinTargets, Inspector, targets_bin
-from hookline.local.poller import EventSourceMapping, Record, StreamReader, StreamTail
-from hookline.local.queue import QueueMapping
-from hookline.local.scheduler import LocalRetryScheduler
-from hookline.local.server import LocalHttpServer, serve_in_thread
+from hookline_dev import template
+from hookline_dev.local import aws, console, lambdas, state
+from hookline_dev.local.apigw import ApiGateway, HttpRequest, HttpResponse
+from hookline_dev.local.asl import Execution
+from hookline_dev.local.blueprint import Blueprint, load_blueprint
+from hookline_dev.local.inspector import BinTargets, Inspector, targets_bin
+from hookline_dev.local.poller import EventSourceMapping, Record, StreamReader, StreamTail
+from hookline_dev.local.queue import QueueMapping
+from hookline_dev.local.scheduler import LocalRetryScheduler
+from hookline_dev.local.server import LocalHttpServer, serve_in_thread
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ class LocalOptions:
     allow_private_targets: bool = False
     #: Multiplies every retry wait (0.01 turns 300 s into 3 s).
     time_scale: float = 1.0
-    #: Keep state in data_dir across restarts (hookline.local.state); reset forgets it first.
+    #: Keep state in data_dir across restarts (hookline_dev.local.state); reset forgets it first.
     persist: bool = False
     reset: bool = False
     #: Multiplies the auto-disable window, AutoDisableAfterHours (0.001 turns 120 h into 7 min).

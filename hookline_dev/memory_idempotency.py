@@ -1,5 +1,5 @@
 """powertools idempotency records in memory, for in-memory tables (unit tests). Its own module:
-hookline.adapters.memory is imported by every function, this only by tests."""
+hookline_dev.memory is imported by every function, this only by tests."""
 
 from __future__ import annotations
 

@@ -3,9 +3,9 @@
 Importing this package does not import moto; starting a LocalStack does.
 """
 
-from hookline.local.lambdas import LambdaContext, load_handler
-from hookline.local.scheduler import LocalRetryScheduler
-from hookline.local.stack import AttemptRecord, LocalOptions, LocalStack, run_until_signalled
+from hookline_dev.local.lambdas import LambdaContext, load_handler
+from hookline_dev.local.scheduler import LocalRetryScheduler
+from hookline_dev.local.stack import AttemptRecord, LocalOptions, LocalStack, run_until_signalled
 
 __all__ = [
     "AttemptRecord",

@@ -1,6 +1,6 @@
 """What the local stack takes from template.yaml besides the tables: API routes, the authorizer,
 binary media types, function sizes and the stream event source (the template is read by
-hookline.adapters.template). A property the template leaves out takes AWS's default.
+hookline_dev.template). A property the template leaves out takes AWS's default.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hookline.adapters import template as template_file
-from hookline.local.lambdas import FUNCTIONS, FunctionConfig, default_function_name
+from hookline_dev import template as template_file
+from hookline_dev.local.lambdas import FUNCTIONS, FunctionConfig, default_function_name
 
 DEFAULT_AUTHORIZER_CACHE_TTL = 30
 DEFAULT_BINARY_MEDIA_TYPES = ("multipart/form-data", "application/octet-stream")

@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hookline.local.lambdas import ACCOUNT_ID, REGION, FunctionError, Functions, HandlerMissing
-from hookline.local.poller import _PollingThread
+from hookline_dev.local.lambdas import ACCOUNT_ID, REGION, FunctionError, Functions, HandlerMissing
+from hookline_dev.local.poller import _PollingThread
 
 Record = dict[str, Any]
 Invoke = Callable[[dict[str, Any]], Any]
@@ -104,7 +104,7 @@ class InlineQueue:
     def invoke(self, event: dict[str, Any]) -> Any:
         if self._invoke is not None:
             return self._invoke(event)
-        from hookline.local.lambdas import LambdaContext, load_handler
+        from hookline_dev.local.lambdas import LambdaContext, load_handler
 
         return load_handler("deliver")(event, LambdaContext(function_name=self.function_name))
 

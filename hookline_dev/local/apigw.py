@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from hookline.local.blueprint import Blueprint, GatewayResponse, Route
-from hookline.local.lambdas import ACCOUNT_ID, REGION, FunctionError, Functions
+from hookline_dev.local.blueprint import Blueprint, GatewayResponse, Route
+from hookline_dev.local.lambdas import ACCOUNT_ID, REGION, FunctionError, Functions
 
 #: API Gateway's request payload quota.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024

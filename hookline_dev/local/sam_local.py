@@ -1,9 +1,9 @@
 """Readiness for `sam local invoke`, where Docker runs:
 
-python -m hookline.local.sam_local env-json [--write env.json]
+python -m hookline_dev.local.sam_local env-json [--write env.json]
     each function's environment variables (template.yaml's, parameters at their defaults)
     in the shape `sam local invoke --env-vars` reads: {"<LogicalId>": {"NAME": "value"}}
-python -m hookline.local.sam_local fill-events --url $HL --operator-key $OP [--out DIR]
+python -m hookline_dev.local.sam_local fill-events --url $HL --operator-key $OP [--out DIR]
     creates a community, an admin key, a webhook, two events (so a delivery), a space, a
     course and an incoming webhook on a running local stack, and writes events/*.json with
     their ids and keys filled in to DIR (default .hookline/events)
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hookline.adapters import template
-from hookline.local.aws import TABLE_PREFIX
-from hookline.local.lambdas import FUNCTIONS, repo_root
-from hookline.local.stack import STATE_MACHINE_ARN
+from hookline_dev import template
+from hookline_dev.local.aws import TABLE_PREFIX
+from hookline_dev.local.lambdas import FUNCTIONS, repo_root
+from hookline_dev.local.stack import STATE_MACHINE_ARN
 
 
 def env_vars() -> dict[str, dict[str, str]]:
@@ -129,7 +129,7 @@ def fill_events(values: dict[str, str], source: Path, out: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hookline.local.sam_local")
+    parser = argparse.ArgumentParser(prog="python -m hookline_dev.local.sam_local")
     commands = parser.add_subparsers(dest="command", required=True)
     env = commands.add_parser("env-json", help="print (or --write) env.json")
     env.add_argument("--write", type=Path, help="write to this file instead of printing")

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from hookline.local.apigw import MAX_PAYLOAD_BYTES, HttpRequest, HttpResponse, error_response
 from hookline.observability import redact_text
+from hookline_dev.local.apigw import MAX_PAYLOAD_BYTES, HttpRequest, HttpResponse, error_response
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 

@@ -1,6 +1,6 @@
 """The in-process AWS: moto started (not as a decorator), fake credentials, the template's tables.
 
-Only hookline.local imports moto; no Lambda handler imports this module.
+Only hookline_dev.local imports moto; no Lambda handler imports this module.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from hookline.local.lambdas import ACCOUNT_ID, REGION
+from hookline_dev.local.lambdas import ACCOUNT_ID, REGION
 
 MOTO_CONFIG: dict[str, Any] = {
     "stepfunctions": {"execute_state_machine": False},
@@ -86,7 +86,8 @@ def clear_client_caches() -> None:
 _moto_lock = threading.RLock()
 
 #: Told (service, operation, request body, response body) of every DynamoDB and SQS call moto
-#: answered 200, with moto held; returns True when it recorded the call. See hookline.local.state.
+#: answered 200, with moto held; returns True when it recorded the call.
+#: See hookline_dev.local.state.
 WriteRecorder = Callable[[str, str, bytes, bytes], bool]
 _recorder: list[tuple[WriteRecorder, Callable[[], None]]] = []
 _RECORDED_SERVICES = ("dynamodb", "sqs")
@@ -174,7 +175,7 @@ class MotoSession:
 
 def create_tables(session: MotoSession, prefix: str = TABLE_PREFIX) -> dict[str, str]:
     """The template's tables in moto; returns environment variable -> table name."""
-    from hookline.adapters import template
+    from hookline_dev import template
 
     client = session.client("dynamodb")
     names = template.create_tables(client, prefix)

@@ -23,9 +23,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hookline import clock
-from hookline.local.apigw import HttpRequest, HttpResponse, error_response
 from hookline.observability import REDACTED, is_secret_name
 from hookline.receiver import SCHEME_BODY, SCHEME_STANDARD, VerificationError, verify
+from hookline_dev.local.apigw import HttpRequest, HttpResponse, error_response
 
 PREFIX = "/_inspect"
 KEEP_PER_NAME = 100
