@@ -28,7 +28,7 @@ from hookline.adapters.dynamodb import DynamoTables
 from hookline.domain import communities, directory, incoming
 from hookline.domain.directory import Directory
 from hookline.domain.directory_repository import Group
-from hookline.domain.incoming import IncomingLog, IncomingRepository, IncomingWebhook
+from hookline.domain.incoming_repository import IncomingLog, IncomingRepository, IncomingWebhook
 from hookline.domain.models import ApiKey, Community
 from hookline.domain.repositories import CommunityRepository
 from hookline_dev.local.lambdas import LambdaContext, load_handler

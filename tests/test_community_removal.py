@@ -9,7 +9,8 @@ from hookline import ids, wiring
 from hookline.domain import communities, community_removal
 from hookline.domain.directory import Directory
 from hookline.domain.event_types import CustomEventTypes
-from hookline.domain.incoming import IncomingRepository, create_incoming
+from hookline.domain.incoming import create_incoming
+from hookline.domain.incoming_repository import IncomingRepository
 from hookline.domain.repositories import CommunityRepository
 from hookline_dev.memory import MemoryTable
 from tests.delivery_helpers import make_community, make_webhook

@@ -15,9 +15,15 @@ import requests
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookline import wiring
-from hookline.domain import directory, incoming, incoming_signature
+from hookline.domain import (
+    directory,
+    incoming,
+    incoming_processor,
+    incoming_repository,
+    incoming_signature,
+)
 from hookline.domain.directory_repository import DirectoryRepository
-from hookline.domain.incoming import IncomingRepository
+from hookline.domain.incoming_repository import IncomingRepository
 from hookline.domain.signing import body_signature
 from hookline.observability import logger
 from hookline.receiver import SignedMessage
@@ -405,7 +411,7 @@ def test_oversized_body_is_413(world: World) -> None:
     status, answer = post_form(token, {"email": EMAIL, "bio": "x" * 3000})
     assert status == 413 and answer["success"] is False
     _hook, default_token = world.incoming()
-    big = {"email": EMAIL, "bio": "x" * (incoming.DEFAULT_MAX_BODY_BYTES + 1)}
+    big = {"email": EMAIL, "bio": "x" * (incoming_repository.DEFAULT_MAX_BODY_BYTES + 1)}
     assert post_form(default_token, big)[0] == 413
     huge = b"email=a%40example.com&x=" + b"x" * incoming.HARD_MAX_BODY_BYTES
     assert post("unknown-token", huge, "application/x-www-form-urlencoded")[0] == 413
@@ -578,7 +584,7 @@ def test_a_call_that_fails_on_our_side_releases_its_id(
     body = json.dumps({"email": EMAIL}).encode()
     headers = _signed(body, msg_id="msg_retry")
     calls = {"n": 0}
-    real_act = incoming._act
+    real_act = incoming_processor._act
 
     def failing_once(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
@@ -586,7 +592,7 @@ def test_a_call_that_fails_on_our_side_releases_its_id(
             raise RuntimeError("storage outage")
         return real_act(*args, **kwargs)
 
-    monkeypatch.setattr(incoming, "_act", failing_once)
+    monkeypatch.setattr(incoming_processor, "_act", failing_once)
     assert post(token, body, "application/json", headers=headers)[0] == 500
     assert post(token, body, "application/json", headers=headers)[0] == 200
 
@@ -745,8 +751,8 @@ def test_a_token_of_the_wrong_shape_is_refused_without_a_lookup(
         raise AssertionError("a malformed token was looked up")
 
     monkeypatch.setattr(IncomingRepository, "by_token_hash", no_lookup)
-    ctx = incoming.InboundContext.from_services(world.services)
-    result = incoming.process(ctx, token, None, "203.0.113.9", b"email=a%40b.example", {})
+    ctx = incoming_processor.InboundContext.from_services(world.services)
+    result = incoming_processor.process(ctx, token, None, "203.0.113.9", b"email=a%40b.example", {})
     assert (result.status, result.reason, result.body()) == (
         404,
         "unknown_token",

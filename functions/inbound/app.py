@@ -13,7 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hookline.domain import incoming
+from hookline.domain import incoming_processor
 from hookline.observability import logger, metrics, tracer
 from hookline.wiring import services
 
@@ -38,7 +38,7 @@ def _raw_body(event: dict[str, Any]) -> bytes | None:
         return None
 
 
-def _observe(result: incoming.InboundResult, source_ip: str) -> None:
+def _observe(result: incoming_processor.InboundResult, source_ip: str) -> None:
     logger.info(
         "inbound call",
         extra={
@@ -69,7 +69,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
     raw_body = _raw_body(event)
     if raw_body is None:
-        result = incoming.InboundResult(
+        result = incoming_processor.InboundResult(
             status=400,
             message="Request body is not valid base64.",
             outcome="rejected",
@@ -77,8 +77,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     else:
         try:
-            result = incoming.process(
-                incoming.InboundContext.from_services(services()),
+            result = incoming_processor.process(
+                incoming_processor.InboundContext.from_services(services()),
                 token,
                 None,
                 source_ip,
@@ -87,7 +87,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             )
         except Exception:
             logger.exception("inbound call failed", extra={"source_ip": source_ip})
-            result = incoming.InboundResult(
+            result = incoming_processor.InboundResult(
                 status=500, message="Internal error.", outcome="error", reason="internal_error"
             )
     _observe(result, source_ip)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from hookline import clock
 from hookline.domain.directory_repository import DirectoryRepository
-from hookline.domain.incoming import IncomingRepository
+from hookline.domain.incoming_repository import IncomingRepository
 from hookline.domain.repositories import (
     CommunityRepository,
     WebhookRepository,

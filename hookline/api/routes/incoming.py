@@ -18,7 +18,7 @@ from hookline.api.pagination import (
 )
 from hookline.domain import incoming, webhooks
 from hookline.domain.directory import Directory
-from hookline.domain.incoming import IncomingRepository
+from hookline.domain.incoming_repository import IncomingRepository
 from hookline.wiring import services
 
 router = Router()
