@@ -11,7 +11,11 @@ app``), in an environment that resembles Lambda's:
   else installed in this virtualenv (awscrt and pyOpenSSL, which botocore picks up when
   present, and every development tool) cannot be imported;
 * bytecode compiled beforehand (a warm-up run writes it to a scratch PYTHONPYCACHEPREFIX), as
-  a layer built with its .pyc files ships it.
+  the layer ships it (layers/hookline/Makefile compiles it; tests/test_layer.py checks);
+* an interpreter started without this virtualenv's .pth files (``-S``, then ``site`` imported
+  and site-packages put on sys.path by hand): the editable install's finder they load would
+  add the same ~10 ms to both sides and import pathlib, re and urllib.parse for them, which
+  the Lambda runtime does not.
 
 Measured per run: wall and CPU time of the whole child process (interpreter start + import +
 the first ``wiring.services()``, which makes the tables adapter, importing boto3, and leaves
@@ -33,6 +37,7 @@ import os
 import resource
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -69,7 +74,8 @@ HEAVY = (
 )
 
 _CHILD = r"""
-import json, os, resource, sys, time
+import os, site, sys, time  # site: what every interpreter imports, Lambda's too (no .pth here)
+sys.path.append(sys.argv[6])
 started = time.perf_counter()
 absent = frozenset(os.environ.pop("HOOKLINE_B4_ABSENT").split())
 
@@ -100,13 +106,15 @@ else:
         from hookline.adapters import dynamodb
         dynamodb.resource()
         first_client = time.perf_counter()
+import json, re
 heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in
                json.loads(sys.argv[4])))
 print(json.dumps({
     "import_ms": (imported - started) * 1000,
     "init_ms": (init - imported) * 1000,
     "first_client_ms": (first_client - init) * 1000,
-    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # VmHWM, not ru_maxrss: Linux carries the forking parent's peak RSS into ru_maxrss.
+    "rss_mb": int(re.search(r"VmHWM:\s*(\d+)", open("/proc/self/status").read())[1]) / 1024,
     "modules": len(sys.modules),
     "heavy": heavy,
 }))
@@ -218,10 +226,11 @@ def _spawn(
     bytecode from ``pycache`` (and writing it there when ``compile_``). With ``client``, the
     child also creates the DynamoDB resource every function's first request creates."""
     fn_dir = str(harness.ROOT / "functions" / name) if name != "boto3" else ""
-    args = [sys.executable]
+    args = [sys.executable, "-S"]
     if importtime:
         args += ["-X", "importtime"]
     args += ["-c", _CHILD, name, fn_dir, str(harness.ROOT), json.dumps(HEAVY), str(int(client))]
+    args.append(sysconfig.get_path("purelib"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603 - our own interpreter and child script
