@@ -11,14 +11,20 @@ app``), in an environment that resembles Lambda's:
   else installed in this virtualenv (awscrt and pyOpenSSL, which botocore picks up when
   present, and every development tool) cannot be imported;
 * bytecode compiled beforehand (a warm-up run writes it to a scratch PYTHONPYCACHEPREFIX), as
-  a layer built with its .pyc files ships it.
+  the layer ships it (layers/hookline/Makefile compiles it; tests/test_layer.py checks);
+* an interpreter started without this virtualenv's .pth files (``-S``, then ``site`` imported
+  and site-packages put on sys.path by hand): the editable install's finder they load would
+  add the same ~10 ms to both sides and import pathlib, re and urllib.parse for them, which
+  the Lambda runtime does not.
 
 Measured per run: wall and CPU time of the whole child process (interpreter start + import +
 the first ``wiring.services()``, which makes the tables adapter, importing boto3, and leaves
 the other adapters and every AWS client to their first use), the import time inside the
 child, and peak RSS. The baseline is ``import boto3`` measured the same way in the same
 interleaved rounds. Apart from the rounds, ``first_client_ms`` times the DynamoDB resource that
-every function's first request creates, and ``ready_ratio`` adds it to the cold start.
+every function's first request creates, and ``ready_ratio`` adds it to the cold start; the same
+runs time compiling the source of every module of the layer they loaded (``layer_compile_ms``,
+CPU): what each cold start would add if the layer shipped no bytecode.
 
 One extra ``python -X importtime`` run per function lists the slowest imports and checks that no
 heavy module (moto, cfn-lint, SAM translator, OpenAPI/Swagger generation, the local stack,
@@ -30,9 +36,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -69,7 +77,8 @@ HEAVY = (
 )
 
 _CHILD = r"""
-import json, os, resource, sys, time
+import os, site, sys, time  # site: what every interpreter imports, Lambda's too (no .pth here)
+sys.path.append(sys.argv[6])
 started = time.perf_counter()
 absent = frozenset(os.environ.pop("HOOKLINE_B4_ABSENT").split())
 
@@ -100,14 +109,27 @@ else:
         from hookline.adapters import dynamodb
         dynamodb.resource()
         first_client = time.perf_counter()
+import json, re
+# What a cold start would spend compiling the layer's modules it loaded, had they no bytecode.
+layer = frozenset(os.environ.pop("HOOKLINE_B4_LAYER").split())
+sources = [m.__file__ for n, m in list(sys.modules.items()) if n.partition(".")[0] in layer
+           and str(getattr(m, "__file__", None)).endswith(".py")]
+compiling = time.process_time()
+if sys.argv[5] == "1":
+    for path in sources:
+        with open(path, "rb") as source:
+            compile(source.read(), path, "exec", dont_inherit=True)
 heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in
                json.loads(sys.argv[4])))
 print(json.dumps({
     "import_ms": (imported - started) * 1000,
     "init_ms": (init - imported) * 1000,
     "first_client_ms": (first_client - init) * 1000,
-    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # VmHWM, not ru_maxrss: Linux carries the forking parent's peak RSS into ru_maxrss.
+    "rss_mb": int(re.search(r"VmHWM:\s*(\d+)", open("/proc/self/status").read())[1]) / 1024,
     "modules": len(sys.modules),
+    "layer_modules": len(sources),
+    "layer_compile_ms": (time.process_time() - compiling) * 1000,
     "heavy": heavy,
 }))
 """
@@ -154,6 +176,25 @@ def absent_modules() -> list[str]:
     )
 
 
+def layer_modules() -> list[str]:
+    """Top-level modules the layer ships: hookline and its requirements' closure, less what the
+    layer's Makefile removes again because the runtime provides it (its RUNTIME_PROVIDED)."""
+    lines = LAYER_REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+    wanted = [line for line in (raw.split("#")[0].strip() for raw in lines) if line]
+    makefile = (LAYER_REQUIREMENTS.parent / "Makefile").read_text(encoding="utf-8")
+    removed = re.search(r"^RUNTIME_PROVIDED := (.*)$", makefile, re.MULTILINE)
+    assert removed is not None, "layers/hookline/Makefile names no RUNTIME_PROVIDED"
+    shipped = _closure(wanted) - {canonicalize_name(name) for name in removed[1].split()}
+    return sorted(
+        {"hookline"}
+        | {
+            module
+            for module, dists in metadata.packages_distributions().items()
+            if {canonicalize_name(d) for d in dists} & shipped
+        }
+    )
+
+
 def functions() -> list[str]:
     """The function directories that have a handler (functions/<name>/app.py)."""
     return sorted(p.parent.name for p in (harness.ROOT / "functions").glob("*/app.py"))
@@ -194,6 +235,7 @@ def _env(name: str, fn_dir: str, pycache: str, compile_: bool, absent: list[str]
             # its .pyc files would ship it, and the repository gets no __pycache__.
             "PYTHONPYCACHEPREFIX": pycache,
             "HOOKLINE_B4_ABSENT": " ".join(absent),
+            "HOOKLINE_B4_LAYER": " ".join(_layer()),
         }
     )
     if not compile_:
@@ -204,6 +246,11 @@ def _env(name: str, fn_dir: str, pycache: str, compile_: bool, absent: list[str]
 @functools.lru_cache(maxsize=1)
 def _absent() -> list[str]:
     return absent_modules()
+
+
+@functools.lru_cache(maxsize=1)
+def _layer() -> list[str]:
+    return layer_modules()
 
 
 def _spawn(
@@ -218,10 +265,11 @@ def _spawn(
     bytecode from ``pycache`` (and writing it there when ``compile_``). With ``client``, the
     child also creates the DynamoDB resource every function's first request creates."""
     fn_dir = str(harness.ROOT / "functions" / name) if name != "boto3" else ""
-    args = [sys.executable]
+    args = [sys.executable, "-S"]
     if importtime:
         args += ["-X", "importtime"]
     args += ["-c", _CHILD, name, fn_dir, str(harness.ROOT), json.dumps(HEAVY), str(int(client))]
+    args.append(sysconfig.get_path("purelib"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603 - our own interpreter and child script
@@ -333,11 +381,10 @@ def run(
                 data[target].append(child)
         # Clients are created lazily, by the first request that needs one: timed apart from
         # the cold start above, so it is reported, not hidden.
-        first_client = {
-            target: [
-                _spawn(target, pycache, client=True)[1]["first_client_ms"]
-                for _ in range(min(3, repeats))
-            ]
+        # The same runs also time compiling the layer's modules they loaded: what a cold start
+        # would add if the layer shipped no bytecode.
+        client_runs = {
+            target: [_spawn(target, pycache, client=True)[1] for _ in range(min(3, repeats))]
             for target in names
         }
         rows_of = {
@@ -359,7 +406,10 @@ def run(
         entry["wall_ratio"] = entry["wall_ms"]["median"] / baseline_wall
         entry["import_ratio"] = entry["import_ms"]["median"] / baseline_import
         if target != "boto3":
-            entry["first_client_ms"] = harness.summary(first_client[target])
+            runs = client_runs[target]
+            entry["first_client_ms"] = harness.summary([r["first_client_ms"] for r in runs])
+            entry["layer_compile_ms"] = harness.summary([r["layer_compile_ms"] for r in runs])
+            entry["layer_modules"] = runs[0]["layer_modules"]
             # Until the first request can call DynamoDB: the cold start plus that client.
             entry["ready_ratio"] = (
                 entry["wall_ms"]["median"] + entry["first_client_ms"]["median"]

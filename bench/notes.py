@@ -189,18 +189,39 @@ def _b4(b4: Mapping[str, Any]) -> list[str]:
             f"{funcs[worst]['wall_ratio']:.1f}{TIMES} the time of `import boto3`; `{worst}` "
             f"imports {num(extra)} ms more than boto3 alone"
             + (f", mostly {', '.join(spent)}" if spent else "")
-            + f". Every handler imports boto3 itself (the DynamoDB adapter), so a 1.5{TIMES} "
-            f"target leaves half of boto3's time for everything else. Nothing is built at "
-            "import any more: the Tracer patches botocore only, pydantic models and request "
-            "bodies build their validators on first use, and the AWS clients are made on the "
-            "first request (tests/test_cold_start.py keeps it so). What remains is importing "
-            "pydantic, powertools (its event handler and batch packages), the X-Ray SDK and "
-            "hookline's own modules, all of which the first request needs. Ways further: "
-            "SnapStart for Python, or a DynamoDB adapter on botocore's low-level client "
-            "instead of the boto3 resource. The first invocation's `wiring.services()` takes "
-            f"{num(funcs[worst]['init_ms']['median'])} ms in `{worst}`; the load average during "
-            "the run is in the report header, and ratios move by 0.2 to 0.5 with it."
+            + f". Every handler needs botocore, nearly all of `import boto3`'s time (the DynamoDB "
+            "adapter uses boto3, and the X-Ray SDK patches botocore), so a 1.5"
+            f"{TIMES} target leaves half of boto3's time for everything else. Nothing is built "
+            "at import: the Tracer patches botocore only, pydantic models and request bodies "
+            "build their validators on first use, the AWS clients are made on the first "
+            "request, and the API loads powertools idempotency only for a request with an "
+            "Idempotency-Key (tests/test_cold_start.py keeps it so). What remains is importing "
+            "pydantic, powertools (Logger/Metrics, the event handler with its validation, "
+            "batch, their data classes and asyncio), the X-Ray SDK (with wrapt, which imports "
+            "asyncio and importlib.metadata too) and hookline's own modules, all of which the "
+            "first request needs: deferring them to the first invocation would move that time, "
+            "not remove it. The first invocation's `wiring.services()` takes "
+            f"{num(funcs[worst]['init_ms']['median'])} ms in `{worst}`. Ways further: SnapStart "
+            "for Python (3.12+), or a DynamoDB adapter on botocore's low-level client, which "
+            "would drop boto3's own modules (boto3, s3transfer, multiprocessing) and the resource "
+            "model the first request loads."
         )
+    if funcs and all("layer_compile_ms" in entry for entry in funcs.values()):
+        worst = max(funcs, key=lambda k: funcs[k]["layer_compile_ms"]["median"])
+        entry = funcs[worst]
+        out.append(
+            "The layer ships python3.12 bytecode (unchecked-hash `.pyc`, layers/hookline/"
+            "Makefile; tests/test_layer.py checks it). Without it Lambda's read-only `/opt` "
+            "makes every cold start compile each module it imports from the layer again: "
+            f"{num(entry['layer_compile_ms']['median'])} ms of CPU for the "
+            f"{entry['layer_modules']} layer modules `{worst}` loads here, "
+            f"{entry['layer_compile_ms']['median'] / base['wall_ms']['median']:.1f}{TIMES} "
+            "`import boto3` on top of the times above, which are measured with bytecode."
+        )
+    out.append(
+        "The load average during the run is in the report header; ratios move by 0.2 to 0.5 "
+        "with it."
+    )
     if b4.get("heavy_found"):
         out.append(
             "Heavy modules were found on a Lambda import path; the chains above show which "

@@ -294,16 +294,24 @@ def _b4(result: Mapping[str, Any]) -> list[str]:
         f"Fresh interpreter per run, Lambda-like environment, median of {w['repeats']} "
         f"interleaved runs (min{DASH}max). *wall* = the whole child process (interpreter start + "
         "import + init) as the parent sees it; *import* = inside the child; *init* = the first "
-        "`wiring.services()` (AWS clients), which Lambda runs on the first invocation.",
+        "`wiring.services()` (AWS clients), which Lambda runs on the first invocation; "
+        "*compile* = CPU time to compile the layer's modules the handler loaded, which every "
+        "cold start would add if the layer shipped no bytecode (Lambda's `/opt` is read-only).",
         "",
-        "| handler | wall ms | wall / boto3 | import ms | init ms | peak RSS MB | modules |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| handler | wall ms | wall / boto3 | import ms | init ms | compile ms (layer modules) "
+        "| peak RSS MB | modules |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, entry in funcs.items():
         label = "`python -c 'import boto3'` (baseline)" if name == "boto3" else f"`{name}`"
+        compiled = (
+            f"{spread(entry['layer_compile_ms'])} ({entry['layer_modules']})"
+            if "layer_compile_ms" in entry
+            else "—"
+        )
         lines.append(
             f"| {label} | {spread(entry['wall_ms'])} | {entry['wall_ratio']:.2f} | "
-            f"{spread(entry['import_ms'])} | {spread(entry['init_ms'])} | "
+            f"{spread(entry['import_ms'])} | {spread(entry['init_ms'])} | {compiled} | "
             f"{spread(entry['rss_mb'])} | {entry['modules']:,} |"
         )
     lines += ["", f"Target: {result['target']} — {verdict(result['met'])}."]

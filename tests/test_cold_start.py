@@ -110,3 +110,16 @@ def test_the_authorizer_loads_no_delivery_code(tmp_path: Path) -> None:
         tmp_path,
     )
     assert probe == []
+
+
+def test_the_api_loads_idempotency_only_for_a_request_with_the_header(tmp_path: Path) -> None:
+    """powertools idempotency (and its DynamoDB store) is imported by the first request that
+    carries an Idempotency-Key (hookline.api.once), not by the cold start."""
+    probe = _in_lambda(
+        "api",
+        "import json, sys\nfrom hookline import wiring\nwiring.services()\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith("
+        "('aws_lambda_powertools.utilities.idempotency', 'hookline.api.once')))))",
+        tmp_path,
+    )
+    assert probe == []

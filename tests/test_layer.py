@@ -77,3 +77,20 @@ def test_the_layer_ships_the_committed_openapi_document(tmp_path: Path) -> None:
     layer = _build(tmp_path)
     shipped = layer / "hookline/api/openapi.json"
     assert shipped.read_bytes() == (REPO / "docs/openapi.json").read_bytes()
+
+
+#: CPython 3.12's bytecode magic number (importlib.util.MAGIC_NUMBER there): the runtime's.
+_PYTHON_312_MAGIC = (3531).to_bytes(2, "little") + b"\r\n"
+
+
+def test_the_layer_ships_bytecode_for_the_runtime(tmp_path: Path) -> None:
+    """/opt is read-only in Lambda: a module without its .pyc is compiled on every cold start.
+    Each module has python3.12 bytecode that is used without checking the source (flags 0b01,
+    unchecked hash), so the mtimes the zip rounds cannot make it stale."""
+    layer = _build(tmp_path)
+    for source in layer.rglob("*.py"):
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        assert compiled.is_file(), f"{source.relative_to(layer)} ships without bytecode"
+        header = compiled.read_bytes()[:8]
+        assert header[:4] == _PYTHON_312_MAGIC, f"{compiled} is not python3.12 bytecode"
+        assert int.from_bytes(header[4:8], "little") == 0b01, f"{compiled} checks its source"

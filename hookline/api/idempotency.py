@@ -17,17 +17,8 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
-from aws_lambda_powertools.utilities.idempotency.serialization.base import (
-    BaseIdempotencySerializer,
-)
 
-from hookline.errors import Conflict, InvalidParam
-from hookline.wiring import idempotency_store
+from hookline.errors import InvalidParam
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -48,34 +39,6 @@ def responses(status: int, description: str, conflict: str = KEY_CONFLICT) -> di
 Answer = tuple[dict[str, Any], int]
 #: What a route using `idempotent` returns (powertools documents the dict inside).
 Answered = Response[dict[str, Any]]
-
-
-class _Stored(BaseIdempotencySerializer):
-    """Stores (body, status) as a dict, passed through `redact` first; reads it back as is."""
-
-    def __init__(self, redact: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        self.redact = redact
-
-    def to_dict(self, data: Any) -> dict[str, Any]:
-        body, status = data
-        return {"body": self.redact(body), "status": status}
-
-    def from_dict(self, data: dict[str, Any]) -> Any:
-        return data
-
-
-def _config(router: Router) -> IdempotencyConfig:
-    config = IdempotencyConfig(
-        event_key_jmespath="[community_id, operation, key]",
-        payload_validation_jmespath="body",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=KEEP_SECONDS,
-    )
-    context = getattr(router, "lambda_context", None)
-    if context is not None:
-        # The in-progress lock then ends with the invocation, so a crash does not hold the key.
-        config.register_lambda_context(context)
-    return config
 
 
 IdempotencyKeyHeader = Annotated[
@@ -115,32 +78,13 @@ def idempotent(
         "body": event.json_body if event.body else None,
     }
 
-    @idempotent_function(
-        data_keyword_argument="request",
-        persistence_store=idempotency_store(),
-        config=_config(router),
-        output_serializer=_Stored(redact),
-        key_prefix="hookline-api",
-    )
-    def once(request: dict[str, Any]) -> Any:
-        return run()
+    # Only requests with the header need powertools idempotency (and its DynamoDB store).
+    from hookline.api import once
 
-    try:
-        result = once(request=request)
-    except IdempotencyValidationError as exc:
-        raise Conflict(
-            f"This {HEADER} was already used with a different request body; "
-            "use a new key for a new request.",
-            field=HEADER,
-        ) from exc
-    except IdempotencyAlreadyInProgressError as exc:
-        raise Conflict(
-            f"A request with this {HEADER} is still being processed; retry shortly.",
-            field=HEADER,
-        ) from exc
+    result = once.run_once(router, request, run, redact)
     if isinstance(result, tuple):  # this request ran
         return _answer(*result)
-    # A replay: the stored form (_Stored.to_dict) of the first request's answer.
+    # A replay: the stored form (once._Stored.to_dict) of the first request's answer.
     return _answer(result["body"], int(result["status"]), replayed=True)
 
 
