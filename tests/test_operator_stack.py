@@ -31,7 +31,7 @@ def _deliveries(stack: LocalStackHandle, webhook_id: str) -> list[dict[str, Any]
     return [
         i
         for i in items
-        if i.get("webhook_id", {}).get("S") == webhook_id and i["sk"]["S"] == "META"
+        if i.get("webhook_id", {}).get("S") == webhook_id and i["sk"]["S"].startswith("D#")
     ]
 
 

@@ -272,7 +272,9 @@ def test_deliveries_across_the_community(memory_services: wiring.Services) -> No
         _deliver(memory_services, community, post, two, 2),
         _deliver(memory_services, community, join, one, 3),
     ]
-    DeliveryContext.from_services(memory_services).deliveries.update(made[1], {"state": "failed"})
+    DeliveryContext.from_services(memory_services).deliveries.update(
+        community.id, made[1], {"state": "failed"}
+    )
 
     def listed(**query: str) -> list[str]:
         response = _call(community, key, "GET", "/deliveries", query=query)

@@ -21,7 +21,6 @@ from hookline.ports import Between, Item, Page, Query, RateLimiter
 #: Index name -> (hash attribute, range attribute), as declared in template.yaml.
 INDEXES: dict[str, tuple[str, str]] = {
     "by_webhook": ("gsi1pk", "gsi1sk"),
-    "by_community": ("gsi2pk", "gsi2sk"),
     "by_time": ("pk", "gsi1sk"),
 }
 

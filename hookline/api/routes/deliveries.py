@@ -168,7 +168,9 @@ def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[s
     community_access(router, community_id)
     ctx = _ctx()
     delivery = delivery_actions.find_delivery(ctx, community_id, webhook_id, delivery_id)
-    return delivery_actions.delivery_view(delivery, ctx.deliveries.attempts(delivery.id))
+    return delivery_actions.delivery_view(
+        delivery, ctx.deliveries.attempts(community_id, delivery.id)
+    )
 
 
 @router.post(
