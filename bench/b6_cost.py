@@ -9,7 +9,9 @@ Nothing here is guessed that can be read or measured:
 * every DynamoDB request of a publish, a dispatch and a retry cycle is counted on the real code
   paths (the API handler, ``dispatch_events``, the attempt handler) over in-memory tables, with
   each item's DynamoDB size, and turned into read/write request units the way DynamoDB bills
-  them (strongly consistent reads as this code makes them, GSI writes included);
+  them (strongly consistent reads as this code makes them; the writes of every index
+  template.yaml declares, with its projection); a publish is priced at steady state (a key's
+  once-a-minute last_used_at write is reported apart);
 * the CPU time of each step is measured here, on this machine.
 
 What remains are stated assumptions: list prices, the endpoints' response time, DynamoDB's
@@ -44,6 +46,7 @@ PRICES = {
     "sfn_transition": 0.025 / 1e3,
     "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KB chunk
     "apigw_rest_request": 3.50 / 1e6,
+    "apigw_http_request": 1.00 / 1e6,  # what-if only: issue 12's WAF rule needs the REST API
     "eventbridge_custom_event": 1.00 / 1e6,
     "eventbridge_api_destination": 0.20 / 1e6,
 }
@@ -655,6 +658,9 @@ def model(
         "eventbridge": eventbridge,
         "eventbridge_total": eb_total,
         "eventbridge_with_rest_front_door": eb_total + p["apigw_rest_request"] * 1e6,
+        # What-if, not a plan: an HTTP API cannot carry the AWS WAF per-IP rule (issue 12).
+        "total_with_http_api_front_door": total
+        - (p["apigw_rest_request"] - p["apigw_http_request"]) * 1e6,
         "ratio_to_eventbridge": total / eb_total,
     }
 

@@ -36,7 +36,7 @@ class MemoryTable:
         self._rows: dict[str, dict[str, Item]] = {}
         self._lock = threading.RLock()
 
-    def get(self, pk: str, sk: str) -> Item | None:
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
         with self._lock:
             item = self._rows.get(pk, {}).get(sk)
             return copy.deepcopy(item) if item is not None else None

@@ -19,7 +19,7 @@ import hookline
 from hookline import clock, ids
 from hookline.config import Settings
 from hookline.domain import pacing, rotation, signing, webhooks
-from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
+from hookline.domain.attempts import AttemptOutcome, kept_body
 from hookline.domain.models import Attempt, Delivery, Event, Webhook
 from hookline.domain.payload import render_body
 from hookline.domain.repositories import (
@@ -228,7 +228,7 @@ def attempt_and_record(
         attempt=attempt,
         status_code=outcome.status_code,
         response_time_ms=outcome.response_time_ms,
-        response_body=outcome.response_body[:RESPONSE_BODY_LIMIT],
+        response_body=kept_body(outcome.response_body, success=outcome.success),
         error=outcome.error,
         success=outcome.success,
         rate_limit_wait_ms=waited_ms,

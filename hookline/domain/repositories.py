@@ -67,8 +67,9 @@ class CommunityRepository:
         self.table.delete(community_pk(community_id), "META")
         self.table.delete(COMMUNITY_INDEX, community_id)
 
-    def get(self, community_id: str) -> Community:
-        item = self.table.get(community_pk(community_id), "META")
+    def get(self, community_id: str, *, consistent: bool = True) -> Community:
+        """`consistent=False` where a second-old copy is as good (half the read units)."""
+        item = self.table.get(community_pk(community_id), "META", consistent=consistent)
         if item is None:
             raise NotFound("Community not found.")
         return Community.model_validate(_record_fields(item))
@@ -273,15 +274,12 @@ def event_from_item(item: Item) -> Event:
 
 
 #: Attempt fields kept inline in the delivery item for its first attempt (the rest are the
-#: delivery's own fields).
+#: delivery's own fields; `success` and `status_code` sit at the item's top level).
 _INLINE_ATTEMPT = (
     "id",
-    "attempt",
-    "status_code",
     "response_time_ms",
     "response_body",
     "error",
-    "success",
     "rate_limit_wait_ms",
     "created_at",
 )
@@ -310,7 +308,8 @@ class DeliveryRepository:
             "gsi1pk": f"WA#{delivery.webhook_id}",
             "gsi1sk": f"{delivery.created_at}#{delivery.id}",
             "expires_at": expires_at,
-            **delivery.model_dump(),
+            # No null attributes: every byte counts towards the 1 KB of one write unit.
+            **delivery.model_dump(exclude_none=True),
         }
         if first is not None:
             item.update(_inline(first))
@@ -368,7 +367,7 @@ class DeliveryRepository:
                 "gsi1sk": f"{attempt.created_at}#{attempt.id}",
                 "expires_at": expires_at,
                 "attempted": True,
-                **attempt.model_dump(),
+                **attempt.model_dump(exclude_none=True),
             }
         )
 
@@ -562,13 +561,14 @@ def _inline(attempt: Attempt) -> Item:
     """The first attempt as attributes of its delivery item. `attempted`, `success` and
     `status_code` sit at the top level so the log's filters read delivery items and attempt
     items alike."""
-    fields = attempt.model_dump(include=set(_INLINE_ATTEMPT))
-    return {
-        "first_attempt": fields,
+    inline: Item = {
+        "first_attempt": attempt.model_dump(include=set(_INLINE_ATTEMPT), exclude_none=True),
         "attempted": True,
         "success": attempt.success,
-        "status_code": attempt.status_code,
     }
+    if attempt.status_code is not None:
+        inline["status_code"] = attempt.status_code
+    return inline
 
 
 def attempt_of_item(item: Item) -> Attempt | None:
@@ -585,6 +585,9 @@ def attempt_of_item(item: Item) -> Attempt | None:
             "webhook_id": item["webhook_id"],
             "event_id": item["event_id"],
             "event": item["event"],
+            "attempt": 1,
+            "success": item["success"],
+            "status_code": item.get("status_code"),
             **first,
         }
     )
