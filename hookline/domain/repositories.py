@@ -362,7 +362,7 @@ class DeliveryRepository:
         self.table.put(
             {
                 "pk": _community_deliveries(attempt.community_id),
-                "sk": f"{_ATTEMPT}{attempt.delivery_id}#{attempt.attempt:04d}",
+                "sk": _attempt_sk(attempt.delivery_id, attempt.attempt),
                 "gsi1pk": f"WA#{attempt.webhook_id}",
                 "gsi1sk": f"{attempt.created_at}#{attempt.id}",
                 "expires_at": expires_at,
@@ -370,6 +370,15 @@ class DeliveryRepository:
                 **attempt.model_dump(exclude_none=True),
             }
         )
+
+    def attempt(self, community_id: str, delivery_id: str, number: int) -> Attempt | None:
+        """Attempt `number` of a delivery, if recorded (one read)."""
+        partition = _community_deliveries(community_id)
+        if number == 1:
+            item = self.table.get(partition, _delivery_sk(delivery_id))
+        else:
+            item = self.table.get(partition, _attempt_sk(delivery_id, number))
+        return attempt_of_item(item) if item else None
 
     def attempts(self, community_id: str, delivery_id: str) -> list[Attempt]:
         """Every attempt of a delivery, in order (none for an unknown delivery)."""
@@ -540,6 +549,10 @@ def _community_deliveries(community_id: str) -> str:
 
 def _delivery_sk(delivery_id: str) -> str:
     return f"{_DELIVERY}{delivery_id}"
+
+
+def _attempt_sk(delivery_id: str, number: int) -> str:
+    return f"{_ATTEMPT}{delivery_id}#{number:04d}"
 
 
 def _delivery_bound(moment: str | None, default: str) -> str:

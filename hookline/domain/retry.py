@@ -188,10 +188,7 @@ def cancel(ctx: DeliveryContext, delivery: Delivery, reason: str) -> Decision:
 def _recorded(
     ctx: DeliveryContext, community_id: str, delivery_id: str, attempt_no: int
 ) -> Attempt | None:
-    for attempt in ctx.deliveries.attempts(community_id, delivery_id):
-        if attempt.attempt == attempt_no:
-            return attempt
-    return None
+    return ctx.deliveries.attempt(community_id, delivery_id, attempt_no)
 
 
 def _replay(

@@ -129,6 +129,9 @@ EventTypeParam = Annotated[
 @router.get(
     "/v1/communities/<community_id>/deliveries",
     summary="List the community's deliveries across its webhooks (newest first)",
+    description="Ordered by their events' time, which `since` and `until` bound; with "
+    "`webhook_id`, by the deliveries' `created_at` (the two differ only for replayed "
+    "deliveries of older events).",
     tags=["Deliveries"],
 )
 def list_community_deliveries(
