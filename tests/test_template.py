@@ -81,6 +81,13 @@ def test_table_specs_follow_the_architecture() -> None:
     assert {k for k, s in specs.items() if s.indexes} == {"DeliveryLogTable", "EventsTable"}
 
 
+def test_the_dynamodb_adapter_knows_exactly_the_template_indexes() -> None:
+    from hookline.adapters.dynamodb import INDEXES
+
+    declared = {name: keys for s in tpl.table_specs() for name, keys in s.indexes.items()}
+    assert declared == INDEXES
+
+
 def test_created_tables_match_the_template(dynamodb: Any) -> None:
     names = tpl.create_tables(dynamodb, name_prefix="t")
     specs = {s.logical_id: s for s in tpl.table_specs()}
