@@ -95,7 +95,7 @@ def _signed_requests(
     out = []
     for event in batch:
         for hook in hooks:
-            delivery_id = delivery_id_for(event.id, hook.id)
+            delivery_id = delivery_id_for(event, hook.id)
             body, headers = build_request(hook, event, delivery_id=delivery_id, attempt=1, now=now)
             out.append((hook.url, body, headers))
     return out

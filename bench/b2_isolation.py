@@ -227,7 +227,7 @@ def _sequential(
 
 
 def _post(session: requests.Session, hook: Webhook, event: Event, timeout: float) -> None:
-    delivery_id = delivery_id_for(event.id, hook.id)
+    delivery_id = delivery_id_for(event, hook.id)
     body, headers = build_request(hook, event, delivery_id=delivery_id, attempt=1, now=clock.now())
     with contextlib.suppress(requests.RequestException):
         session.post(hook.url, data=body, headers=headers, timeout=timeout).content  # noqa: B018

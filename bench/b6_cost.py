@@ -9,7 +9,9 @@ Nothing here is guessed that can be read or measured:
 * every DynamoDB request of a publish, a dispatch and a retry cycle is counted on the real code
   paths (the API handler, ``dispatch_events``, the attempt handler) over in-memory tables, with
   each item's DynamoDB size, and turned into read/write request units the way DynamoDB bills
-  them (strongly consistent reads as this code makes them, GSI writes included);
+  them (strongly consistent reads as this code makes them; the writes of every index
+  template.yaml declares, with its projection); a publish is priced at steady state (a key's
+  once-a-minute last_used_at write is reported apart);
 * the CPU time of each step is measured here, on this machine.
 
 What remains are stated assumptions: list prices, the endpoints' response time, DynamoDB's
@@ -44,6 +46,7 @@ PRICES = {
     "sfn_transition": 0.025 / 1e3,
     "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KB chunk
     "apigw_rest_request": 3.50 / 1e6,
+    "apigw_http_request": 1.00 / 1e6,  # what-if only: issue 12's WAF rule needs the REST API
     "eventbridge_custom_event": 1.00 / 1e6,
     "eventbridge_api_destination": 0.20 / 1e6,
 }
@@ -85,8 +88,10 @@ def _wru(size: int) -> int:
     return max(1, math.ceil(size / 1024))
 
 
-def _rru_consistent(size: int) -> int:
-    return max(1, math.ceil(size / 4096))
+def _rru(size: int, *, consistent: bool = True) -> float:
+    """Read units of `size` bytes: 1 per 4 KB strongly consistent, half that eventually."""
+    units = max(1, math.ceil(size / 4096))
+    return float(units) if consistent else units / 2
 
 
 @dataclass
@@ -94,41 +99,93 @@ class Op:
     table: str
     kind: str  # get, put, update, delete, query, batch_get
     wru: int = 0
-    rru: int = 0
+    rru: float = 0
     gsi_wru: int = 0
 
 
-class CountingTable:
-    """A MemoryTable that records what each request would cost on DynamoDB."""
+@dataclass(frozen=True)
+class Index:
+    """One GSI as template.yaml declares it: its keys and what it projects."""
 
-    def __init__(self, inner: MemoryTable, log: list[Op], *, gsi: tuple[str, str] | None = None):
+    name: str
+    hash_key: str
+    range_key: str | None
+    projection: Mapping[str, Any]
+
+    def entry(self, item: Item | None, table_keys: Sequence[str]) -> Item | None:
+        """The index entry `item` has (None when it lacks the index's keys: a sparse index)."""
+        keys = [self.hash_key, *([self.range_key] if self.range_key else [])]
+        if item is None or any(k not in item for k in keys):
+            return None
+        kind = self.projection.get("ProjectionType", "ALL")
+        if kind == "ALL":
+            return dict(item)
+        kept = {*keys, *table_keys}
+        if kind == "INCLUDE":
+            kept |= set(self.projection.get("NonKeyAttributes") or ())
+        return {k: v for k, v in item.items() if k in kept}
+
+    def write_units(
+        self, before: Item | None, after: Item | None, table_keys: Sequence[str]
+    ) -> int:
+        """What one base-table write costs this index, as DynamoDB bills it: a new entry is one
+        write of its size, a removed one a delete, a changed key both, a changed projected
+        attribute one write, and nothing when the entry does not change."""
+        old, new = self.entry(before, table_keys), self.entry(after, table_keys)
+        if old is None and new is None:
+            return 0
+        if old is None:
+            return _wru(item_size(new))  # type: ignore[arg-type]
+        if new is None:
+            return _wru(item_size(old))
+        keys = [self.hash_key, *([self.range_key] if self.range_key else [])]
+        if any(old[k] != new[k] for k in keys):
+            return _wru(item_size(old)) + _wru(item_size(new))
+        return _wru(item_size(new)) if old != new else 0
+
+
+def template_indexes() -> dict[str, tuple[tuple[str, ...], list[Index]]]:
+    """Logical id -> (the table's key attributes, its GSIs), read from template.yaml."""
+    from hookline_dev.template import table_specs
+
+    return {
+        spec.logical_id: (
+            (spec.hash_key, *([spec.range_key] if spec.range_key else [])),
+            [
+                Index(name, hash_key, range_key, spec.projections.get(name, {}))
+                for name, (hash_key, range_key) in spec.indexes.items()
+            ],
+        )
+        for spec in table_specs()
+    }
+
+
+class CountingTable:
+    """A MemoryTable that records what each request would cost on DynamoDB, every GSI the
+    template declares for the table included."""
+
+    def __init__(
+        self,
+        inner: MemoryTable,
+        log: list[Op],
+        *,
+        keys: Sequence[str] = ("pk", "sk"),
+        gsis: Sequence[Index] = (),
+    ):
         self.inner = inner
         self.name = inner.name
         self.indexes = inner.indexes
         self.log = log
-        self.gsi = gsi
+        self.keys = tuple(keys)
+        self.gsis = tuple(gsis)
 
     def _gsi_cost(self, before: Item | None, after: Item | None) -> int:
-        if self.gsi is None:
-            return 0
-        hash_attr, range_attr = self.gsi
+        return sum(index.write_units(before, after, self.keys) for index in self.gsis)
 
-        def indexed(item: Item | None) -> bool:
-            return item is not None and hash_attr in item and range_attr in item
-
-        cost = 0
-        if indexed(before) and indexed(after):
-            keys_changed = any(before[a] != after[a] for a in self.gsi)  # type: ignore[index]
-            cost = _wru(item_size(after)) * (2 if keys_changed else 1)  # type: ignore[arg-type]
-        elif indexed(after):
-            cost = _wru(item_size(after))  # type: ignore[arg-type]
-        elif indexed(before):
-            cost = _wru(item_size(before))  # type: ignore[arg-type]
-        return cost
-
-    def get(self, pk: str, sk: str) -> Item | None:
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
         item = self.inner.get(pk, sk)
-        self.log.append(Op(self.name, "get", rru=_rru_consistent(item_size(item or {}))))
+        units = _rru(item_size(item or {}), consistent=consistent)
+        self.log.append(Op(self.name, "get" if consistent else "get (eventual)", rru=units))
         return item
 
     def put(self, item: Item, *, if_absent: bool = False) -> None:
@@ -169,27 +226,43 @@ class CountingTable:
     def query(self, query: Query) -> Page:
         page = self.inner.query(query)
         read = sum(item_size(i) for i in page.items)
-        self.log.append(Op(self.name, "query", rru=_rru_consistent(read)))
+        # Index queries are eventually consistent; the adapter reads the table itself strongly.
+        self.log.append(Op(self.name, "query", rru=_rru(read, consistent=query.index is None)))
         return page
 
     def batch_get(self, keys: Sequence[tuple[str, str]]) -> list[Item]:
         items = self.inner.batch_get(keys)
-        units = sum(_rru_consistent(item_size(i)) for i in items) or 1
+        units = sum(_rru(item_size(i)) for i in items) or 1
         self.log.append(Op(self.name, "batch_get", rru=units))
         return items
+
+
+#: The template's logical id of each table role.
+TABLE_ROLES = {
+    "communities": "CommunitiesTable",
+    "webhooks": "WebhooksTable",
+    "events": "EventsTable",
+    "deliveries": "DeliveryLogTable",
+    "directory": "DirectoryTable",
+}
 
 
 @dataclass
 class CountingTables:
     log: list[Op] = field(default_factory=list)
     memory: MemoryTables = field(default_factory=MemoryTables)
+    communities: CountingTable = field(init=False)
+    webhooks: CountingTable = field(init=False)
+    events: CountingTable = field(init=False)
+    deliveries: CountingTable = field(init=False)
+    directory: CountingTable = field(init=False)
 
     def __post_init__(self) -> None:
-        self.communities = CountingTable(self.memory.communities, self.log)
-        self.webhooks = CountingTable(self.memory.webhooks, self.log)
-        self.events = CountingTable(self.memory.events, self.log)
-        self.deliveries = CountingTable(self.memory.deliveries, self.log, gsi=("gsi1pk", "gsi1sk"))
-        self.directory = CountingTable(self.memory.directory, self.log)
+        declared = template_indexes()
+        for role, logical_id in TABLE_ROLES.items():
+            keys, gsis = declared[logical_id]
+            table = CountingTable(getattr(self.memory, role), self.log, keys=keys, gsis=gsis)
+            setattr(self, role, table)
 
     def rate_limiter(self) -> Any:
         return self.memory.rate_limiter()
@@ -220,7 +293,7 @@ def units(ops: Sequence[Op]) -> dict[str, Any]:
         "requests": len(ops),
         "wru": sum(op.wru + op.gsi_wru for op in ops),
         "gsi_wru": sum(op.gsi_wru for op in ops),
-        "rru": sum(op.rru for op in ops),
+        "rru": round(sum(op.rru for op in ops), 3),
         "by_request": by_kind,
     }
 
@@ -295,7 +368,8 @@ def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, A
     template = json.loads((harness.ROOT / "events" / "api-publish-event.json").read_text())
     handler = load_handler("api")
     body = json.dumps({"event": "post.created", "data": harness._data(880, 1)})
-    ops: list[Op] = []
+    first: list[Op] = []
+    steady: list[Op] = []
     cpu: list[float] = []
     for index in range(repeats):
         event = copy.deepcopy(template)
@@ -319,8 +393,15 @@ def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, A
             raise RuntimeError(f"publish answered {response['statusCode']}: {response['body']}")
         taken = tables.take()
         if index == 0:
-            ops = taken
-    return {"cpu_ms": _median_ms(cpu), "dynamodb": units(ops)}
+            first = taken
+        steady = taken
+    # The first request of a key also records its last_used_at (at most once a minute per key,
+    # so nothing per request at any real rate): the model prices a later, steady-state one.
+    return {
+        "cpu_ms": _median_ms(cpu),
+        "dynamodb": units(steady),
+        "dynamodb_first_request": units(first),
+    }
 
 
 def _dispatch_path(
@@ -347,7 +428,7 @@ def _dispatch_path(
         "cpu_ms_per_delivery": cpu * 1000 / deliveries,
         "dynamodb_per_batch_lookup": units(lookups),
         "dynamodb_per_delivery": {
-            k: (v / deliveries if isinstance(v, int) else v)
+            k: (v / deliveries if isinstance(v, int | float) else v)
             for k, v in units(per_delivery).items()
             if k != "by_request"
         }
@@ -577,6 +658,9 @@ def model(
         "eventbridge": eventbridge,
         "eventbridge_total": eb_total,
         "eventbridge_with_rest_front_door": eb_total + p["apigw_rest_request"] * 1e6,
+        # What-if, not a plan: an HTTP API cannot carry the AWS WAF per-IP rule (issue 12).
+        "total_with_http_api_front_door": total
+        - (p["apigw_rest_request"] - p["apigw_http_request"]) * 1e6,
         "ratio_to_eventbridge": total / eb_total,
     }
 

@@ -73,20 +73,18 @@ def local_stack(urls: Sequence[str]) -> Iterator[StackClient]:
 def delivery_state(client: StackClient, event_id: str, webhook_index: int = 0) -> str:
     """What the stack recorded for one event's delivery to webhook ``webhook_index``: its state
     (``delivered``, ``retrying``...) or ``no delivery`` when the dispatcher never made one."""
-    from hookline.domain.delivery import delivery_id_for
-
     webhook_id = client.webhook_ids[webhook_index]
     response = client.session().get(
-        f"{client.stack.base_url}/v1/communities/{client.community_id}/webhooks/{webhook_id}"
-        f"/deliveries/{delivery_id_for(event_id, webhook_id)}",
+        f"{client.stack.base_url}/v1/communities/{client.community_id}/events/{event_id}",
         headers={"Authorization": f"Bearer {client.key}"},
         timeout=30,
     )
-    if response.status_code == 404:
-        return "no delivery"
     if response.status_code != 200:
         return f"HTTP {response.status_code}"
-    return str(response.json().get("state", "unknown"))
+    for delivery in response.json().get("deliveries", []):
+        if delivery.get("webhook_id") == webhook_id:
+            return str(delivery.get("state", "unknown"))
+    return "no delivery"
 
 
 def _community(stack: Any, urls: Sequence[str]) -> StackClient:

@@ -338,12 +338,13 @@ def readme(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             + ", ".join(f"{name} ({money(value)})" for name, value in biggest)
             + f". Every delivery makes {per_delivery['requests']:.0f} DynamoDB requests ("
             + ", ".join(f"{v:g}{TIMES} {k}" for k, v in per_delivery["by_request"].items())
-            + f") costing {per_delivery['wru']:g} WRU, {per_delivery['gsi_wru']:g} of them "
-            "for the `by_webhook` GSI (the delivery item carries its first attempt, so a "
-            "first-time success is one write), and each failed first attempt starts a Standard "
-            f"workflow billed per state transition ({transitions} for a cycle whose first retry "
-            "succeeds). The API Gateway REST front door alone is $3.50; an HTTP API ($1.00/M) "
-            "is the largest lever left. "
+            + f") costing {per_delivery['wru']:.2f} WRU, {per_delivery['gsi_wru']:g} of them "
+            "for the `by_webhook` index, its only one (the delivery item, under 1 KB, carries "
+            "its first attempt, so a first-time success is one put and one index entry), and "
+            "each failed first attempt starts a Standard workflow billed per state transition "
+            f"({transitions} for a cycle whose first retry succeeds). The API Gateway REST "
+            "front door alone is $3.50, and stays: issue 12's WAF rule needs it (an HTTP API, "
+            f"$1.00/M, would make the total {money(main['total_with_http_api_front_door'])}). "
             f"**B7**, a delivery to an endpoint that fails every attempt, costs "
             f"{money(main['dead_delivery_total'])} per million: "
             + ", ".join(

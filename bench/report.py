@@ -446,7 +446,8 @@ def cost_formula() -> list[str]:
         "",
         "M = memory (GB) from template.yaml; c = CPU ms measured on this machine; n = DynamoDB "
         "requests and W/R = write/read request units counted on the real code paths (item sizes "
-        "included, GSI writes included, strongly consistent reads as the code issues them); T = "
+        "included; the writes of every index template.yaml declares, by its projection; strongly "
+        "consistent reads as the code issues them; a publish at steady state); T = "
         "state transitions of one retry cycle, counted by running statemachine/retry.asl.json; "
         "A = AttemptFunction invocations per cycle; r = endpoint response time; t_db = DynamoDB "
         "request latency.",
@@ -475,12 +476,15 @@ def _b6(result: Mapping[str, Any], *, heading: str = "## B6 — cost model") -> 
         "",
         *cost_formula(),
         "",
-        "Counted per publish: "
+        "Counted per publish (steady state): "
         f"{m['publish']['dynamodb']['requests']} DynamoDB requests "
-        f"({m['publish']['dynamodb']['wru']} WRU, {m['publish']['dynamodb']['rru']} RRU); per "
-        f"delivery: {m['dispatch']['dynamodb_per_delivery']['requests']:.0f} requests "
-        f"({m['dispatch']['dynamodb_per_delivery']['wru']:.0f} WRU of which "
-        f"{m['dispatch']['dynamodb_per_delivery']['gsi_wru']:.0f} for the `by_webhook` GSI: "
+        f"({m['publish']['dynamodb']['wru']} WRU of which {m['publish']['dynamodb']['gsi_wru']} "
+        f"for the events index, {m['publish']['dynamodb']['rru']:g} RRU; a key's first request "
+        f"in a minute adds its last_used_at write: "
+        f"{m['publish']['dynamodb_first_request']['wru']} WRU); per "
+        f"delivery: {m['dispatch']['dynamodb_per_delivery']['requests']:.2f} requests "
+        f"({m['dispatch']['dynamodb_per_delivery']['wru']:.2f} WRU of which "
+        f"{m['dispatch']['dynamodb_per_delivery']['gsi_wru']:.2f} for the `by_webhook` index: "
         + ", ".join(
             f"{v:g}{TIMES} {k}"
             for k, v in m["dispatch"]["dynamodb_per_delivery"]["by_request"].items()
@@ -517,6 +521,12 @@ def _b6(result: Mapping[str, Any], *, heading: str = "## B6 — cost model") -> 
     lines.append(
         "| EventBridge behind the same REST front door (+ API Gateway) | "
         + " | ".join(money(s["eventbridge_with_rest_front_door"]) for s in sc.values())
+        + " |"
+    )
+    lines.append(
+        "| What-if, not built: Hookline with an HTTP API front door ($1.00/M; it cannot carry "
+        "issue 12's WAF rule) | "
+        + " | ".join(money(s["total_with_http_api_front_door"]) for s in sc.values())
         + " |"
     )
     lines.append(

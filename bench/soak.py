@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import harness
+from hookline.domain.models import Event
 
 RESULTS = harness.ROOT / "bench" / "results"
 #: What a failing receiver answers, chosen at random: a status and body, or None for a reset.
@@ -68,7 +69,7 @@ class SoakConfig:
 
 @dataclass
 class Pair:
-    event_id: str
+    event: Event
     webhook: int
     published_at: float  # monotonic
     state: str = "pending"
@@ -194,7 +195,7 @@ class Publisher:
         self.url = f"{base_url}/v1/communities/{community_id}/events"
         self.headers = {"Authorization": f"Bearer {key}"}
         self.config = config
-        self.published: list[tuple[str, float]] = []  # (event id, monotonic publish time)
+        self.published: list[tuple[Event, float]] = []  # (event, monotonic publish time)
         self.latency_ms: list[float] = []
         self.rejected = 0
         self.refusals: Counter[str] = Counter()
@@ -213,19 +214,21 @@ class Publisher:
     def _publish(self, index: int) -> None:
         started = time.monotonic()
         body = {"event": "post.created", "data": {"post_id": index, "title": f"soak {index}"}}
-        event_id: str | None = None
+        event: Event | None = None
         try:
             response = self._session().post(self.url, json=body, headers=self.headers, timeout=60)
             if response.status_code == 202:
-                event_id = str(response.json()["id"])
+                answer = response.json()
+                fields = {k: answer[k] for k in ("id", "community_id", "event", "timestamp")}
+                event = Event(**fields, data=body["data"])
             else:
                 refusal = f"HTTP {response.status_code}: {response.text[:120]}"
         except Exception as exc:
             refusal = f"{type(exc).__name__}: {str(exc)[:120]}"
         with self._lock:
             self.latency_ms.append((time.monotonic() - started) * 1000)
-            if event_id:
-                self.published.append((event_id, started))
+            if event:
+                self.published.append((event, started))
             else:
                 self.rejected += 1
                 self.refusals[refusal] += 1
@@ -281,7 +284,7 @@ def _final(progress: dict[str, tuple[int, bool]], delivery_id: str, budget: int)
 
 
 def _scan_deliveries(table_name: str) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
-    """Every delivery (META) and attempt (A#) item of the local stack's deliveries table."""
+    """Every delivery (D#) and attempt (A#) item of the local stack's deliveries table."""
     import boto3
 
     client = boto3.client("dynamodb", region_name="us-east-1")
@@ -302,9 +305,9 @@ def _scan_deliveries(table_name: str) -> tuple[dict[str, dict[str, Any]], dict[s
     deliveries: dict[str, dict[str, Any]] = {}
     attempts: dict[str, list[Any]] = defaultdict(list)
     for item in items:
-        pk, sk = item["pk"]["S"], item["sk"]["S"]
-        delivery_id = pk[2:]
-        if sk == "META":
+        sk = item["sk"]["S"]
+        delivery_id = item["delivery_id" if sk.startswith("A#") else "id"]["S"]
+        if sk.startswith("D#"):
             deliveries[delivery_id] = {
                 "state": item["state"]["S"],
                 "attempts": int(item.get("attempts", {}).get("N", "0")),
@@ -321,7 +324,7 @@ def _scan_deliveries(table_name: str) -> tuple[dict[str, dict[str, Any]], dict[s
             success = item.get("success", {}).get("BOOL", False)
             status = item.get("status_code", {}).get("N")
             attempts[delivery_id].append(
-                (int(sk[2:]), bool(success), int(status) if status else None)
+                (int(item["attempt"]["N"]), bool(success), int(status) if status else None)
             )
     return deliveries, {key: sorted(value) for key, value in attempts.items()}
 
@@ -382,11 +385,11 @@ def run(config: SoakConfig) -> SoakResult:
             publisher = Publisher(stack.base_url, community_id, key, config)
             publish_seconds = publisher.run()
             pairs = [
-                Pair(event_id, index, at)
-                for event_id, at in publisher.published
+                Pair(event, index, at)
+                for event, at in publisher.published
                 for index in range(config.webhooks)
             ]
-            by_id = {delivery_id_for(p.event_id, webhook_ids[p.webhook]): p for p in pairs}
+            by_id = {delivery_id_for(p.event, webhook_ids[p.webhook]): p for p in pairs}
 
             drain_started = time.monotonic()
             budget = 1 + config.retry_count
@@ -581,7 +584,7 @@ def report(result: SoakResult) -> str:
     if result.unaccounted:
         lines += ["", "Unaccounted pairs (first 20):", ""]
         for pair in result.unaccounted[:20]:
-            lines.append(f"- {pair.event_id} → webhook {pair.webhook}: {'; '.join(pair.problems)}")
+            lines.append(f"- {pair.event.id} → webhook {pair.webhook}: {'; '.join(pair.problems)}")
     return "\n".join(lines) + "\n"
 
 

@@ -30,3 +30,7 @@ def parse_iso(text: str) -> datetime:
 
 def epoch_seconds(moment: datetime | None = None) -> int:
     return int((moment or now()).timestamp())
+
+
+def epoch_millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)

@@ -31,6 +31,19 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{millis:012x}{sequence:04x}{secrets.token_hex(6)}"
 
 
+def derived_id(prefix: str, millis: int, *parts: str) -> str:
+    """A deterministic id that sorts by ``millis`` as new_id's do: the same parts give the same
+    id (80 bits of their SHA-256 after the time)."""
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()
+    return f"{prefix}_{millis:012x}{digest[:20]}"
+
+
+def first_id_at(prefix: str, millis: int) -> str:
+    """A bound below every id of ``prefix`` made at or after ``millis`` (and above those made
+    before), for range queries on ids."""
+    return f"{prefix}_{max(millis, 0):012x}"
+
+
 def new_webhook_secret() -> str:
     """Standard Webhooks style secret: whsec_ + base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()

@@ -53,10 +53,12 @@ class Table(Protocol):
     """A key-value table with a string hash key `pk` and range key `sk` (DynamoDB-shaped).
 
     Conditional writes raise hookline.errors.ConditionFailed. A cursor that does not belong to
-    the queried partition raises hookline.errors.InvalidCursor.
+    the queried partition raises hookline.errors.InvalidCursor. Reads of the table are strongly
+    consistent unless a `get` says `consistent=False` (half the read units; may miss a write
+    made within about a second).
     """
 
-    def get(self, pk: str, sk: str) -> Item | None: ...
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None: ...
 
     def put(self, item: Item, *, if_absent: bool = False) -> None: ...
 

@@ -36,7 +36,7 @@ class MemoryTable:
         self._rows: dict[str, dict[str, Item]] = {}
         self._lock = threading.RLock()
 
-    def get(self, pk: str, sk: str) -> Item | None:
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
         with self._lock:
             item = self._rows.get(pk, {}).get(sk)
             return copy.deepcopy(item) if item is not None else None
@@ -148,18 +148,22 @@ class MemoryTable:
             return [copy.deepcopy(i) for p in self._rows.values() for i in p.values()]
 
 
+def template_table(name: str, logical_id: str) -> MemoryTable:
+    """An empty table with the indexes template.yaml declares for `logical_id`."""
+    from hookline_dev.template import table_specs
+
+    spec = next(s for s in table_specs() if s.logical_id == logical_id)
+    indexes = {index: (h, r) for index, (h, r) in spec.indexes.items() if r is not None}
+    return MemoryTable(name, indexes)
+
+
 @dataclass
 class MemoryTables:
     communities: MemoryTable = field(default_factory=lambda: MemoryTable("communities"))
     webhooks: MemoryTable = field(default_factory=lambda: MemoryTable("webhooks"))
-    events: MemoryTable = field(
-        default_factory=lambda: MemoryTable("events", {"by_time": ("pk", "gsi1sk")})
-    )
+    events: MemoryTable = field(default_factory=lambda: template_table("events", "EventsTable"))
     deliveries: MemoryTable = field(
-        default_factory=lambda: MemoryTable(
-            "deliveries",
-            {"by_webhook": ("gsi1pk", "gsi1sk"), "by_community": ("gsi2pk", "gsi2sk")},
-        )
+        default_factory=lambda: template_table("deliveries", "DeliveryLogTable")
     )
     directory: MemoryTable = field(default_factory=lambda: MemoryTable("directory"))
 

@@ -26,7 +26,7 @@ TABLE_ENV_VARS: dict[str, str] = {
     "CommunitiesTable": "COMMUNITIES_TABLE",
     "WebhooksTable": "WEBHOOKS_TABLE",
     "EventsTable": "EVENTS_TABLE",
-    "DeliveriesTable": "DELIVERIES_TABLE",
+    "DeliveryLogTable": "DELIVERIES_TABLE",
     "DirectoryTable": "DIRECTORY_TABLE",
     "IdempotencyTable": "IDEMPOTENCY_TABLE",
 }

@@ -406,10 +406,12 @@ class Pipeline:
         )
 
     def delivery(self, delivery_id: str) -> Delivery | None:
-        return self.ctx.deliveries.find(delivery_id)
+        return self.ctx.deliveries.find(self.community.id, delivery_id)
 
     def attempts(self, delivery_id: str) -> list[Attempt]:
-        return sorted(self.ctx.deliveries.attempts(delivery_id), key=lambda a: a.attempt)
+        return sorted(
+            self.ctx.deliveries.attempts(self.community.id, delivery_id), key=lambda a: a.attempt
+        )
 
 
 class _NoMail:

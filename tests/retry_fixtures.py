@@ -73,7 +73,7 @@ class World:
         return stored, outcome
 
     def delivery(self, delivery_id: str) -> Delivery:
-        found = self.ctx.deliveries.find(delivery_id)
+        found = self.ctx.deliveries.find(self.community.id, delivery_id)
         assert found is not None, delivery_id
         return found
 

@@ -65,7 +65,7 @@ class Api:
     def failed_delivery(self, webhook: Webhook) -> Delivery:
         """A delivery whose attempt failed and that gave up (as after its last retry)."""
         delivery, _ = self.world.first_attempt(webhook)
-        retry.give_up(self.world.ctx, delivery.id)
+        retry.give_up(self.world.ctx, delivery.community_id, delivery.id)
         return self.world.delivery(delivery.id)
 
     def base(self, webhook_id: str) -> str:
@@ -99,7 +99,7 @@ def test_get_a_delivery_with_all_its_attempts(api: Api, lambda_context: Any) -> 
         webhook = api.webhook(rx.url_for("/hook"))
         delivery, _ = api.world.first_attempt(webhook)
         for n in (2, 3):
-            retry.run_attempt(api.world.ctx, delivery.id, n, [0, 0, 0])
+            retry.run_attempt(api.world.ctx, delivery.community_id, delivery.id, n, [0, 0, 0])
 
     status, body = api.get(f"{api.base(webhook.id)}/deliveries/{delivery.id}")
 

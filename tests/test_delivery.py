@@ -18,7 +18,7 @@ import hookline
 from hookline import clock, wiring
 from hookline.config import Settings
 from hookline.domain import formats
-from hookline.domain.attempts import AttemptOutcome
+from hookline.domain.attempts import SUCCESS_BODY_LIMIT_BYTES, AttemptOutcome
 from hookline.domain.delivery import (
     attempt_delivery,
     build_request,
@@ -61,12 +61,24 @@ def _body_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _event_at(event_id: str, timestamp: str) -> Event:
+    return Event(id=event_id, community_id="com_1", event="x", data={}, timestamp=timestamp)
+
+
 def test_delivery_id_is_deterministic_per_event_and_webhook() -> None:
-    assert delivery_id_for("evt_1", "wh_1") == delivery_id_for("evt_1", "wh_1")
-    assert delivery_id_for("evt_1", "wh_1") != delivery_id_for("evt_1", "wh_2")
-    assert delivery_id_for("evt_1", "wh_1") != delivery_id_for("evt_2", "wh_1")
-    assert delivery_id_for("evt_1", "wh_1").startswith("dlv_")
-    assert len(delivery_id_for("evt_1", "wh_1")) == 4 + 24
+    one = _event_at("evt_1", "2026-11-23T18:25:00.000Z")
+    two = _event_at("evt_2", "2026-11-23T18:25:00.000Z")
+    assert delivery_id_for(one, "wh_1") == delivery_id_for(one.model_copy(), "wh_1")
+    assert delivery_id_for(one, "wh_1") != delivery_id_for(one, "wh_2")
+    assert delivery_id_for(one, "wh_1") != delivery_id_for(two, "wh_1")
+    assert delivery_id_for(one, "wh_1").startswith("dlv_")
+    assert len(delivery_id_for(one, "wh_1")) == 4 + 12 + 20
+
+
+def test_delivery_ids_sort_by_their_events_time() -> None:
+    times = ["2026-11-23T18:25:00.000Z", "2026-11-23T18:25:00.001Z", "2027-01-01T00:00:00.000Z"]
+    made = [delivery_id_for(_event_at(f"evt_{9 - n}", t), "wh_9") for n, t in enumerate(times)]
+    assert made == sorted(made)
 
 
 def test_payload_carries_actor_only_when_given(memory_services: wiring.Services) -> None:
@@ -150,10 +162,10 @@ def test_receiver_gets_signed_exact_bytes_and_our_headers(
     assert len((request.header("webhook-signature") or "").split()) == 1
 
     ctx = delivery_context(memory_services)
-    stored = ctx.deliveries.find(delivery.id)
+    stored = ctx.deliveries.find(delivery.community_id, delivery.id)
     assert stored is not None
     assert stored.state == "delivered" and stored.attempts == 1 and stored.last_status_code == 200
-    [logged] = ctx.deliveries.attempts(delivery.id)
+    [logged] = ctx.deliveries.attempts(delivery.community_id, delivery.id)
     assert logged == record
     assert logged.model_dump() | {"id": "", "created_at": "", "response_time_ms": 0} == {
         "id": "",
@@ -171,7 +183,7 @@ def test_receiver_gets_signed_exact_bytes_and_our_headers(
         "rate_limit_wait_ms": 0,
         "created_at": "",
     }
-    item = memory_services.tables.deliveries.get(f"D#{delivery.id}", "META")
+    item = memory_services.tables.deliveries.get(f"CD#{community.id}", f"D#{delivery.id}")
     assert item is not None
     retention = clock.epoch_seconds() + 30 * 86400
     assert retention - 60 <= item["expires_at"] <= retention + 60
@@ -283,7 +295,7 @@ def test_non_2xx_answers_are_failures(
     assert error_part in (outcome.error or "")
     assert record.success is False and record.status_code == status
     assert record.error == outcome.error
-    stored = delivery_context(memory_services).deliveries.find(delivery.id)
+    stored = delivery_context(memory_services).deliveries.find(delivery.community_id, delivery.id)
     assert stored is not None
     # The retry policy decides the state; the attempt only records what happened.
     assert stored.state == "pending" and stored.attempts == 1
@@ -315,7 +327,7 @@ def test_connection_refused_is_a_recorded_failure(memory_services: wiring.Servic
     record, outcome, delivery = _attempt(memory_services, webhook, make_event(community))
     assert not outcome.success and outcome.status_code is None
     assert "refused" in (outcome.error or "")
-    stored = delivery_context(memory_services).deliveries.find(delivery.id)
+    stored = delivery_context(memory_services).deliveries.find(delivery.community_id, delivery.id)
     assert stored is not None and stored.last_status_code is None
     assert record.error == outcome.error
 
@@ -342,7 +354,8 @@ def test_huge_and_non_json_answers_are_kept_short(memory_services: wiring.Servic
         webhook = make_webhook(memory_services, community.id, rx.url_for("/big"))
         record, outcome, _ = _attempt(memory_services, webhook, make_event(community))
         assert outcome.success and len(outcome.response_body) == 500
-        assert record.response_body == "x" * 500
+        # A 2xx answer keeps less (its delivery stays one write unit).
+        assert record.response_body == "x" * SUCCESS_BODY_LIMIT_BYTES
         second, outcome2, _ = _attempt(memory_services, webhook, make_event(community))
     assert outcome2.success and second.response_body == "<html>ok</html>"
 

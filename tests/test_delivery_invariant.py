@@ -167,14 +167,14 @@ def run_scenario(scenario: Scenario, receivers: Receivers) -> Pipeline:
 
     for index, event in events:
         for w, hook in enumerate(hooks):
-            delivery_id = delivery_id_for(event.id, hook.id)
+            delivery_id = delivery_id_for(event, hook.id)
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 receivers.plan[(delivery_id, attempt)] = scenario.outcome(index, w, attempt)
     for e, w, attempt, kind in scenario.faults:
         found = [event for index, event in events if index == e]
         if not found or w >= len(hooks):
             continue
-        key = (delivery_id_for(found[0].id, hooks[w].id), attempt)
+        key = (delivery_id_for(found[0], hooks[w].id), attempt)
         if kind == "crash_before_send":
             pipeline.faults.crash_before_send.add(key)
         elif attempt > 1:
@@ -210,7 +210,7 @@ def _check_webhook(
 
     expected_ids = set()
     for index, event in events:
-        delivery_id = delivery_id_for(event.id, hook.id)
+        delivery_id = delivery_id_for(event, hook.id)
         delivery = pipeline.delivery(delivery_id)
         got = by_delivery.get(delivery_id, [])
         if not catalog.matches(hook.events, event.event):

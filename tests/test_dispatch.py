@@ -14,6 +14,7 @@ from hookline import wiring
 from hookline.config import Settings
 from hookline.domain.delivery import delivery_id_for, new_delivery
 from hookline.domain.dispatch import dispatch_events
+from hookline.domain.models import Event
 from hookline_dev.memory import MemoryTables
 from tests.apigw import sample
 from tests.delivery_helpers import (
@@ -172,7 +173,7 @@ def test_a_pending_delivery_left_by_a_crash_is_attempted_again(
         [request] = rx.wait_for(1)
     assert report.delivered == 1
     assert request.header("X-Hookline-Attempt") == "1"
-    stored = ctx.deliveries.find(delivery_id_for(event.id, webhook.id))
+    stored = ctx.deliveries.find(community.id, delivery_id_for(event, webhook.id))
     assert stored is not None and stored.state == "delivered" and stored.attempts == 1
 
 
@@ -183,11 +184,11 @@ def test_failed_first_attempt_starts_retries(memory_services: wiring.Services) -
         event = make_event(community)
         report = dispatch_events(delivery_context(memory_services), [event])
     assert report.failed == 1 and report.failed_event_ids == set()
-    delivery_id = delivery_id_for(event.id, webhook.id)
+    delivery_id = delivery_id_for(event, webhook.id)
     [started] = memory_services.scheduler.started  # type: ignore[attr-defined]
     assert started["delivery_id"] == delivery_id and started["webhook_id"] == webhook.id
     assert started["attempt"] == 1 and started["waits"][0] >= 600
-    stored = delivery_context(memory_services).deliveries.find(delivery_id)
+    stored = delivery_context(memory_services).deliveries.find(community.id, delivery_id)
     assert stored is not None and stored.state == "retrying" and stored.next_attempt_at
 
 
@@ -200,7 +201,7 @@ def test_retry_count_zero_fails_at_once(memory_services: wiring.Services) -> Non
     assert report.failed == 1 and report.failed_event_ids == set()
     assert memory_services.scheduler.started == []  # type: ignore[attr-defined]
     stored = delivery_context(memory_services).deliveries.find(
-        delivery_id_for(event.id, webhook.id)
+        community.id, delivery_id_for(event, webhook.id)
     )
     assert stored is not None and stored.state == "failed"
 
@@ -228,9 +229,9 @@ def test_unschedulable_retry_reports_the_event(memory_services: wiring.Services)
     assert again.failed_event_ids == set() and again.skipped == 1 and again.resumed == 1
     assert again.attempted == 0
     [started] = scheduler.started  # type: ignore[attr-defined]
-    assert started["delivery_id"] == delivery_id_for(bad.id, hook.id)
+    assert started["delivery_id"] == delivery_id_for(bad, hook.id)
     assert started["attempt"] == 1 and len(started["waits"]) == hook.retry_count
-    stored = ctx.deliveries.find(delivery_id_for(bad.id, hook.id))
+    stored = ctx.deliveries.find(bad.community_id, delivery_id_for(bad, hook.id))
     assert stored is not None and stored.state == "retrying" and stored.attempts == 1
 
 
@@ -263,7 +264,7 @@ def test_operational_events_are_delivered_like_any_other(memory_services: wiring
         [request] = rx.wait_for(1)
     assert report.delivered == 1 and request.header("X-Hookline-Event") == "delivery.failed"
     stored = delivery_context(memory_services).deliveries.find(
-        delivery_id_for(event.id, webhook.id)
+        community.id, delivery_id_for(event, webhook.id)
     )
     assert stored is not None and stored.operational is True
 
@@ -307,7 +308,8 @@ def test_sample_queue_batch_is_delivered(
         response = load_function("deliver")(json.loads(text), lambda_context)
         [request] = rx.wait_for(1)
     assert response == {"batchItemFailures": []}
-    assert request.header("webhook-id") == delivery_id_for("evt_REPLACE_1", hook.id)
+    sent = Event.model_validate(json.loads(json.loads(text)["Records"][0]["body"])["event"])
+    assert request.header("webhook-id") == delivery_id_for(sent, hook.id)
     assert json.loads(request.body)["data"]["post_id"] == 1024
     standardwebhooks.Webhook(SECRET).verify(request.body, request.headers)
 

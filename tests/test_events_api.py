@@ -331,7 +331,7 @@ def test_test_endpoint_reports_failure_and_works_for_inactive_webhooks(
     assert body["success"] is False and body["status_code"] == 500
     assert body["response_body"] == "broken"
     assert body["message"].startswith("Webhook test failed: HTTP 500")
-    stored = delivery_context(memory_services).deliveries.find(body["delivery_id"])
+    stored = delivery_context(memory_services).deliveries.find(community.id, body["delivery_id"])
     assert stored is not None and stored.state == "failed"
     assert memory_services.scheduler.started == []  # type: ignore[attr-defined]
     [entry] = _logs(community, key, webhook.id, {"status": "failed"}).body["data"]
@@ -461,13 +461,14 @@ def test_publish_to_receiver_through_the_real_stream(
     sent = standardwebhooks.Webhook(SECRET).verify(request.body, request.headers)
     assert sent["id"] == "post-1024-created" and sent["data"]["post_id"] == 1024
     assert sent["actor"]["display_name"] == "Priya Sharma"
-    delivery_id = delivery_id_for("post-1024-created", subscribed.id)
+    published = EventRepository(aws_services.tables.events).get(community.id, "post-1024-created")
+    delivery_id = delivery_id_for(published, subscribed.id)
     assert request.header("webhook-id") == delivery_id
 
     log = _logs(community, key, subscribed.id).body["data"]
     assert [e["event"] for e in log] == ["test.ping", "post.created"]
     assert all(e["success"] and e["status_code"] == 200 for e in log)
-    stored = delivery_context(aws_services).deliveries.find(delivery_id)
+    stored = delivery_context(aws_services).deliveries.find(community.id, delivery_id)
     assert stored is not None and stored.state == "delivered"
 
 

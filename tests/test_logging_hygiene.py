@@ -233,7 +233,9 @@ def run_scenario(services: wiring.Services, scenario: Scenario) -> None:
         first = _publish(scenario, community_id, admin["id"], "First post")
         _dispatch(scenario, services, community_id, first["id"])
         [started] = scheduler.started
-        delivery = DeliveryContext.from_services(services).deliveries.find(started["delivery_id"])
+        delivery = DeliveryContext.from_services(services).deliveries.find(
+            community_id, started["delivery_id"]
+        )
         assert delivery is not None and delivery.state == "retrying"
         decision = _invoke(
             "attempt", attempt_payload(delivery, 2, schedule=[300, 1800, 7200]), scenario

@@ -105,7 +105,11 @@ def test_a_burst_is_delivered_in_full_spaced_to_the_limit(
     assert times[-1] - times[0] >= 0.55
 
     ctx = delivery_context(memory_services)
-    attempts = [a for e in events for a in ctx.deliveries.attempts(delivery_id_for(e.id, hook.id))]
+    attempts = [
+        a
+        for e in events
+        for a in ctx.deliveries.attempts(e.community_id, delivery_id_for(e, hook.id))
+    ]
     assert len(attempts) == 4 and all(a.success for a in attempts)
     waits = sorted(a.rate_limit_wait_ms for a in attempts)
     assert waits[0] == 0 and waits[-1] >= 500
@@ -188,8 +192,8 @@ def test_a_turn_too_far_off_is_handed_back_untouched(memory_services: wiring.Ser
         assert len(rx.requests) == 1
     # The next slot is 10 s off: come back when it is about half the horizon away.
     assert handed_back.value.retry_in_seconds in (7, 8)
-    assert ctx.deliveries.attempts(deliveries[1].id) == []
-    assert ctx.deliveries.find(deliveries[1].id) == deliveries[1]
+    assert ctx.deliveries.attempts(deliveries[1].community_id, deliveries[1].id) == []
+    assert ctx.deliveries.find(deliveries[1].community_id, deliveries[1].id) == deliveries[1]
     # Nothing was claimed: the next free slot is still the one 10 s after the first send.
     assert handed_back.value.turn.slot_ms - handed_back.value.turn.reserved_at_ms <= 10_000
 
@@ -219,7 +223,7 @@ def test_orders_whose_turn_is_far_off_go_back_on_the_queue_delayed(
     assert all(b - a >= 1.5 for a, b in itertools.pairwise(times)), times
     ctx = delivery_context(memory_services)
     for event in events:
-        [attempt] = ctx.deliveries.attempts(delivery_id_for(event.id, hook.id))
+        [attempt] = ctx.deliveries.attempts(event.community_id, delivery_id_for(event, hook.id))
         assert attempt.success and attempt.attempt == 1
     assert memory_services.scheduler.started == []  # type: ignore[attr-defined]
 
@@ -236,12 +240,12 @@ def test_a_retry_whose_turn_is_far_off_waits_in_the_workflow_without_using_a_try
         ctx.events.add(event, expires_at=ctx.expires_at())
         dispatch_events(ctx, [event])  # attempt 1 fails and takes the webhook's turn
         rx.wait_for(1)
-        delivery_id = delivery_id_for(event.id, hook.id)
+        delivery_id = delivery_id_for(event, hook.id)
         started = time.monotonic()
-        decision = retry.run_attempt(ctx, delivery_id, 2, [0, 0])
+        decision = retry.run_attempt(ctx, event.community_id, delivery_id, 2, [0, 0])
         assert time.monotonic() - started < 1
         # No attempt 2 was made: the workflow waits (RateLimitWait) and asks again for attempt 2.
         assert decision.outcome == "wait" and 7 <= decision.next_wait_seconds <= 10
         assert decision.attempt == 1
-        assert [a.attempt for a in ctx.deliveries.attempts(delivery_id)] == [1]
+        assert [a.attempt for a in ctx.deliveries.attempts(event.community_id, delivery_id)] == [1]
         assert len(rx.requests) == 1

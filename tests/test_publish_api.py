@@ -266,26 +266,33 @@ def test_deliveries_across_the_community(memory_services: wiring.Services) -> No
     one = make_webhook(memory_services, community.id, "https://one.example/hooks")
     two = make_webhook(memory_services, community.id, "https://two.example/hooks")
     post = _call(community, key, "POST", "/events", body={"event": "post.created"}).body["id"]
-    join = _call(community, key, "POST", "/events", body={"event": "member.joined"}).body["id"]
+    time.sleep(0.002)  # events in distinct milliseconds
+    joined = _call(community, key, "POST", "/events", body={"event": "member.joined"}).body
+    join = joined["id"]
     made = [
         _deliver(memory_services, community, post, one, 1),
         _deliver(memory_services, community, post, two, 2),
         _deliver(memory_services, community, join, one, 3),
     ]
-    DeliveryContext.from_services(memory_services).deliveries.update(made[1], {"state": "failed"})
+    DeliveryContext.from_services(memory_services).deliveries.update(
+        community.id, made[1], {"state": "failed"}
+    )
 
     def listed(**query: str) -> list[str]:
         response = _call(community, key, "GET", "/deliveries", query=query)
         assert response.status == 200, response.body
         return [d["id"] for d in response.body["data"]]
 
-    assert listed() == made[::-1]
+    # Newest event first; one event's deliveries in id order (they share its time).
+    assert listed() == sorted(made, reverse=True) and listed()[0] == made[2]
+    assert listed(since=joined["timestamp"]) == [made[2]]
+    assert listed(until=joined["timestamp"]) == sorted(made[:2], reverse=True)
     assert listed(webhook_id=one.id) == [made[2], made[0]]
     assert listed(state="failed") == [made[1]]
     assert listed(event="member.joined") == [made[2]]
     assert listed(webhook_id=one.id, event="post.created") == [made[0]]
     assert listed(until="2000-01-01T00:00:00Z") == []
-    assert listed(since="2000-01-01T00:00:00Z") == made[::-1]
+    assert listed(since="2000-01-01T00:00:00Z") == listed()
     # Another community's webhook id finds nothing here.
     other, other_key = make_community(memory_services)
     foreign = _call(other, other_key, "GET", "/deliveries", query={"webhook_id": one.id})

@@ -226,7 +226,7 @@ def test_fail_twice_then_succeed(world: World, lambda_context: Any) -> None:
     assert stored.state == "delivered"
     assert stored.attempts == 3
     assert stored.next_attempt_at is None
-    log = world.ctx.deliveries.attempts(delivery.id)
+    log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
     assert [(a.attempt, a.status_code, a.success) for a in log] == [
         (1, 500, False),
         (2, 503, False),
@@ -319,7 +319,9 @@ def test_a_repeated_attempt_invocation_does_not_send_again(
     assert first["outcome"] == again["outcome"] == "retry"
     assert abs(first["next_wait_seconds"] - again["next_wait_seconds"]) <= 1
     assert len(failing.requests) == 2
-    assert [a.attempt for a in world.ctx.deliveries.attempts(delivery.id)] == [1, 2]
+    assert [
+        a.attempt for a in world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
+    ] == [1, 2]
 
 
 def test_a_deactivated_webhook_cancels_pending_retries(
@@ -426,7 +428,7 @@ def test_a_crashed_attempt_counts_as_a_failed_attempt(
     decision = invoke_attempt(payload, lambda_context)
 
     assert decision == {"outcome": "retry", "next_wait_seconds": 1800, "attempt": 2}
-    log = world.ctx.deliveries.attempts(delivery.id)
+    log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
     assert [(a.attempt, a.success) for a in log] == [(1, False), (2, False)]
     assert log[1].error == "attempt crashed: Sandbox.Timedout: Task timed out after 30.00 seconds"
     stored = world.delivery(delivery.id)
@@ -452,7 +454,9 @@ def test_a_crash_after_the_attempt_was_recorded_keeps_the_record(
         invoke_attempt(attempt_payload(delivery, 2), lambda_context)
     crash = attempt_payload(delivery, 2, action="record_crash", error={"Error": "X"})
     assert invoke_attempt(crash, lambda_context)["outcome"] == "delivered"
-    assert [a.success for a in world.ctx.deliveries.attempts(delivery.id)] == [False, True]
+    assert [
+        a.success for a in world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
+    ] == [False, True]
 
 
 def test_bad_payloads_are_refused(world: World, lambda_context: Any) -> None:
@@ -465,7 +469,13 @@ def test_bad_payloads_are_refused(world: World, lambda_context: Any) -> None:
 
 
 def test_an_unknown_delivery_is_cancelled(world: World, lambda_context: Any) -> None:
-    payload = {"action": "attempt", "delivery_id": "dlv_gone", "attempt": 2, "schedule": [1]}
+    payload = {
+        "action": "attempt",
+        "delivery_id": "dlv_gone",
+        "community_id": world.community.id,
+        "attempt": 2,
+        "schedule": [1],
+    }
     assert invoke_attempt(payload, lambda_context)["outcome"] == "cancelled"
 
 
@@ -488,7 +498,7 @@ def _fail_for_good(world: World, webhook_id: str, count: int) -> None:
     webhook = world.get_webhook(webhook_id)
     for _ in range(count):
         delivery, _ = world.first_attempt(webhook)
-        retry.give_up(world.ctx, delivery.id)
+        retry.give_up(world.ctx, delivery.community_id, delivery.id)
 
 
 def _with_settings(world: World, **changes: Any) -> World:
@@ -578,9 +588,9 @@ def test_give_up_is_idempotent_and_skips_final_deliveries(world: World) -> None:
     with Receiver((200,)) as rx:
         webhook = world.webhook(rx.url_for("/hook"))
         delivery, _ = world.first_attempt(webhook)
-    assert retry.give_up(world.ctx, delivery.id) is not None
+    assert retry.give_up(world.ctx, delivery.community_id, delivery.id) is not None
     assert world.delivery(delivery.id).state == "delivered"
-    assert retry.give_up(world.ctx, "dlv_unknown") is None
+    assert retry.give_up(world.ctx, world.community.id, "dlv_unknown") is None
     assert world.events_of_type("delivery.failed") == []
 
 

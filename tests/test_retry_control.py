@@ -69,11 +69,18 @@ def test_a_resend_while_retrying_that_succeeds_ends_the_cycle(api: Api) -> None:
         assert body["delivery"]["next_attempt_at"] is None
 
         # The pending workflow wakes for attempts 2, then would for 3: nothing is sent again.
-        decision = retry.run_attempt(api.world.ctx, delivery.id, 2, SCHEDULE)
+        decision = retry.run_attempt(api.world.ctx, delivery.community_id, delivery.id, 2, SCHEDULE)
         assert decision.outcome == "delivered"
-        assert retry.run_attempt(api.world.ctx, delivery.id, 3, SCHEDULE).outcome == "delivered"
+        assert (
+            retry.run_attempt(
+                api.world.ctx, delivery.community_id, delivery.id, 3, SCHEDULE
+            ).outcome
+            == "delivered"
+        )
         assert len(rx.requests) == 2
-    assert [a.attempt for a in api.world.ctx.deliveries.attempts(delivery.id)] == [1, 2]
+    assert [
+        a.attempt for a in api.world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
+    ] == [1, 2]
 
 
 def test_a_failed_resend_while_retrying_keeps_the_count_and_the_schedule(
@@ -94,13 +101,20 @@ def test_a_failed_resend_while_retrying_keeps_the_count_and_the_schedule(
 
         # The workflow wakes at the old time for attempt 2: it replays the recorded attempt and
         # waits until the time the delivery shows.
-        decision = retry.run_attempt(api.world.ctx, delivery.id, 2, [300, 1800])
+        decision = retry.run_attempt(
+            api.world.ctx, delivery.community_id, delivery.id, 2, [300, 1800]
+        )
         assert decision.outcome == "retry"
         expected = (after - clock.now()).total_seconds()
         assert abs(decision.next_wait_seconds - expected) <= 2
         assert len(rx.requests) == 2
         # Its attempt 3 is the last one: 1 + retry_count attempts in all.
-        assert retry.run_attempt(api.world.ctx, delivery.id, 3, [300, 1800]).outcome == "failed"
+        assert (
+            retry.run_attempt(
+                api.world.ctx, delivery.community_id, delivery.id, 3, [300, 1800]
+            ).outcome
+            == "failed"
+        )
         assert len(rx.requests) == 3
 
 
@@ -117,7 +131,10 @@ def test_a_failed_resend_of_the_last_attempt_fails_the_delivery(api: Api) -> Non
         failed = api.world.events_of_type("delivery.failed")
         assert [e.data["delivery_id"] for e in failed] == [delivery.id]
 
-        assert retry.run_attempt(api.world.ctx, delivery.id, 2, [300]).outcome == "failed"
+        assert (
+            retry.run_attempt(api.world.ctx, delivery.community_id, delivery.id, 2, [300]).outcome
+            == "failed"
+        )
         assert len(rx.requests) == 2
 
 
@@ -137,7 +154,9 @@ def test_the_workflow_waking_during_a_resend_does_not_send_it_too(
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             # The scheduled attempt 2 is due now (the workflow woke) while the resend's is out.
-            decision = retry.run_attempt(api.world.ctx, delivery.id, 2, [300, 1800])
+            decision = retry.run_attempt(
+                api.world.ctx, delivery.community_id, delivery.id, 2, [300, 1800]
+            )
             assert decision.outcome == "retry" and decision.next_wait_seconds == 1800
             code, body = resend.result(timeout=10)
         assert code == 200, body
@@ -149,7 +168,9 @@ def test_a_resend_when_the_retry_is_due_is_409(api: Api) -> None:  # noqa: F811
     with Receiver((500, {}, b"down")) as rx:
         webhook = api.webhook(rx.url_for("/hook"), retry_count=2)
         delivery = _retrying(api, webhook)
-        api.world.ctx.deliveries.update(delivery.id, {"next_attempt_at": clock.now_iso()})
+        api.world.ctx.deliveries.update(
+            delivery.community_id, delivery.id, {"next_attempt_at": clock.now_iso()}
+        )
 
         status, body = api.resend(webhook.id, delivery.id)
         assert status == 409, body
@@ -173,7 +194,9 @@ def test_next_attempt_at_is_scaled_like_the_local_timer(api: Api) -> None:  # no
         after = clock.parse_iso(body["delivery"]["next_attempt_at"])
         assert after == due + timedelta(seconds=18)  # 1800 s x 0.01
         # The workflow's wait is in unscaled seconds again.
-        decision = retry.run_attempt(api.world.ctx, delivery.id, 2, [300, 1800])
+        decision = retry.run_attempt(
+            api.world.ctx, delivery.community_id, delivery.id, 2, [300, 1800]
+        )
         assert 1800 <= decision.next_wait_seconds <= 2200
 
 
@@ -243,7 +266,7 @@ def test_replay_delivers_what_the_webhook_never_got_once(
         assert status == 202, body
         assert (body["queued"], body["skipped"], body["truncated"]) == (1, 1, False)
         assert [m["event"]["id"] for m in queue.sent] == [missed.id]
-        pending = api.world.delivery(delivery_id_for(missed.id, webhook.id))
+        pending = api.world.delivery(delivery_id_for(missed, webhook.id))
         assert pending.state == "pending" and pending.attempts == 0
 
         # The stream's own order for that event, arriving meanwhile, leaves it to the replay's.
@@ -288,7 +311,10 @@ def test_a_replay_that_cannot_be_queued_can_be_tried_again(
     queue.refuse = True
     status, body = _replay(api, webhook.id, {"since": "2020-01-01T00:00:00Z"})
     assert status == 202 and body["queued"] == 0, body
-    assert api.world.ctx.deliveries.find(delivery_id_for(event.id, webhook.id)) is None
+    assert (
+        api.world.ctx.deliveries.find(event.community_id, delivery_id_for(event, webhook.id))
+        is None
+    )
     queue.refuse = False
     status, body = _replay(api, webhook.id, {"since": "2020-01-01T00:00:00Z"})
     assert body["queued"] == 1

@@ -187,7 +187,7 @@ def test_all_failing_gives_exactly_one_plus_retry_count_attempts_then_failed(
     assert stored.state == "failed"
     assert stored.next_attempt_at is None
     assert stored.last_error == "HTTP 500 Internal Server Error"
-    log = world.ctx.deliveries.attempts(delivery.id)
+    log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
     assert [(a.attempt, a.status_code) for a in log] == [(1, 500), (2, 500), (3, 500)]
     failed_event = world.ctx.events.get(world.community.id, f"evt_failed_{delivery.id}")
     assert failed_event.event == "delivery.failed" and failed_event.operational
@@ -209,7 +209,7 @@ def test_a_crashed_attempt_is_caught_and_counts(stack: Stack) -> None:
         assert stack.final_state(execution) == "Delivered"
         assert len(rx.requests) == 2  # the crashed attempt sent nothing
 
-    log = world.ctx.deliveries.attempts(delivery.id)
+    log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
     assert [(a.attempt, a.success) for a in log] == [(1, False), (2, False), (3, True)]
     assert log[1].error == (
         "attempt crashed: Function.ResponseSizeTooLarge: Response payload size exceeded "
@@ -250,7 +250,7 @@ def test_a_failing_resend_starts_a_cycle_numbered_after_its_attempt(stack: Stack
     with Receiver([(500,), (500,), (200,)]) as rx:
         webhook = world.webhook(rx.url_for("/hook"), retry_count=1)
         delivery, _ = world.first_attempt(webhook)
-        retry.give_up(world.ctx, delivery.id)
+        retry.give_up(world.ctx, delivery.community_id, delivery.id)
 
         answer = delivery_actions.resend(world.ctx, world.community.id, webhook.id, delivery.id)
         assert answer["success"] is False
@@ -264,7 +264,7 @@ def test_a_failing_resend_starts_a_cycle_numbered_after_its_attempt(stack: Stack
     sent = stack.invocations(execution)
     assert sent == stack.ran
     assert [(p["attempt"], p["max_attempts"]) for p in sent] == [(3, 3)]
-    log = world.ctx.deliveries.attempts(delivery.id)
+    log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
     assert [(a.attempt, a.success) for a in log] == [(1, False), (2, False), (3, True)]
     assert world.delivery(delivery.id).state == "delivered"
 

@@ -62,4 +62,7 @@ def test_a_hanging_endpoint_is_held_and_its_next_orders_wait(
         assert message["webhook_id"] == slow.id and delay >= 1
         # Held: nothing was sent to it and nothing recorded for the second delivery.
         assert len(hung.requests) == 1
-        assert ctx.deliveries.find(DeliveryOrder(slow.id, second).delivery_id) is None
+        assert (
+            ctx.deliveries.find(second.community_id, DeliveryOrder(slow.id, second).delivery_id)
+            is None
+        )

@@ -366,7 +366,7 @@ def test_a_webhook_whose_name_now_points_inside_is_refused_and_logged(spy: Conne
     pipeline.stream.deliver([event])
     pipeline.retries.run()
 
-    delivery_id = delivery_id_for(event.id, hook.id)
+    delivery_id = delivery_id_for(event, hook.id)
     log = pipeline.attempts(delivery_id)
     assert len(log) == 1 + hook.retry_count
     expected = f"refused: hooks.example.com resolves to {METADATA} (link-local address)"
@@ -386,7 +386,7 @@ def test_a_redirecting_receiver_fails_the_attempt_and_is_retried(spy: ConnectSpy
         pipeline.retries.run()
         assert len(rx.requests) == 2
 
-    log = pipeline.attempts(delivery_id_for(event.id, hook.id))
+    log = pipeline.attempts(delivery_id_for(event, hook.id))
     assert [(a.status_code, a.success) for a in log] == [(302, False), (200, True)]
     assert log[0].error == f"redirect (302) to {location} not followed"
     assert {host for host, _ in spy.connects} == {"127.0.0.1"}

@@ -75,12 +75,17 @@ def test_table_specs_follow_the_architecture() -> None:
         assert (spec.hash_key, spec.range_key, spec.ttl_attribute) == expected, logical_id
     assert specs["EventsTable"].stream_view_type == "NEW_IMAGE"
     assert {k for k, s in specs.items() if s.stream_view_type} == {"EventsTable"}
-    assert specs["DeliveriesTable"].indexes == {
-        "by_webhook": ("gsi1pk", "gsi1sk"),
-        "by_community": ("gsi2pk", "gsi2sk"),
-    }
+    # A community's delivery listing reads the table itself: one index per delivery write.
+    assert specs["DeliveryLogTable"].indexes == {"by_webhook": ("gsi1pk", "gsi1sk")}
     assert specs["EventsTable"].indexes == {"by_time": ("pk", "gsi1sk")}
-    assert {k for k, s in specs.items() if s.indexes} == {"DeliveriesTable", "EventsTable"}
+    assert {k for k, s in specs.items() if s.indexes} == {"DeliveryLogTable", "EventsTable"}
+
+
+def test_the_dynamodb_adapter_knows_exactly_the_template_indexes() -> None:
+    from hookline.adapters.dynamodb import INDEXES
+
+    declared = {name: keys for s in tpl.table_specs() for name, keys in s.indexes.items()}
+    assert declared == INDEXES
 
 
 def test_created_tables_match_the_template(dynamodb: Any) -> None:
@@ -312,7 +317,7 @@ def test_the_delivery_queue_feeds_deliver_function_with_partial_batch_failures(
     }
     # The dispatcher only fans out: it may read webhooks and send to the queue, nothing else.
     policies = json.dumps(res["DispatchFunction"]["Properties"]["Policies"])
-    assert "DeliveriesTable" not in policies and "StepFunctions" not in policies
+    assert "DeliveryLogTable" not in policies and "StepFunctions" not in policies
     assert "SQSSendMessagePolicy" in policies
 
 
@@ -413,4 +418,4 @@ def test_the_listing_indexes_project_what_their_filters_read(template: dict[str,
         "ProjectionType": "INCLUDE",
         "NonKeyAttributes": ["event"],
     }
-    assert indexes("DeliveriesTable")["by_community"] == {"ProjectionType": "ALL"}
+    assert indexes("DeliveryLogTable")["by_webhook"] == {"ProjectionType": "ALL"}

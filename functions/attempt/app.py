@@ -19,7 +19,7 @@ class StepInput(BaseModel):
 
     action: Literal["attempt", "record_crash", "give_up"]
     delivery_id: str = Field(min_length=1)
-    community_id: str = ""
+    community_id: str = Field(min_length=1)
     webhook_id: str = ""
     attempt: int = Field(ge=1)
     max_attempts: int | None = Field(default=None, ge=1)
@@ -36,11 +36,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     ctx = DeliveryContext.from_services(services())
     if step.action == "attempt":
         decision = retry.run_attempt(
-            ctx, step.delivery_id, step.attempt, step.schedule, max_attempts=step.max_attempts
+            ctx,
+            step.community_id,
+            step.delivery_id,
+            step.attempt,
+            step.schedule,
+            max_attempts=step.max_attempts,
         )
     elif step.action == "record_crash":
         decision = retry.record_crash(
             ctx,
+            step.community_id,
             step.delivery_id,
             step.attempt,
             step.schedule,
@@ -48,6 +54,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             max_attempts=step.max_attempts,
         )
     else:
-        retry.give_up(ctx, step.delivery_id, f"No attempts left after {step.attempt} attempts.")
+        retry.give_up(
+            ctx,
+            step.community_id,
+            step.delivery_id,
+            f"No attempts left after {step.attempt} attempts.",
+        )
         decision = retry.Decision("failed", 0, step.attempt)
     return decision.to_dict()

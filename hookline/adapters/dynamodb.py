@@ -21,7 +21,6 @@ from hookline.ports import Between, Item, Page, Query, RateLimiter
 #: Index name -> (hash attribute, range attribute), as declared in template.yaml.
 INDEXES: dict[str, tuple[str, str]] = {
     "by_webhook": ("gsi1pk", "gsi1sk"),
-    "by_community": ("gsi2pk", "gsi2sk"),
     "by_time": ("pk", "gsi1sk"),
 }
 
@@ -111,8 +110,8 @@ class DynamoTable:
     def _table(self) -> Any:
         return resource().Table(self.name)
 
-    def get(self, pk: str, sk: str) -> Item | None:
-        response = self._table.get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=True)
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
+        response = self._table.get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=consistent)
         item = response.get("Item")
         return to_python(item) if item is not None else None
 

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: How much of a response body an attempt keeps for the delivery log.
+#: How much of a response body an attempt keeps for the delivery log (characters).
 RESPONSE_BODY_LIMIT = 500
+#: A 2xx answer's body is kept up to this many UTF-8 bytes: a delivery that succeeds at once is
+#: then one item under 1 KB (1 write unit, plus 1 for its index entry). A failure keeps more.
+SUCCESS_BODY_LIMIT_BYTES = 150
+
+
+def kept_body(body: str, *, success: bool) -> str:
+    """The part of a response body the delivery log keeps."""
+    text = body[:RESPONSE_BODY_LIMIT]
+    if not success:
+        return text
+    return text.encode("utf-8")[:SUCCESS_BODY_LIMIT_BYTES].decode("utf-8", errors="ignore")
 
 
 @dataclass(frozen=True)

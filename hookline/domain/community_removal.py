@@ -5,8 +5,7 @@ URLs stop at once (the API re-checks keys on every request, and the authorizer f
 hash); then its webhooks, whose deletion cancels their pending retries (a retry step that finds
 its webhook gone cancels the delivery without an attempt); then its data.
 
-What remains: delivery and attempt records stay until their TTL (DELIVERY_RETENTION_DAYS),
-since they are keyed by delivery rather than by community, and log lines in CloudWatch Logs.
+What remains: log lines in CloudWatch Logs.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from hookline.domain.directory_repository import DirectoryRepository
 from hookline.domain.incoming_repository import IncomingRepository
 from hookline.domain.repositories import (
     CommunityRepository,
+    DeliveryRepository,
     WebhookRepository,
     community_pk,
     drop_partition,
@@ -64,6 +64,7 @@ def delete_community(tables: Tables, community_id: str) -> Removed:
     records += drop_partition(tables.webhooks, community_pk(community_id))
 
     records += drop_partition(tables.events, community_pk(community_id))
+    records += DeliveryRepository(tables.deliveries).drop_community(community_id)
     records += DirectoryRepository(tables.directory).purge(community_id)
     records += drop_partition(tables.communities, community_pk(community_id))
     communities.delete(community_id)

@@ -8,7 +8,6 @@ delivery log the same way.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ import hookline
 from hookline import clock, ids
 from hookline.config import Settings
 from hookline.domain import pacing, rotation, signing, webhooks
-from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
+from hookline.domain.attempts import AttemptOutcome, kept_body
 from hookline.domain.models import Attempt, Delivery, Event, Webhook
 from hookline.domain.payload import render_body
 from hookline.domain.repositories import (
@@ -99,17 +98,18 @@ class AttemptResult:
     delivery: Delivery  # the delivery as stored after this attempt
 
 
-def delivery_id_for(event_id: str, webhook_id: str) -> str:
-    """Deterministic, so a redelivered stream record maps onto the delivery it already made."""
-    digest = hashlib.sha256(f"{event_id}|{webhook_id}".encode()).hexdigest()
-    return f"dlv_{digest[:24]}"
+def delivery_id_for(event: Event, webhook_id: str) -> str:
+    """Deterministic, so a redelivered stream record maps onto the delivery it already made; it
+    starts with the event's time, so a community's deliveries sort by it (the table's key)."""
+    millis = clock.epoch_millis(clock.parse_iso(event.timestamp))
+    return ids.derived_id("dlv", millis, event.id, webhook_id)
 
 
 def new_delivery(event: Event, webhook: Webhook, *, now: datetime | None = None) -> Delivery:
     """A pending delivery of ``event`` to ``webhook`` (not stored)."""
     stamp = clock.iso(now or clock.now())
     return Delivery(
-        id=delivery_id_for(event.id, webhook.id),
+        id=delivery_id_for(event, webhook.id),
         community_id=event.community_id,
         webhook_id=webhook.id,
         event_id=event.id,
@@ -228,7 +228,7 @@ def attempt_and_record(
         attempt=attempt,
         status_code=outcome.status_code,
         response_time_ms=outcome.response_time_ms,
-        response_body=outcome.response_body[:RESPONSE_BODY_LIMIT],
+        response_body=kept_body(outcome.response_body, success=outcome.success),
         error=outcome.error,
         success=outcome.success,
         rate_limit_wait_ms=waited_ms,
@@ -271,13 +271,13 @@ def _record(
             return fresh
         # Another invocation made and recorded this first attempt meanwhile: keep its record.
         logger.warning("first attempt recorded twice", extra={"delivery_id": delivery.id})
-        return ctx.deliveries.find(delivery.id) or fresh
+        return ctx.deliveries.find(delivery.community_id, delivery.id) or fresh
     if record.attempt == 1:
         return ctx.deliveries.update(
-            delivery.id, changes, remove=tuple(remove), first_attempt=record
+            delivery.community_id, delivery.id, changes, remove=tuple(remove), first_attempt=record
         )
     ctx.deliveries.add_attempt(record, expires_at=expires_at)
-    return ctx.deliveries.update(delivery.id, changes, remove=tuple(remove))
+    return ctx.deliveries.update(delivery.community_id, delivery.id, changes, remove=tuple(remove))
 
 
 def _send(ctx: DeliveryContext, url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:

@@ -24,12 +24,8 @@ def find_delivery(
     ctx: DeliveryContext, community_id: str, webhook_id: str, delivery_id: str
 ) -> Delivery:
     """A delivery of this community's webhook, or NotFound."""
-    delivery = ctx.deliveries.find(delivery_id)
-    if (
-        delivery is None
-        or delivery.community_id != community_id
-        or delivery.webhook_id != webhook_id
-    ):
+    delivery = ctx.deliveries.find(community_id, delivery_id)
+    if delivery is None or delivery.webhook_id != webhook_id:
         raise NotFound("Delivery not found.")
     return delivery
 
@@ -70,6 +66,7 @@ def resend(
         return resend_early(ctx, delivery, webhook, event)
     try:
         delivery = ctx.deliveries.update(
+            delivery.community_id,
             delivery.id,
             {"state": "pending", "updated_at": clock.now_iso()},
             expect={"state": delivery.state},
@@ -84,17 +81,17 @@ def resend(
     if outcome.success:
         message = f"Delivered on attempt {attempt_no}."
     else:
-        current = ctx.deliveries.find(delivery.id) or delivery
+        current = ctx.deliveries.find(delivery.community_id, delivery.id) or delivery
         message = f"Attempt {attempt_no} failed ({outcome.error}); "
         try:
             start_retries(ctx, current, webhook, outcome)
         except Exception as exc:
             # Nothing will retry it: leave it failed, so a later resend or recover picks it up.
             reason = f"Retries could not be scheduled: {type(exc).__name__}."
-            mark(ctx, delivery.id, {"state": "failed", "reason": reason})
+            mark(ctx, delivery.community_id, delivery.id, {"state": "failed", "reason": reason})
             message += "retries could not be scheduled: resend it later."
         else:
-            final = ctx.deliveries.find(delivery.id) or current
+            final = ctx.deliveries.find(delivery.community_id, delivery.id) or current
             message += (
                 f"retrying from {final.next_attempt_at}."
                 if final.state == "retrying"
@@ -133,6 +130,7 @@ def resend_early(
     # wake meanwhile, counts the attempt as made instead of making it too.
     try:
         claimed = ctx.deliveries.update(
+            delivery.community_id,
             delivery.id,
             {"attempts": attempt_no, "updated_at": clock.now_iso()},
             expect={"state": "retrying", "attempts": delivery.attempts, "next_attempt_at": due},
@@ -145,7 +143,7 @@ def resend_early(
         message = f"Delivered on attempt {attempt_no}; no more retries."
     elif outcome.gone or attempt_no >= last:
         reason = gone_reason() if outcome.gone else None
-        give_up(ctx, delivery.id, reason, gone=outcome.gone)
+        give_up(ctx, delivery.community_id, delivery.id, reason, gone=outcome.gone)
         message = f"Attempt {attempt_no} of {last} failed ({outcome.error}): the delivery failed."
     else:
         wait = policy.wait_before_remaining(
@@ -156,6 +154,7 @@ def resend_early(
             policy.due_at(policy.lengthen(0, outcome.retry_after_seconds), scale),
         )
         ctx.deliveries.update(
+            delivery.community_id,
             delivery.id,
             {"state": "retrying", "next_attempt_at": next_at, "updated_at": clock.now_iso()},
         )
@@ -169,7 +168,7 @@ def resend_early(
 def _resend_answer(
     ctx: DeliveryContext, delivery: Delivery, attempt: Attempt, success: bool, message: str
 ) -> dict[str, Any]:
-    final = ctx.deliveries.find(delivery.id) or delivery
+    final = ctx.deliveries.find(delivery.community_id, delivery.id) or delivery
     return {
         "success": success,
         "delivery": delivery_view(final),
@@ -202,6 +201,7 @@ def test_ping(ctx: DeliveryContext, community_id: str, webhook_id: str) -> dict[
     outcome = result.outcome
     if not outcome.success:
         ctx.deliveries.update(
+            delivery.community_id,
             delivery.id,
             {"state": "failed", "reason": "Test deliveries are not retried."},
         )

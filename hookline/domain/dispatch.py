@@ -60,7 +60,7 @@ class DeliveryOrder:
 
     @property
     def delivery_id(self) -> str:
-        return delivery_id_for(self.event.id, self.webhook_id)
+        return delivery_id_for(self.event, self.webhook_id)
 
     def to_message(self) -> dict[str, Any]:
         message = {"webhook_id": self.webhook_id, "event": self.event.model_dump()}
@@ -214,7 +214,7 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
         "delivery_id": order.delivery_id,
     }
     with bind(**keys):
-        existing = ctx.deliveries.find(order.delivery_id)
+        existing = ctx.deliveries.find(order.community_id, order.delivery_id)
         if existing is not None and existing.state != "pending":
             return "skipped"
         # A replay queued this delivery: only the replay's own order makes its first attempt,

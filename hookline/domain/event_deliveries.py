@@ -12,5 +12,5 @@ def deliveries_of(
 ) -> list[Delivery]:
     """The deliveries of an event to the community's webhooks, oldest first. Delivery ids are
     derived from (event, webhook), so this is one read of the webhooks and one batch read."""
-    candidates = [delivery_id_for(event.id, w.id) for w in webhooks.all(event.community_id)]
-    return deliveries.of_event(event.id, candidates)
+    candidates = [delivery_id_for(event, w.id) for w in webhooks.all(event.community_id)]
+    return deliveries.of_event(event, candidates)

@@ -77,6 +77,7 @@ def _queue_recovery(ctx: DeliveryContext, delivery: Delivery, waits: Sequence[in
     attempt = max(delivery.attempts, 1)
     try:
         ctx.deliveries.update(
+            delivery.community_id,
             delivery.id,
             {
                 "state": "retrying",
@@ -102,7 +103,12 @@ def _queue_recovery(ctx: DeliveryContext, delivery: Delivery, waits: Sequence[in
             "could not queue a recovery",
             extra={"delivery_id": delivery.id, "error": type(exc).__name__},
         )
-        mark(ctx, delivery.id, {"state": delivery.state, "reason": delivery.reason or ""})
+        mark(
+            ctx,
+            delivery.community_id,
+            delivery.id,
+            {"state": delivery.state, "reason": delivery.reason or ""},
+        )
         return False
     metric(ctx, "RetryScheduled")
     return True
@@ -140,11 +146,13 @@ def replay(
             for e in events
             if catalog.matches(webhook.events, e.event) and filters.passes(webhook, e)
         ]
-        known = ctx.deliveries.existing([delivery_id_for(e.id, webhook.id) for e in wanted])
+        known = ctx.deliveries.existing(
+            community_id, [delivery_id_for(e, webhook.id) for e in wanted]
+        )
         orders = [
             DeliveryOrder(webhook.id, e, replayed=True)
             for e in wanted
-            if delivery_id_for(e.id, webhook.id) not in known
+            if delivery_id_for(e, webhook.id) not in known
         ]
         skipped += len(wanted) - len(orders)
         room = REPLAY_LIMIT - queued
@@ -186,5 +194,5 @@ def _queue_replay(ctx: DeliveryContext, webhook: Webhook, orders: list[DeliveryO
         logger.exception("could not queue replayed deliveries")
         unsent = set(range(len(claimed)))
     for index in unsent:
-        ctx.deliveries.delete_pending(claimed[index].delivery_id)
+        ctx.deliveries.delete_pending(webhook.community_id, claimed[index].delivery_id)
     return len(claimed) - len(unsent)

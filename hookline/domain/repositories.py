@@ -6,11 +6,12 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from hookline import clock, ids
 from hookline.domain.models import ApiKey, Attempt, Community, Delivery, Event, Webhook
 from hookline.errors import ConditionFailed, Conflict, NotFound
-from hookline.ports import Item, Page, Query, Table
+from hookline.ports import Between, Item, Page, Query, Table
 
-_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "expires_at")
+_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")
 
 
 def _record_fields(item: Item) -> dict[str, Any]:
@@ -66,8 +67,9 @@ class CommunityRepository:
         self.table.delete(community_pk(community_id), "META")
         self.table.delete(COMMUNITY_INDEX, community_id)
 
-    def get(self, community_id: str) -> Community:
-        item = self.table.get(community_pk(community_id), "META")
+    def get(self, community_id: str, *, consistent: bool = True) -> Community:
+        """`consistent=False` where a second-old copy is as good (half the read units)."""
+        item = self.table.get(community_pk(community_id), "META", consistent=consistent)
         if item is None:
             raise NotFound("Community not found.")
         return Community.model_validate(_record_fields(item))
@@ -272,28 +274,27 @@ def event_from_item(item: Item) -> Event:
 
 
 #: Attempt fields kept inline in the delivery item for its first attempt (the rest are the
-#: delivery's own fields).
+#: delivery's own fields; `success` and `status_code` sit at the item's top level).
 _INLINE_ATTEMPT = (
     "id",
-    "attempt",
-    "status_code",
     "response_time_ms",
     "response_body",
     "error",
-    "success",
     "rate_limit_wait_ms",
     "created_at",
 )
 
 
 class DeliveryRepository:
-    """Deliveries and their attempts.
+    """Deliveries and their attempts, in their community's partition `CD#<cid>`.
 
-    One item per delivery (`D#<did>`/`META`) that also holds its first attempt inline, so a
-    delivery that succeeds at once is one write (plus its index entry). Later attempts are items
-    `D#<did>`/`A#<nnnn>`. Both kinds share one `by_webhook` index partition per webhook
-    (`WA#<wid>`, sorted by time): the delivery log reads it all, the delivery listing reads the
-    `META` items of it.
+    One item per delivery (`D#<did>`) that also holds its first attempt inline, so a delivery
+    that succeeds at once is one write plus its `by_webhook` entry (2 WRU under 1 KB). Delivery
+    ids start with their event's time (hookline.domain.delivery.delivery_id_for), so the
+    partition's `D#` items are the community's deliveries in time order. Later attempts are
+    items `A#<did>#<nnnn>`. Both kinds share one `by_webhook` index partition per webhook
+    (`WA#<wid>`, sorted by `<created_at>#<id>`): the delivery log reads it all, the webhook's
+    delivery listing reads the delivery items of it.
     """
 
     def __init__(self, table: Table) -> None:
@@ -302,14 +303,13 @@ class DeliveryRepository:
     @staticmethod
     def _item(delivery: Delivery, expires_at: int, first: Attempt | None) -> Item:
         item: Item = {
-            "pk": f"D#{delivery.id}",
-            "sk": "META",
+            "pk": _community_deliveries(delivery.community_id),
+            "sk": _delivery_sk(delivery.id),
             "gsi1pk": f"WA#{delivery.webhook_id}",
             "gsi1sk": f"{delivery.created_at}#{delivery.id}",
-            "gsi2pk": f"CD#{delivery.community_id}",
-            "gsi2sk": f"{delivery.created_at}#{delivery.id}",
             "expires_at": expires_at,
-            **delivery.model_dump(),
+            # No null attributes: every byte counts towards the 1 KB of one write unit.
+            **delivery.model_dump(exclude_none=True),
         }
         if first is not None:
             item.update(_inline(first))
@@ -325,18 +325,19 @@ class DeliveryRepository:
             return False
         return True
 
-    def find(self, delivery_id: str) -> Delivery | None:
-        item = self.table.get(f"D#{delivery_id}", "META")
+    def find(self, community_id: str, delivery_id: str) -> Delivery | None:
+        item = self.table.get(_community_deliveries(community_id), _delivery_sk(delivery_id))
         return Delivery.model_validate(_record_fields(item)) if item else None
 
     def get(self, community_id: str, delivery_id: str) -> Delivery:
-        delivery = self.find(delivery_id)
-        if delivery is None or delivery.community_id != community_id:
+        delivery = self.find(community_id, delivery_id)
+        if delivery is None:
             raise NotFound("Delivery not found.")
         return delivery
 
     def update(
         self,
+        community_id: str,
         delivery_id: str,
         changes: dict[str, Any],
         *,
@@ -348,7 +349,11 @@ class DeliveryRepository:
         if first_attempt is not None:
             changes = {**changes, **_inline(first_attempt)}
         item = self.table.update(
-            f"D#{delivery_id}", "META", set=changes, expect=expect, remove=remove
+            _community_deliveries(community_id),
+            _delivery_sk(delivery_id),
+            set=changes,
+            expect=expect,
+            remove=remove,
         )
         return Delivery.model_validate(_record_fields(item))
 
@@ -356,19 +361,33 @@ class DeliveryRepository:
         """Record attempt 2, 3, ... (the first is kept in the delivery item)."""
         self.table.put(
             {
-                "pk": f"D#{attempt.delivery_id}",
-                "sk": f"A#{attempt.attempt:04d}",
+                "pk": _community_deliveries(attempt.community_id),
+                "sk": _attempt_sk(attempt.delivery_id, attempt.attempt),
                 "gsi1pk": f"WA#{attempt.webhook_id}",
                 "gsi1sk": f"{attempt.created_at}#{attempt.id}",
                 "expires_at": expires_at,
                 "attempted": True,
-                **attempt.model_dump(),
+                **attempt.model_dump(exclude_none=True),
             }
         )
 
-    def attempts(self, delivery_id: str) -> list[Attempt]:
-        page = self.table.query(Query(f"D#{delivery_id}"))
-        found = [a for a in (attempt_of_item(i) for i in page.items) if a is not None]
+    def attempt(self, community_id: str, delivery_id: str, number: int) -> Attempt | None:
+        """Attempt `number` of a delivery, if recorded (one read)."""
+        partition = _community_deliveries(community_id)
+        if number == 1:
+            item = self.table.get(partition, _delivery_sk(delivery_id))
+        else:
+            item = self.table.get(partition, _attempt_sk(delivery_id, number))
+        return attempt_of_item(item) if item else None
+
+    def attempts(self, community_id: str, delivery_id: str) -> list[Attempt]:
+        """Every attempt of a delivery, in order (none for an unknown delivery)."""
+        partition = _community_deliveries(community_id)
+        delivery = self.table.get(partition, _delivery_sk(delivery_id))
+        first = attempt_of_item(delivery) if delivery else None
+        page = self.table.query(Query(partition, prefix=f"{_ATTEMPT}{delivery_id}#"))
+        later = [attempt_of_item(i) for i in page.items]
+        found = [a for a in (first, *later) if a is not None]
         return sorted(found, key=lambda a: a.attempt)
 
     def log(
@@ -424,47 +443,64 @@ class DeliveryRepository:
         after: str | None = None,
         before: str | None = None,
     ) -> tuple[list[Delivery], str | None]:
-        """One page of a community's deliveries, newest first; with `webhook_id` through that
-        webhook's index (kept to the community), otherwise through the community's."""
+        """One page of a community's deliveries, newest first, optionally within (after, before).
+
+        Without `webhook_id` this reads the community's partition, ordered by the events' time
+        (the bounds apply to it); with it, that webhook's index (kept to the community), ordered
+        by the deliveries' `created_at`. The two differ only for replayed deliveries."""
         conditions = dict(where or {})
         if webhook_id is not None:
-            partition, index = f"WA#{webhook_id}", "by_webhook"
             conditions.update(_delivery_filter(None), community_id=community_id)
-        else:
-            partition, index = f"CD#{community_id}", "by_community"
-        page = self.table.query(
-            Query(
-                partition,
-                index=index,
+            query = Query(
+                f"WA#{webhook_id}",
+                index="by_webhook",
+                after=after,
+                before=before,
+                where=conditions,
                 descending=True,
                 limit=limit,
                 cursor=cursor,
-                where=conditions,
-                after=after,
-                before=before,
             )
-        )
+        else:
+            query = Query(
+                _community_deliveries(community_id),
+                after=_delivery_bound(after, _DELIVERY),
+                before=_delivery_bound(before, _DELIVERY_END),
+                where=conditions,
+                descending=True,
+                limit=limit,
+                cursor=cursor,
+            )
+        page = self.table.query(query)
         return [Delivery.model_validate(_record_fields(i)) for i in page.items], page.cursor
 
-    def of_event(self, event_id: str, delivery_ids: list[str]) -> list[Delivery]:
-        """The deliveries among `delivery_ids` that exist and belong to `event_id`."""
-        items = self.table.batch_get([(f"D#{d}", "META") for d in delivery_ids])
+    def of_event(self, event: Event, delivery_ids: list[str]) -> list[Delivery]:
+        """The deliveries among `delivery_ids` that exist and belong to `event`."""
+        partition = _community_deliveries(event.community_id)
+        items = self.table.batch_get([(partition, _delivery_sk(d)) for d in delivery_ids])
         deliveries = [Delivery.model_validate(_record_fields(i)) for i in items]
         return sorted(
-            (d for d in deliveries if d.event_id == event_id), key=lambda d: (d.created_at, d.id)
+            (d for d in deliveries if d.event_id == event.id), key=lambda d: (d.created_at, d.id)
         )
 
-    def existing(self, delivery_ids: list[str]) -> set[str]:
+    def existing(self, community_id: str, delivery_ids: list[str]) -> set[str]:
         """The ids among `delivery_ids` that are stored."""
-        items = self.table.batch_get([(f"D#{d}", "META") for d in delivery_ids])
+        partition = _community_deliveries(community_id)
+        items = self.table.batch_get([(partition, _delivery_sk(d)) for d in delivery_ids])
         return {str(i["id"]) for i in items}
 
-    def delete_pending(self, delivery_id: str) -> None:
+    def delete_pending(self, community_id: str, delivery_id: str) -> None:
         """Remove a delivery that was never attempted (no-op for any other)."""
         with contextlib.suppress(ConditionFailed):
             self.table.delete(
-                f"D#{delivery_id}", "META", expect={"state": "pending", "attempts": 0}
+                _community_deliveries(community_id),
+                _delivery_sk(delivery_id),
+                expect={"state": "pending", "attempts": 0},
             )
+
+    def drop_community(self, community_id: str) -> int:
+        """Delete a community's deliveries and attempts; the number deleted."""
+        return drop_partition(self.table, _community_deliveries(community_id))
 
     def deliveries_of(
         self,
@@ -501,26 +537,56 @@ class DeliveryRepository:
                 return
 
 
+#: Sort-key prefixes in a community's delivery partition: deliveries, then attempts 2...
+_DELIVERY = "D#"
+_DELIVERY_END = "D$"  # the first key after every "D#..."
+_ATTEMPT = "A#"
+
+
+def _community_deliveries(community_id: str) -> str:
+    return f"CD#{community_id}"
+
+
+def _delivery_sk(delivery_id: str) -> str:
+    return f"{_DELIVERY}{delivery_id}"
+
+
+def _attempt_sk(delivery_id: str, number: int) -> str:
+    return f"{_ATTEMPT}{delivery_id}#{number:04d}"
+
+
+def _delivery_bound(moment: str | None, default: str) -> str:
+    """An exclusive sort-key bound for deliveries of events at `moment` (an ISO time): below
+    every delivery id of that millisecond, so `after` includes them and `before` excludes them.
+    """
+    if moment is None:
+        return default
+    millis = clock.epoch_millis(clock.parse_iso(moment))
+    return _delivery_sk(ids.first_id_at("dlv", millis))
+
+
 def _delivery_filter(state: str | None) -> dict[str, Any]:
-    return {"sk": "META", **({"state": state} if state else {})}
+    """Keeps the delivery items of an index partition (attempt items hold `A#` keys)."""
+    return {"sk": Between(_DELIVERY, _DELIVERY_END), **({"state": state} if state else {})}
 
 
 def _inline(attempt: Attempt) -> Item:
     """The first attempt as attributes of its delivery item. `attempted`, `success` and
     `status_code` sit at the top level so the log's filters read delivery items and attempt
     items alike."""
-    fields = attempt.model_dump(include=set(_INLINE_ATTEMPT))
-    return {
-        "first_attempt": fields,
+    inline: Item = {
+        "first_attempt": attempt.model_dump(include=set(_INLINE_ATTEMPT), exclude_none=True),
         "attempted": True,
         "success": attempt.success,
-        "status_code": attempt.status_code,
     }
+    if attempt.status_code is not None:
+        inline["status_code"] = attempt.status_code
+    return inline
 
 
 def attempt_of_item(item: Item) -> Attempt | None:
     """The attempt an item records: an attempt item, or a delivery item's first attempt."""
-    if item.get("sk") != "META":
+    if not str(item.get("sk", "")).startswith(_DELIVERY):
         return Attempt.model_validate(_record_fields(item))
     first = item.get("first_attempt")
     if not first:
@@ -532,6 +598,9 @@ def attempt_of_item(item: Item) -> Attempt | None:
             "webhook_id": item["webhook_id"],
             "event_id": item["event_id"],
             "event": item["event"],
+            "attempt": 1,
+            "success": item["success"],
+            "status_code": item.get("status_code"),
             **first,
         }
     )

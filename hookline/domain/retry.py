@@ -72,17 +72,23 @@ def start_retries(
     """
     attempt_no = max(delivery.attempts, 1)
     if outcome.gone:
-        give_up(ctx, delivery.id, gone_reason(), gone=True)
+        give_up(ctx, delivery.community_id, delivery.id, gone_reason(), gone=True)
         return
     waits = policy.waits_for(
         webhook.retry_count, ctx.settings.retry_schedule, outcome.retry_after_seconds
     )
     if not waits:
-        give_up(ctx, delivery.id, "Retries are off for this webhook (retry_count 0).")
+        give_up(
+            ctx,
+            delivery.community_id,
+            delivery.id,
+            "Retries are off for this webhook (retry_count 0).",
+        )
         return
     next_at = policy.due_at(waits[0], ctx.settings.retry_time_scale)
     try:
         ctx.deliveries.update(
+            delivery.community_id,
             delivery.id,
             {
                 "state": "retrying",
@@ -106,6 +112,7 @@ def start_retries(
         )
         mark(
             ctx,
+            delivery.community_id,
             delivery.id,
             {
                 "state": "pending",
@@ -126,7 +133,7 @@ def resume_retries(ctx: DeliveryContext, delivery: Delivery, webhook: Webhook) -
     """
     if delivery.state != "pending" or delivery.attempts < 1:
         return False
-    last = _recorded(ctx, delivery.id, delivery.attempts)
+    last = _recorded(ctx, delivery.community_id, delivery.id, delivery.attempts)
     if last is None or last.success:
         return False
     outcome = AttemptOutcome(
@@ -145,10 +152,13 @@ def gone_reason() -> str:
     return "The endpoint answered 410 Gone: it wants no more deliveries."
 
 
-def mark(ctx: DeliveryContext, delivery_id: str, changes: dict[str, Any]) -> Delivery | None:
+def mark(
+    ctx: DeliveryContext, community_id: str, delivery_id: str, changes: dict[str, Any]
+) -> Delivery | None:
     """Set fields of a delivery and drop its next_attempt_at (None if it changed meanwhile)."""
     try:
         return ctx.deliveries.update(
+            community_id,
             delivery_id,
             {**changes, "updated_at": clock.now_iso()},
             remove=("next_attempt_at",),
@@ -161,24 +171,24 @@ def cancel(ctx: DeliveryContext, delivery: Delivery, reason: str) -> Decision:
     """End a delivery whose retries can no longer go anywhere (webhook deleted, deactivated...)."""
     try:
         ctx.deliveries.update(
+            delivery.community_id,
             delivery.id,
             {"state": "cancelled", "reason": reason, "updated_at": clock.now_iso()},
             expect={"state": delivery.state},
             remove=("next_attempt_at",),
         )
     except ConditionFailed:
-        current = ctx.deliveries.find(delivery.id)
+        current = ctx.deliveries.find(delivery.community_id, delivery.id)
         state = current.state if current else "cancelled"
         return Decision(_OUTCOME_OF_STATE.get(state, "cancelled"), 0, delivery.attempts)
     logger.info("delivery cancelled", extra={"delivery_id": delivery.id, "reason": reason})
     return Decision("cancelled", 0, delivery.attempts)
 
 
-def _recorded(ctx: DeliveryContext, delivery_id: str, attempt_no: int) -> Attempt | None:
-    for attempt in ctx.deliveries.attempts(delivery_id):
-        if attempt.attempt == attempt_no:
-            return attempt
-    return None
+def _recorded(
+    ctx: DeliveryContext, community_id: str, delivery_id: str, attempt_no: int
+) -> Attempt | None:
+    return ctx.deliveries.attempt(community_id, delivery_id, attempt_no)
 
 
 def _replay(
@@ -215,15 +225,16 @@ def _after_failure(
         return Decision("failed", 0, attempt_no)
     wait = policy.next_wait(schedule, attempt_no, retry_after)
     next_at = policy.due_at(wait, ctx.settings.retry_time_scale)
-    _set_retrying(ctx, delivery.id, next_at)
+    _set_retrying(ctx, delivery, next_at)
     return Decision("retry", wait, attempt_no)
 
 
-def _set_retrying(ctx: DeliveryContext, delivery_id: str, next_at: str) -> None:
+def _set_retrying(ctx: DeliveryContext, delivery: Delivery, next_at: str) -> None:
     for state in ("pending", "retrying"):
         try:
             ctx.deliveries.update(
-                delivery_id,
+                delivery.community_id,
+                delivery.id,
                 {"state": "retrying", "next_attempt_at": next_at, "updated_at": clock.now_iso()},
                 expect={"state": state},
             )
@@ -233,17 +244,22 @@ def _set_retrying(ctx: DeliveryContext, delivery_id: str, next_at: str) -> None:
 
 
 def _prior_decision(
-    ctx: DeliveryContext, delivery_id: str, attempt_no: int, waits: Sequence[int], limit: int
+    ctx: DeliveryContext,
+    community_id: str,
+    delivery_id: str,
+    attempt_no: int,
+    waits: Sequence[int],
+    limit: int,
 ) -> tuple[Delivery | None, Decision | None]:
     """What a retry step decides without attempting: a vanished delivery is cancelled, a final
     one keeps its state, and an attempt already recorded is replayed (steps are retried by Step
     Functions, so they must be idempotent). Otherwise (delivery, None): the step goes ahead."""
-    delivery = ctx.deliveries.find(delivery_id)
+    delivery = ctx.deliveries.find(community_id, delivery_id)
     if delivery is None:
         return None, Decision("cancelled", 0, attempt_no)
     if delivery.state in _FINAL_STATES:
         return delivery, Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
-    recorded = _recorded(ctx, delivery_id, attempt_no)
+    recorded = _recorded(ctx, community_id, delivery_id, attempt_no)
     if recorded is not None:
         return delivery, _replay(delivery, recorded, waits, limit, ctx.settings.retry_time_scale)
     if delivery.attempts >= attempt_no:
@@ -256,6 +272,7 @@ def _prior_decision(
 
 def run_attempt(
     ctx: DeliveryContext,
+    community_id: str,
     delivery_id: str,
     attempt_no: int,
     waits: Sequence[int],
@@ -272,7 +289,7 @@ def run_attempt(
     left, or a 410 which also disables the webhook).
     """
     limit = policy.max_attempts(waits, max_attempts)
-    delivery, decided = _prior_decision(ctx, delivery_id, attempt_no, waits, limit)
+    delivery, decided = _prior_decision(ctx, community_id, delivery_id, attempt_no, waits, limit)
     if decided is not None:
         return decided
     assert delivery is not None
@@ -305,13 +322,14 @@ def run_attempt(
     if outcome.success:
         return Decision("delivered", 0, attempt_no)
     if outcome.gone:
-        give_up(ctx, delivery_id, gone_reason(), gone=True)
+        give_up(ctx, community_id, delivery_id, gone_reason(), gone=True)
         return Decision("failed", 0, attempt_no)
     return _after_failure(ctx, delivery, attempt_no, waits, limit, outcome.retry_after_seconds)
 
 
 def record_crash(
     ctx: DeliveryContext,
+    community_id: str,
     delivery_id: str,
     attempt_no: int,
     waits: Sequence[int],
@@ -325,7 +343,7 @@ def record_crash(
     the crash) and decides like any failed attempt.
     """
     limit = policy.max_attempts(waits, max_attempts)
-    delivery, decided = _prior_decision(ctx, delivery_id, attempt_no, waits, limit)
+    delivery, decided = _prior_decision(ctx, community_id, delivery_id, attempt_no, waits, limit)
     if decided is not None:
         return decided
     assert delivery is not None
@@ -348,6 +366,7 @@ def record_crash(
         expires_at=ctx.expires_at(),
     )
     delivery = ctx.deliveries.update(
+        delivery.community_id,
         delivery.id,
         {"attempts": max(delivery.attempts, attempt_no), "last_error": text, "updated_at": now},
     )
@@ -376,7 +395,12 @@ def _crash_text(error: Any) -> str:
 
 
 def give_up(
-    ctx: DeliveryContext, delivery_id: str, reason: str | None = None, *, gone: bool = False
+    ctx: DeliveryContext,
+    community_id: str,
+    delivery_id: str,
+    reason: str | None = None,
+    *,
+    gone: bool = False,
 ) -> Delivery | None:
     """Fail a delivery for good. Idempotent: a delivery already final is left as it is.
 
@@ -384,7 +408,7 @@ def give_up(
     for deliveries of operational events), bumps the webhook's permanent-failure count and
     applies auto-disable; `gone` (a 410) disables the webhook at once.
     """
-    delivery = ctx.deliveries.find(delivery_id)
+    delivery = ctx.deliveries.find(community_id, delivery_id)
     if delivery is None or delivery.state in _FINAL_STATES:
         return delivery
     reason = reason or f"Gave up after {delivery.attempts} attempts."
@@ -394,6 +418,7 @@ def give_up(
         _emit_delivery_failed(ctx, delivery, final_error)
     try:
         failed = ctx.deliveries.update(
+            community_id,
             delivery.id,
             {
                 "state": "failed",
@@ -405,7 +430,7 @@ def give_up(
             remove=("next_attempt_at",),
         )
     except ConditionFailed:
-        return ctx.deliveries.find(delivery_id)
+        return ctx.deliveries.find(community_id, delivery_id)
     logger.info("delivery failed for good", extra={"delivery_id": delivery.id, "reason": reason})
     metric(ctx, "DeliveryPermanentlyFailed")
     _count_permanent_failure(ctx, delivery, gone=gone)

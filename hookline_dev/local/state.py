@@ -362,9 +362,10 @@ def resume_retries(
     resumed: list[tuple[str, int]] = []
     pages = client.get_paginator("scan").paginate(
         TableName=deliveries_table,
-        FilterExpression="sk = :meta AND #s = :retrying",
+        # Delivery items (hookline.domain.repositories.DeliveryRepository: sk "D#<id>").
+        FilterExpression="begins_with(sk, :delivery) AND #s = :retrying",
         ExpressionAttributeNames={"#s": "state"},
-        ExpressionAttributeValues={":meta": {"S": "META"}, ":retrying": {"S": "retrying"}},
+        ExpressionAttributeValues={":delivery": {"S": "D#"}, ":retrying": {"S": "retrying"}},
     )
     for page in pages:
         for item in page.get("Items", []):
@@ -382,7 +383,7 @@ def resume_retries(
             due = (item.get("next_attempt_at") or {}).get("S")
             if due:
                 waits[0] = policy.seconds_until(due, settings().retry_time_scale)
-            delivery_id = item["pk"]["S"].removeprefix("D#")
+            delivery_id = item["id"]["S"]
             scheduler.schedule(
                 delivery_id=delivery_id,
                 community_id=community_id,

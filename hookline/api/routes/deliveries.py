@@ -129,6 +129,9 @@ EventTypeParam = Annotated[
 @router.get(
     "/v1/communities/<community_id>/deliveries",
     summary="List the community's deliveries across its webhooks (newest first)",
+    description="Ordered by their events' time, which `since` and `until` bound; with "
+    "`webhook_id`, by the deliveries' `created_at` (the two differ only for replayed "
+    "deliveries of older events).",
     tags=["Deliveries"],
 )
 def list_community_deliveries(
@@ -168,7 +171,9 @@ def get_delivery(community_id: str, webhook_id: str, delivery_id: str) -> dict[s
     community_access(router, community_id)
     ctx = _ctx()
     delivery = delivery_actions.find_delivery(ctx, community_id, webhook_id, delivery_id)
-    return delivery_actions.delivery_view(delivery, ctx.deliveries.attempts(delivery.id))
+    return delivery_actions.delivery_view(
+        delivery, ctx.deliveries.attempts(community_id, delivery.id)
+    )
 
 
 @router.post(

@@ -122,7 +122,9 @@ def _publish(community: Community, body: EventPublish) -> tuple[dict[str, Any], 
 
 
 def _community(community_id: str) -> Community:
-    return CommunityRepository(services().tables.communities).get(community_id)
+    # An eventually consistent read: the key was checked strongly just before (a removed
+    # community's keys are revoked first), and a second-old site_url is as good.
+    return CommunityRepository(services().tables.communities).get(community_id, consistent=False)
 
 
 @router.post(
