@@ -264,7 +264,9 @@ def _record(
         changes["last_error"] = outcome.error or "delivery failed"
     expires_at = ctx.expires_at(moment)
     if record.attempt == 1 and not stored:
-        fresh = delivery.model_copy(update=changes)
+        # Created with its first attempt: one time for both, so the log's since/until bounds
+        # (on the by_webhook key, which holds the delivery's time) treat the attempt as its own.
+        fresh = delivery.model_copy(update={**changes, "created_at": record.created_at})
         for name in remove:
             setattr(fresh, name, None)
         if ctx.deliveries.create(fresh, expires_at=expires_at, first_attempt=record):
