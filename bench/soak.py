@@ -280,48 +280,34 @@ def _final(progress: dict[str, tuple[int, bool]], delivery_id: str, budget: int)
     return success or attempt >= budget
 
 
-def _scan_deliveries(table_name: str) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
+def _scan_deliveries(stack: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
     """Every delivery (META) and attempt (A#) item of the local stack's deliveries table."""
-    import boto3
-
-    client = boto3.client("dynamodb", region_name="us-east-1")
-    items: list[dict[str, Any]] = []
-    for tries in range(10):
-        try:
-            items = [
-                item
-                for page in client.get_paginator("scan").paginate(TableName=table_name)
-                for item in page["Items"]
-            ]
-            break
-        except RuntimeError:
-            # moto is not thread-safe: a scan racing a write can fail; read again.
-            if tries == 9:
-                raise
-            time.sleep(0.5)
     deliveries: dict[str, dict[str, Any]] = {}
     attempts: dict[str, list[Any]] = defaultdict(list)
-    for item in items:
-        pk, sk = item["pk"]["S"], item["sk"]["S"]
+    for item in stack.storage.deliveries.scan_all():
+        pk, sk = item["pk"], item["sk"]
         delivery_id = pk[2:]
         if sk == "META":
             deliveries[delivery_id] = {
-                "state": item["state"]["S"],
-                "attempts": int(item.get("attempts", {}).get("N", "0")),
-                "next_attempt_at": item.get("next_attempt_at", {}).get("S"),
+                "state": item["state"],
+                "attempts": int(item.get("attempts") or 0),
+                "next_attempt_at": item.get("next_attempt_at"),
             }
             # The first attempt is kept inline in the delivery item.
-            first = item.get("first_attempt", {}).get("M")
+            first = item.get("first_attempt")
             if first:
-                status = first.get("status_code", {}).get("N")
+                status = first.get("status_code")
                 attempts[delivery_id].append(
-                    (1, bool(first.get("success", {}).get("BOOL")), int(status) if status else None)
+                    (1, bool(first.get("success")), int(status) if status is not None else None)
                 )
         elif sk.startswith("A#"):
-            success = item.get("success", {}).get("BOOL", False)
-            status = item.get("status_code", {}).get("N")
+            status = item.get("status_code")
             attempts[delivery_id].append(
-                (int(sk[2:]), bool(success), int(status) if status else None)
+                (
+                    int(sk[2:]),
+                    bool(item.get("success")),
+                    int(status) if status is not None else None,
+                )
             )
     return deliveries, {key: sorted(value) for key, value in attempts.items()}
 
@@ -334,10 +320,10 @@ def _quiesce(stack: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]
         stack.dispatcher.stop(timeout=600)
     if stack.scheduler is not None:
         stack.scheduler.stop(timeout=120)
-    previous = _scan_deliveries(stack.tables["DELIVERIES_TABLE"])
+    previous = _scan_deliveries(stack)
     for _ in range(30):
         time.sleep(1.0)
-        current = _scan_deliveries(stack.tables["DELIVERIES_TABLE"])
+        current = _scan_deliveries(stack)
         if current == previous:
             return current
         previous = current

@@ -44,9 +44,11 @@ class MemoryTable:
     def put(self, item: Item, *, if_absent: bool = False) -> None:
         with self._lock:
             partition = self._rows.setdefault(item["pk"], {})
-            if if_absent and item["sk"] in partition:
+            old = partition.get(item["sk"])
+            if if_absent and old is not None:
                 raise ConditionFailed(f"{item['pk']}/{item['sk']} exists")
             partition[item["sk"]] = copy.deepcopy(item)
+            self._changed(item["pk"], item["sk"], old)
 
     def update(
         self,
@@ -60,7 +62,7 @@ class MemoryTable:
         expect: Mapping[str, Any] | None = None,
     ) -> Item:
         with self._lock:
-            current = self._rows.get(pk, {}).get(sk)
+            current = old = self._rows.get(pk, {}).get(sk)
             if current is None:
                 if if_exists or expect:
                     raise ConditionFailed(f"{pk}/{sk} missing")
@@ -74,6 +76,7 @@ class MemoryTable:
             for name, delta in (add or {}).items():
                 updated[name] = updated.get(name, 0) + delta
             self._rows.setdefault(pk, {})[sk] = updated
+            self._changed(pk, sk, old)
             return copy.deepcopy(updated)
 
     def delete(self, pk: str, sk: str, *, expect: Mapping[str, Any] | None = None) -> None:
@@ -82,7 +85,13 @@ class MemoryTable:
             current = partition.get(sk)
             if expect and (current is None or not _matches(current, expect)):
                 raise ConditionFailed(f"{pk}/{sk} condition failed")
-            partition.pop(sk, None)
+            if current is not None:
+                del partition[sk]
+                self._changed(pk, sk, current)
+
+    def _changed(self, pk: str, sk: str, old: Item | None) -> None:
+        """Called after every write that changed `pk`/`sk` (`old`: the item before, None when it
+        was new), with the lock held: the local stack's stream and journal hook in here."""
 
     def query(self, query: Query) -> Page:
         hash_attr, range_attr = self.indexes[query.index] if query.index else ("pk", "sk")
