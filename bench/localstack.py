@@ -1,5 +1,6 @@
-"""Driving the full local stack (`hookline local`: API Gateway emulation → ApiFunction → moto
-DynamoDB → stream poller → DispatchFunction) over real HTTP, for B1's second run and B5."""
+"""Driving the full local stack (`hookline local`: API Gateway emulation → ApiFunction → local
+tables → stream poller → DispatchFunction → delivery queue → DeliverFunction) over real HTTP,
+for B1's second run, B2's local-stack variants and B5."""
 
 from __future__ import annotations
 
@@ -70,6 +71,11 @@ def local_stack(urls: Sequence[str]) -> Iterator[StackClient]:
             wiring.reset()
 
 
+def other_community(client: StackClient, urls: Sequence[str]) -> StackClient:
+    """A second community on the same stack, with one webhook per URL."""
+    return _community(client.stack, urls, name="Other Forum")
+
+
 def delivery_state(client: StackClient, event_id: str, webhook_index: int = 0) -> str:
     """What the stack recorded for one event's delivery to webhook ``webhook_index``: its state
     (``delivered``, ``retrying``...) or ``no delivery`` when the dispatcher never made one."""
@@ -89,11 +95,11 @@ def delivery_state(client: StackClient, event_id: str, webhook_index: int = 0) -
     return str(response.json().get("state", "unknown"))
 
 
-def _community(stack: Any, urls: Sequence[str]) -> StackClient:
+def _community(stack: Any, urls: Sequence[str], name: str = "Bench Forum") -> StackClient:
     operator = {"Authorization": f"Bearer {stack.operator_key}"}
     response = requests.post(
         f"{stack.base_url}/v1/communities",
-        json={"name": "Bench Forum", "site_url": "https://forum.example.com"},
+        json={"name": name, "site_url": "https://forum.example.com"},
         headers=operator,
         timeout=30,
     )

@@ -122,6 +122,20 @@ def _b2(b2: Mapping[str, Any]) -> list[str]:
         "DeliverFunction invocation per hung batch for the timeout; at high rates it could use "
         "up the queue's MaximumConcurrency (50). There is no per-endpoint cap on concurrent "
         "attempts yet (see docs/architecture.md).",
+    ]
+    local = b2["p99_ratio"].get("local stack")
+    if local:
+        lw, lo = v["local stack, with slow"], v["local stack, without slow"]
+        out.append(
+            "Through `hookline local` over HTTP (a fresh stack per run, "
+            f"{w['local_healthy_webhooks']} healthy webhooks, {w['local_events']} events per "
+            "community, the production "
+            f"{w['delivery_timeout_s']:g} s timeout): healthy p99 "
+            f"{num(lw['p99_ms']['median'])} ms with the hung endpoint against "
+            f"{num(lo['p99_ms']['median'])} ms without it, {spread(local, 2)}{TIMES}"
+            + (" (met)." if b2.get("met_local_stack") else " (missed).")
+        )
+    out += [
         "A sequential sender (a CMS plugin posting inline or from cron) shows the problem "
         "isolation solves: every healthy endpoint after the slow one waits for its timeout on "
         f"every event (p99 {num(v['sequential, with slow']['p99_ms']['median'])} ms).",

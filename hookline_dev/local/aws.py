@@ -1,7 +1,6 @@
 """The in-process AWS: moto started (not as a decorator) and fake credentials, so nothing the
 local stack runs can reach real AWS. The hot path (tables, streams, the delivery queue) does not
-go through moto (hookline_dev.local.storage, .queue); what is left (SES, SSM, Step Functions
-clients) does.
+go through moto (hookline_dev.local.storage, .queue); anything left that calls AWS does.
 
 Only hookline_dev.local imports moto; no Lambda handler imports this module.
 """
