@@ -27,10 +27,10 @@ class StackClient:
     webhook_ids: list[str] = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local)
 
-    def session(self) -> requests.Session:
+    def session(self) -> Any:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = harness.loopback_session()
         return session
 
     def publish(self, data: dict[str, Any], event: str = "post.created") -> str:

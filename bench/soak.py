@@ -203,11 +203,9 @@ class Publisher:
         self._local = threading.local()
 
     def _session(self) -> Any:
-        import requests
-
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = harness.loopback_session()
         return session
 
     def _publish(self, index: int) -> None:

@@ -15,7 +15,19 @@ from hookline_dev.local.storage import LocalTables, StreamedTable
 def _writes(table: Any) -> None:
     """put, conditional put refused, update, conditional update refused, delete, delete of
     nothing."""
-    table.put({"pk": "C#c", "sk": "E#1", "n": 1, "f": 0.5, "tags": ["a"], "m": {"x": None}})
+    table.put(
+        {
+            "pk": "C#c",
+            "sk": "E#1",
+            "n": 1,
+            "f": 0.5,
+            "big": 1e20,
+            "tags": ["a", 2, True],
+            "m": {"x": None, "y": {"z": -3.25}},
+            "blob": b"\x00\xff",
+            "names": {"b"},
+        }
+    )
     with pytest.raises(ConditionFailed):
         table.put({"pk": "C#c", "sk": "E#1"}, if_absent=True)
     table.update("C#c", "E#1", set={"state": "done"}, add={"n": 2}, remove=["tags"])
@@ -65,6 +77,41 @@ def test_stream_records_match_moto_for_the_same_writes() -> None:
     assert _shape(local_records) == _shape(moto_records)
     sequence = [int(r["dynamodb"]["SequenceNumber"]) for r in local_records]
     assert sequence == sorted(sequence) and len(set(sequence)) == 3
+
+
+def test_images_are_what_boto3_makes_and_read_back_as_the_adapter_reads() -> None:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    from hookline.adapters.dynamodb import to_dynamo, to_python
+    from hookline_dev.local.poller import lambda_record
+    from hookline_dev.local.storage import image, item_of
+
+    item = {
+        "s": "x",
+        "i": -7,
+        "f": 2.5,
+        "tiny": 1e-7,
+        "t": True,
+        "none": None,
+        "l": [1, "a", [b"\x01"]],
+        "m": {"k": {"deep": 0.1}},
+        "ss": {"a", "b"},
+        "ns": {1, 2},
+        "bs": {b"\x02"},
+        "empty": "",
+    }
+    boto = {k: TypeSerializer().serialize(to_dynamo(v)) for k, v in item.items()}
+    as_json = lambda_record({"dynamodb": {"NewImage": boto}}, "arn")["dynamodb"]["NewImage"]
+    ours = image(item)
+    for name in ("ss", "ns", "bs"):  # set members in any order
+        (kind,) = ours[name]
+        assert sorted(ours[name][kind]) == sorted(as_json[name][kind])
+        as_json.pop(name), ours.pop(name)
+    assert ours == as_json
+    back = to_python({k: TypeDeserializer().deserialize(v) for k, v in boto.items()})
+    assert item_of(image(item)) == back == item
+    with pytest.raises(TypeError):
+        image({"bad": object()})
 
 
 def test_new_and_old_images_follow_the_view_type() -> None:

@@ -36,12 +36,17 @@ def lambda_record(raw: Record, stream_arn: str) -> Record:
     for key in ("Keys", "NewImage", "OldImage"):
         if key in data:
             data[key] = _json_image(data[key])
+    return stream_record(raw.get("eventID"), raw.get("eventName"), data, stream_arn)
+
+
+def stream_record(event_id: Any, name: Any, data: dict[str, Any], stream_arn: str) -> Record:
+    """Lambda's DynamoDB stream record around `data` (Keys and images as JSON: binary base64)."""
     return {
-        "eventID": raw.get("eventID"),
-        "eventName": raw.get("eventName"),
+        "eventID": event_id,
+        "eventName": name,
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
-        "awsRegion": raw.get("awsRegion", REGION),
+        "awsRegion": REGION,
         "dynamodb": data,
         "eventSourceARN": stream_arn,
     }

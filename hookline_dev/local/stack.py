@@ -35,7 +35,7 @@ from hookline_dev.local.poller import EventSourceMapping, Record, StreamTail
 from hookline_dev.local.queue import LocalQueue, QueueMapping
 from hookline_dev.local.scheduler import LocalRetryScheduler
 from hookline_dev.local.server import LocalHttpServer, serve_in_thread
-from hookline_dev.local.storage import LocalTables
+from hookline_dev.local.storage import LocalTables, item_of
 from hookline_dev.memory_idempotency import MemoryIdempotencyStore
 
 T = TypeVar("T")
@@ -111,19 +111,7 @@ class AttemptRecord:
 
 def _image(record: Record) -> dict[str, Any] | None:
     image = (record.get("dynamodb") or {}).get("NewImage")
-    if not image:
-        return None
-    from boto3.dynamodb.types import TypeDeserializer
-
-    from hookline.adapters.dynamodb import to_python
-
-    deserializer = TypeDeserializer()
-    try:
-        item = {k: deserializer.deserialize(v) for k, v in image.items()}
-    except (TypeError, ValueError):
-        return None
-    python: dict[str, Any] = to_python(item)
-    return python
+    return item_of(image) if image else None
 
 
 class LocalStack:

@@ -20,14 +20,13 @@ again. Deliveries waiting for a retry are rescheduled for the time they were due
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,37 +69,6 @@ def reset(state_dir: Path) -> None:
     """Forget every community, key, webhook and delivery (the operator key is kept)."""
     (state_dir / JOURNAL).unlink(missing_ok=True)
     shutil.rmtree(state_dir / "outbox", ignore_errors=True)
-
-
-# -- typed attributes <-> JSON -----------------------------------------------------------------
-
-
-def _blobs(node: Any, convert: Callable[[Any], Any]) -> Any:
-    """Apply `convert` to every B / BS attribute value inside typed attributes."""
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key == "B" and len(node) == 1:
-                out[key] = convert(value)
-            elif key == "BS" and len(node) == 1 and isinstance(value, list):
-                out[key] = [convert(v) for v in value]
-            else:
-                out[key] = _blobs(value, convert)
-        return out
-    if isinstance(node, list):
-        return [_blobs(v, convert) for v in node]
-    return node
-
-
-def _from_json(image: dict[str, Any]) -> dict[str, Any]:
-    """JSON typed attributes (blobs base64) -> boto3's (blobs as bytes)."""
-    converted: dict[str, Any] = _blobs(image, lambda v: base64.b64decode(v))
-    return converted
-
-
-def _to_json(image: dict[str, Any]) -> dict[str, Any]:
-    converted: dict[str, Any] = _blobs(image, lambda v: base64.b64encode(bytes(v)).decode("ascii"))
-    return converted
 
 
 def _event_key(item: dict[str, Any]) -> str:
@@ -176,7 +144,7 @@ class Journal:
         if image is None:
             self._append({"t": table, "del": keys})
         else:
-            self._append({"t": table, "put": _to_json(image)})
+            self._append({"t": table, "put": image})
 
     def record_sent(self, messages: list[tuple[str, str, int]]) -> None:
         due = time.time()
@@ -227,7 +195,7 @@ class Journal:
             if table is None:
                 continue
             if "put" in entry:
-                item = table.load(_from_json(entry["put"]))
+                item = table.load(entry["put"])
                 if entry["t"] == self.events_table:
                     written[_python_key(item)] = None
             elif "del" in entry:
@@ -246,7 +214,7 @@ class Journal:
         """Rewrite the journal as one put per live item (items past their TTL attribute are
         dropped, as DynamoDB would), which events were dispatched (all others), and `messages`
         (those waiting in the queue)."""
-        from hookline_dev.local.storage import typed
+        from hookline_dev.local.storage import image
 
         waiting = set(undispatched)
         now = time.time()
@@ -260,7 +228,7 @@ class Journal:
                     expiry = item.get(attribute) if attribute else None
                     if isinstance(expiry, int | float) and expiry < now:
                         continue
-                    entry = {"t": env, "put": _to_json(typed(item))}
+                    entry = {"t": env, "put": image(item)}
                     out.write(json.dumps(entry, separators=(",", ":")) + "\n")
                     if env == self.events_table and _python_key(item) not in waiting:
                         dispatched.append(_python_key(item))

@@ -3,27 +3,31 @@ emulation and a write hook for the journal (hookline_dev.local.state).
 
 Every write (put, update, delete) appends one stream record, in Lambda's DynamoDB record shape
 and the table's StreamViewType, to each reader of the table's stream; the item is turned into
-DynamoDB's typed attributes once per write (boto3's TypeSerializer), for the stream record and
-the journal alike. Conditional writes, indexes and query paging are MemoryTable's.
+DynamoDB's typed attributes in Lambda's JSON form once per write (`image`: what boto3's
+TypeSerializer makes of it, checked against moto's stream in tests/test_local_storage.py), for
+the stream record and the journal alike. Conditional writes, indexes and query paging are
+MemoryTable's.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeSerializer
 
 from hookline.adapters.dynamodb import to_dynamo, to_python
 from hookline.ports import Item
 from hookline_dev import template
 from hookline_dev.local.lambdas import ACCOUNT_ID, REGION
-from hookline_dev.local.poller import Record, lambda_record
+from hookline_dev.local.poller import Record, stream_record
 from hookline_dev.memory import MemoryRateLimiter, MemoryTable
 
 #: Told (table's environment variable, typed key, typed new image or None for a delete) of
@@ -31,20 +35,82 @@ from hookline_dev.memory import MemoryRateLimiter, MemoryTable
 WriteHook = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
 
 _serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 #: DynamoDB's stream sequence numbers are 21 digits and grow across the whole stream.
 _sequence = itertools.count(100_000_000_000_000_000_000)
 
 
-def typed(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A Python item as DynamoDB's typed attributes (binary as bytes, as boto3 gives it)."""
-    return {name: _serializer.serialize(to_dynamo(value)) for name, value in item.items()}
+def _number(value: Any) -> str:
+    if isinstance(value, int):
+        return str(value)
+    # floats as the DynamoDB adapter writes them (Decimal(str(f))), formatted as boto3 does
+    number: str = _serializer.serialize(to_dynamo(value))["N"]
+    return number
 
 
-def untyped(image: Mapping[str, Any]) -> Item:
-    """Typed attributes (binary as bytes) back to the Python item the domain sees."""
-    python: Item = to_python({k: _deserializer.deserialize(v) for k, v in image.items()})
-    return python
+def _attribute(value: Any) -> dict[str, Any]:
+    """One value as a typed attribute in Lambda's JSON form (binary as base64 text): what
+    boto3's TypeSerializer makes of what the DynamoDB adapter writes, without its generic
+    type probing (this runs on every write)."""
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": _number(value)}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, dict):
+        return {"M": {str(k): _attribute(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_attribute(v) for v in value]}
+    if isinstance(value, bytes | bytearray):
+        return {"B": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, set | frozenset) and value:
+        members = [_attribute(v) for v in value]
+        kinds = {next(iter(member)) for member in members}
+        if len(kinds) == 1 and (kind := kinds.pop()) in ("S", "N", "B"):
+            return {kind + "S": [member[kind] for member in members]}
+    raise TypeError(f"Unsupported type {type(value)!r} for a DynamoDB attribute")
+
+
+def image(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A Python item as DynamoDB typed attributes in Lambda's JSON form (the stream records'
+    images, the journal's lines)."""
+    return {str(name): _attribute(value) for name, value in item.items()}
+
+
+def _python(attribute: Mapping[str, Any]) -> Any:
+    ((kind, value),) = attribute.items()
+    if kind == "S" or kind == "BOOL":
+        return value
+    if kind == "N":
+        return _from_number(value)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: _python(v) for k, v in value.items()}
+    if kind == "L":
+        return [_python(v) for v in value]
+    if kind == "B":
+        return base64.b64decode(value)
+    if kind == "SS":
+        return set(value)
+    if kind == "NS":
+        return {_from_number(v) for v in value}
+    if kind == "BS":
+        return {base64.b64decode(v) for v in value}
+    raise ValueError(f"unknown attribute type {kind!r}")
+
+
+def _from_number(text: str) -> int | float:
+    """As the DynamoDB adapter reads numbers (hookline.adapters.dynamodb.to_python)."""
+    number: int | float = to_python(Decimal(text))
+    return number
+
+
+def item_of(attributes: Mapping[str, Any]) -> Item:
+    """Typed attributes in JSON form back to the Python item the domain sees."""
+    return {name: _python(attribute) for name, attribute in attributes.items()}
 
 
 def stream_arn(table_name: str) -> str:
@@ -98,9 +164,9 @@ class StreamedTable(MemoryTable):
             self._readers.append(reader)
             return reader
 
-    def load(self, image: Mapping[str, Any]) -> Item:
+    def load(self, attributes: Mapping[str, Any]) -> Item:
         """Put a typed item back as it was (journal replay): no stream record, no hook."""
-        item = untyped(image)
+        item = item_of(attributes)
         with self._lock:
             self._rows.setdefault(item["pk"], {})[item["sk"]] = item
         return item
@@ -117,17 +183,21 @@ class StreamedTable(MemoryTable):
 
     def _changed(self, pk: str, sk: str, old: Item | None, *, journal: bool = True) -> None:
         new = self._rows.get(pk, {}).get(sk)
-        new_image = typed(new) if new is not None else None
+        new_image = image(new) if new is not None else None
         keys = {"pk": {"S": pk}, "sk": {"S": sk}}
         if journal and self.hook is not None:
             self.hook(self.env_var, keys, new_image)
         if self._readers and self.view_type:
-            record = self._record(keys, old, new_image)
+            record = self._record(keys, old, new, new_image)
             for reader in self._readers:
                 reader.append(record)
 
     def _record(
-        self, keys: dict[str, Any], old: Item | None, new_image: dict[str, Any] | None
+        self,
+        keys: dict[str, Any],
+        old: Item | None,
+        new: Item | None,
+        new_image: dict[str, Any] | None,
     ) -> Record:
         view = self.view_type or "KEYS_ONLY"
         data: dict[str, Any] = {
@@ -139,19 +209,18 @@ class StreamedTable(MemoryTable):
         if new_image is not None and view in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
             data["NewImage"] = new_image
         if old is not None and view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES"):
-            data["OldImage"] = typed(old)
-        data["SizeBytes"] = _size(data)
+            data["OldImage"] = image(old)
+        data["SizeBytes"] = _size(old, new)
         name = "REMOVE" if new_image is None else "INSERT" if old is None else "MODIFY"
-        raw = {"eventID": uuid.uuid4().hex, "eventName": name, "dynamodb": data}
-        return lambda_record(raw, self.arn)
+        return stream_record(uuid.uuid4().hex, name, data, self.arn)
 
 
-def _size(data: Mapping[str, Any]) -> int:
-    """Roughly DynamoDB's SizeBytes: the names and values of keys and images."""
+def _size(old: Item | None, new: Item | None) -> int:
+    """Roughly DynamoDB's SizeBytes (names and string values at the top level), cheaply."""
     total = 0
-    for part in ("Keys", "NewImage", "OldImage"):
-        for name, value in (data.get(part) or {}).items():
-            total += len(name) + len(str(value))
+    for part in (old, new):
+        for name, value in (part or {}).items():
+            total += len(name) + (len(value) if isinstance(value, str) else 8)
     return total
 
 
