@@ -73,32 +73,17 @@ def _b1(b1: Mapping[str, Any]) -> list[str]:
     local = b1.get("local_stack")
     if local:
         local_shares = _shares(local.get("profile"))
-        moto = local_shares.get("moto (AWS emulation)", 0.0) + local_shares.get(
-            "botocore/boto3", 0.0
-        )
-        entry = (local.get("profile") or {}).get("entry_points") or []
-        cpu_total = sum(
-            t for g, t in (local.get("profile") or {}).get("groups", []) if g != report.BLOCKING
-        )
-        polling = sum(
-            row["cumulative_s"]
-            for row in entry
-            if "poller.py" in row["function"] and row["function"].endswith("(read)")
-        ) / max(cpu_total, 1e-9)
+        where = ", ".join(f"{name} {share:.0%}" for name, share in list(local_shares.items())[:4])
         out.append(
             f"The full local stack delivers {num(local['rate'], 1)} deliveries/s "
-            f"({local['cpu_ms_per_delivery']:.0f} ms of CPU per delivery against "
-            f"{engine_cpu:.1f} ms in the engine)"
-            + (
-                f": {moto:.0%} of its CPU is moto and botocore (AWS wire-format serialisation and"
-                f" DynamoDB emulation), and reading the two streams through moto's GetRecords "
-                f"(`StreamReader.read` in `hookline_dev/local/poller.py`: the events stream for "
-                f"the dispatcher and the deliveries stream for the attempt log) takes about "
-                f"{polling:.0%}"
-                if local_shares
-                else ""
-            )
-            + ". It is a development stack; no target applies."
+            f"({local['cpu_ms_per_delivery']:.1f} ms of CPU per delivery against "
+            f"{engine_cpu:.1f} ms in the engine), API, stream, queue and attempts in one Python "
+            "process with its publishing client"
+            + (f"; its CPU: {where}" if where else "")
+            + ". Its tables are in memory with their streams (`hookline_dev/local/storage.py`), "
+            "not moto, since moto's wire-format serialisation and GetRecords took three "
+            "quarters of its CPU at 20 deliveries/s. It is a development stack; no target "
+            "applies."
         )
     return out
 
@@ -264,10 +249,9 @@ def _b5(b5: Mapping[str, Any]) -> list[str]:
     out.append(
         f"**Missed at {w['rate_per_s']:g} events/s**: "
         + "; ".join(reasons or ["see the table"])
-        + ". The local stack runs API Gateway, DynamoDB and its streams in one Python process "
-        "through moto, on one core's worth of Python (the GIL); the local-stack profile (B1 in "
-        "the full report) shows its CPU going to moto's wire-format serialisation and stream "
-        "reads rather than to Hookline."
+        + ". The local stack runs API Gateway, the tables, their streams, the delivery queue and "
+        "every attempt in one Python process, on one core's worth of Python (the GIL); the "
+        "local-stack profile (B1 in the full report) shows where its CPU goes."
     )
     return out
 

@@ -499,8 +499,9 @@ def report(result: SoakResult) -> str:
         f"`python -m bench.soak` (`make soak`), {stamp}. **Machine:** {result.machine}.",
         "",
         f"Offered {config.rate:g} events/s for {config.seconds:g} s through the local stack's API "
-        f"(API Gateway emulation → ApiFunction → moto DynamoDB → stream poller → "
-        f"DispatchFunction → retry timer running statemachine/retry.asl.json) to "
+        f"(API Gateway emulation → ApiFunction → local tables → stream poller → "
+        f"DispatchFunction → delivery queue → DeliverFunction → retry timer running "
+        f"statemachine/retry.asl.json) to "
         f"{config.webhooks} webhooks on loopback receivers; {config.failing} of them fail "
         f"{config.fail_probability:.0%} of attempts at random (500, 503 or a reset connection). "
         f"retry_count {config.retry_count}, waits scaled by {config.time_scale:g}; then up to "
@@ -556,8 +557,9 @@ def report(result: SoakResult) -> str:
             "",
             "Pairs still pending or retrying are not lost: each is in the events stream or has "
             "its next attempt scheduled, and nothing about them contradicts the receivers. They "
-            "show the local stack's capacity (moto runs every DynamoDB call in this process, "
-            "on these cores) falling short of the offered rate, not the delivery guarantees.",
+            "show the local stack's capacity (API, tables, streams, queue and attempts share "
+            "one process on these cores) falling short of the offered rate, not the delivery "
+            "guarantees.",
         ]
     if result.refusals:
         lines += ["", "Publishes refused:", ""]
