@@ -306,8 +306,9 @@ class QueueMapping:
         self.invocations = 0
         self.interval = interval
         self.after_batch = after_batch
-        # Lambda scales an SQS mapping out to concurrent invocations: so do the pollers here,
-        # and a batch waiting on a slow endpoint holds up one poller only.
+        # Lambda scales an SQS mapping out to concurrent invocations (up to the template's
+        # MaximumConcurrency): so do the pollers here, and a batch waiting on a slow endpoint
+        # holds up one poller only. Idle pollers wait on the queue's condition.
         self._pollers = [_Poller(self, i, 0.0) for i in range(pollers)]
 
     def start(self) -> None:

@@ -256,6 +256,7 @@ class LocalStack:
             functions,
             "deliver",
             batch_size=blueprint.queue.batch_size,
+            pollers=blueprint.queue.max_concurrency,
             interval=options.poll_interval,
             after_batch=self._persistence.sync,
         )
