@@ -58,6 +58,8 @@ def local_stack(urls: Sequence[str]) -> Iterator[StackClient]:
                 port=0,
                 allow_private_targets=True,
                 data_dir=Path(data_dir),
+                # As `hookline local` runs: every invocation's writes fsynced to the journal.
+                persist=True,
                 log_level="WARNING",
             )
         )

@@ -32,6 +32,8 @@ Invoke = Callable[[dict[str, Any]], Any]
 
 #: DeliverFunction's batch size when the template says nothing.
 DEFAULT_BATCH_SIZE = 10
+#: How long an idle poller waits in one receive (SQS long polling allows up to 20 s).
+LONG_POLL_SECONDS = 1.0
 
 
 def queue_arn(name: str) -> str:
@@ -217,7 +219,8 @@ class LocalQueue:
                 heapq.heappush(self._heap, (message.visible_at, next(self._order), message_id))
             if self.on_sent is not None:
                 self.on_sent(list(messages))
-            self._ready.notify_all()
+            # As many waiting receivers as there are messages, not the whole pool.
+            self._ready.notify(len(messages))
 
     def receive(self, limit: int, *, wait: float = 0.0) -> list[Record]:
         """Up to `limit` visible messages as Lambda SQS records (waiting up to `wait` seconds
@@ -265,6 +268,11 @@ class LocalQueue:
             first_receive_ms=message.first_receive_ms,
         )
 
+    def wake(self) -> None:
+        """End every receiver's wait now (stopping)."""
+        with self._ready:
+            self._ready.notify_all()
+
     def delete(self, receipt_handles: Sequence[str]) -> None:
         """DeleteMessage: a handle from an earlier receive of a message received again since
         deletes nothing (as SQS does once a message's visibility timed out and it was handed
@@ -295,7 +303,6 @@ class QueueMapping:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         pollers: int = 8,
-        interval: float = 0.02,
         after_batch: Callable[[], None] | None = None,
     ) -> None:
         """`after_batch` runs after each batch's deletes (the journal's sync)."""
@@ -304,7 +311,6 @@ class QueueMapping:
         self.function = function
         self.batch_size = batch_size
         self.invocations = 0
-        self.interval = interval
         self.after_batch = after_batch
         # Lambda scales an SQS mapping out to concurrent invocations (up to the template's
         # MaximumConcurrency): so do the pollers here, and a batch waiting on a slow endpoint
@@ -318,13 +324,14 @@ class QueueMapping:
     def stop(self, timeout: float = 5.0) -> None:
         for poller in self._pollers:
             poller._stop.set()
+        self.queue.wake()
         for poller in self._pollers:
             poller.stop(timeout)
 
     def poll(self) -> bool:
-        """Receive one batch (waiting up to the interval) and invoke the function; True when
-        there was a batch."""
-        records = self.queue.receive(self.batch_size, wait=max(self.interval, 0.05))
+        """Receive one batch (long polling, as Lambda's SQS pollers do: a sent message wakes a
+        waiting poller at once) and invoke the function; True when there was a batch."""
+        records = self.queue.receive(self.batch_size, wait=LONG_POLL_SECONDS)
         if not records:
             return False
         self.invocations += 1

@@ -3,7 +3,7 @@
     HTTP server ──► inspector (/_inspect/...) | OpenAPI + Swagger UI | API Gateway emulation
                      └─► authorizer (+ result cache) ─► ApiFunction / InboundFunction
     in-memory tables + streams (storage.py), journaled to the state directory (state.py)
-    moto (SES, SSM ... : nothing on the hot path)
+    moto as the safety net for any AWS call left (none on the delivery path)
     events stream ──► EventSourceMapping ──► DispatchFunction ──► delivery queue (LocalQueue)
     delivery queue ──► QueueMapping ──► DeliverFunction
     retry timer (statemachine/retry.asl.json, interpreted) ──► AttemptFunction
@@ -257,7 +257,6 @@ class LocalStack:
             "deliver",
             batch_size=blueprint.queue.batch_size,
             pollers=blueprint.queue.max_concurrency,
-            interval=options.poll_interval,
             after_batch=self._persistence.sync,
         )
         self.resumed_retries = self._persistence.resume(storage, queue, functions, self.scheduler)
@@ -270,7 +269,7 @@ class LocalStack:
         self._server_thread = serve_in_thread(server)
 
     def stop(self) -> None:
-        """Stop the server, poller and timer, then moto; restores the environment. Idempotent."""
+        """Stop the server, pollers and timer, then moto; restores the environment. Idempotent."""
         global _running
         if self._server_thread is not None:
             assert self._server is not None
