@@ -769,6 +769,10 @@ def summary(results: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, An
             B5_lost=b5["lost"],
             B5_met=bool(b5["met"]),
         )
+    local = (results.get("b1") or {}).get("local_stack") or {}
+    if local.get("publish_seconds"):
+        # B1's local run: publishes accepted with publishers sending as fast as it answers.
+        figures["local_publish_max_per_s"] = round(local["events"] / local["publish_seconds"], 1)
     figures.update(headline(results))
     return figures
 
