@@ -8,7 +8,7 @@ beforehand) from a plain ``requests`` thread pool of the same size (settings.dis
 Rounds alternate engine and baseline. The receivers' own capacity (bare raw-socket client) is
 measured in the same run so it is clear they are not the bottleneck.
 
-A second, unrated run goes through the full local stack (API → moto DynamoDB → stream poller →
+A second, unrated run goes through the full local stack (API → local tables → stream poller →
 DispatchFunction) — see ``local_stack_run``.
 """
 
@@ -268,12 +268,12 @@ def local_stack_run(
 ) -> dict[str, Any]:
     """B1's workload (``events`` x ``webhooks``) through the full local stack: events published
     over HTTP by ``publishers`` threads as fast as the stack takes them, delivered by the stream
-    poller and DispatchFunction with moto as DynamoDB. Timed from the first publish to the last
-    receipt. ``stack`` is an already started (receivers, stack client) pair to reuse, with one
-    webhook per receiver."""
+    poller, DispatchFunction, the delivery queue and DeliverFunction. Timed from the first
+    publish to the last receipt. ``stack`` is an already started (receivers, stack client) pair
+    to reuse, with one webhook per receiver."""
     from bench.localstack import local_stack, payload
 
-    log(f"B1: full local stack (moto), {events} events x {webhooks} webhooks")
+    log(f"B1: full local stack, {events} events x {webhooks} webhooks")
     with contextlib.ExitStack() as resources:
         if stack is None:
             farm = resources.enter_context(ReceiverFarm(webhooks))

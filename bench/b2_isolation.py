@@ -11,6 +11,10 @@ deliveries to the 19 healthy endpoints, p50/p99.
   The delivery queue is consumed as Lambda's SQS event source does: concurrent DeliverFunction
   invocations (``CONSUMERS`` of them) taking batches of up to 10 orders.
 * engine, burst: all events in one batch, delivered in process (``dispatch_events``).
+* local stack: issue 11's check as a new user would make it, through `hookline local` over HTTP
+  with the production timeout: one community's ``LOCAL_HEALTHY`` healthy webhooks, the other
+  community's hung one (or none), both communities publishing at the same rate; a fresh stack
+  per run, so deferred orders of the hung endpoint do not spill into the next run.
 * sequential: what CMS plugins do inline or from cron — one worker, one event after another,
   POSTing to the endpoints in order with ``requests`` (the slow endpoint is 10th of 20).
 """
@@ -46,6 +50,9 @@ STREAM_BATCH = 100
 CONSUMERS = 16
 #: SQS batch size of DeliverFunction's event source.
 QUEUE_BATCH = 10
+#: Healthy webhooks in the local-stack variants (fewer than the engine's 19: every delivery
+#: there goes through the API, the tables, the stream and the queue in this one process).
+LOCAL_HEALTHY = 5
 
 
 class ConsumerPool:
@@ -191,6 +198,56 @@ def _engine(
     )
 
 
+def _local(farm: ReceiverFarm, *, slow: bool, events: int, rate: float) -> dict[str, Any]:
+    """Both communities publish ``events`` at ``rate``/s over HTTP to a fresh local stack; the
+    latencies are those of the healthy community's deliveries."""
+    from bench.localstack import local_stack, other_community, payload
+
+    with local_stack(farm.urls[:LOCAL_HEALTHY]) as healthy:
+        other = other_community(healthy, [farm.url(SLOW)] if slow else [])
+        datas = [payload(healthy, index) for index in range(events)]
+        farm.clear()
+        published: dict[str, float] = {}
+        lock = threading.Lock()
+        started = time.monotonic()
+
+        def publish(index: int) -> None:
+            delay = started + index / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            other.publish(datas[index])
+            at = time.monotonic()
+            event_id = healthy.publish(datas[index])
+            with lock:
+                published[event_id] = at
+
+        def publisher(first: int) -> None:
+            for index in range(first, events, 2):
+                publish(index)
+
+        threads = [threading.Thread(target=publisher, args=(k,)) for k in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        expected = events * LOCAL_HEALTHY
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            seen = [e for _, i, e in farm.records() if i < LOCAL_HEALTHY and e in published]
+            if len(seen) >= expected:
+                break
+            time.sleep(0.02)
+        lat = _latencies(farm, published, LOCAL_HEALTHY)
+        invocations = healthy.stack.dispatcher.invocations if healthy.stack.dispatcher else 0
+        return _stats(
+            lat,
+            expected,
+            time.monotonic() - started,
+            batches=invocations,
+            received=farm.count(),
+        )
+
+
 def _publish_other(eng: harness.Engine, community: Any, index: int) -> Event:
     event, _ = publish(eng.ctx.events, community, "post.created", {"post_id": index})
     return event
@@ -253,6 +310,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "engine stream, with slow": {"kind": "engine", "slow": True, "burst": False},
     "engine burst, without slow": {"kind": "engine", "slow": False, "burst": True},
     "engine burst, with slow": {"kind": "engine", "slow": True, "burst": True},
+    "local stack, without slow": {"kind": "local", "slow": False},
+    "local stack, with slow": {"kind": "local", "slow": True},
     "sequential, without slow": {"kind": "sequential", "slow": False},
     "sequential, with slow": {"kind": "sequential", "slow": True},
 }
@@ -265,8 +324,11 @@ def run(
     timeout: float = 10.0,
     rounds: int = 3,
     sequential_events: int = 3,
+    local_events: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
+    """``local_events`` (default ``events``): events per community in the local-stack runs."""
+    local_events = local_events or events
     hold = timeout + 1.0
     result: dict[str, Any] = {
         "name": "B2 slow-endpoint isolation",
@@ -280,6 +342,8 @@ def run(
             "slow_endpoint": "a webhook of another community",
             "consumers": CONSUMERS,
             "sequential_events": sequential_events,
+            "local_events": local_events,
+            "local_healthy_webhooks": LOCAL_HEALTHY,
             "rounds": rounds,
         },
     }
@@ -296,6 +360,8 @@ def run(
                     timeout=timeout,
                     burst=spec["burst"],
                 )
+            if spec["kind"] == "local":
+                return lambda: _local(farm, slow=spec["slow"], events=local_events, rate=rate)
             return lambda: _sequential(
                 farm, slow=spec["slow"], events=sequential_events, rate=rate, timeout=timeout
             )
@@ -318,7 +384,7 @@ def run(
         for name, rows in runs.items()
     }
     ratios = {}
-    for prefix in ("engine stream", "engine burst", "sequential"):
+    for prefix in ("engine stream", "engine burst", "local stack", "sequential"):
         with_slow = runs[f"{prefix}, with slow"]
         without = runs[f"{prefix}, without slow"]
         ratios[prefix] = harness.summary(
@@ -328,5 +394,6 @@ def run(
     result["target"] = f"healthy p99 with the slow endpoint <= {TARGET_RATIO} x without"
     result["met"] = bool(ratios["engine stream"]["median"] <= TARGET_RATIO)
     result["met_within_batch"] = bool(ratios["engine burst"]["median"] <= TARGET_RATIO)
+    result["met_local_stack"] = bool(ratios["local stack"]["median"] <= TARGET_RATIO)
     result["runs"] = runs
     return result

@@ -1,7 +1,7 @@
 """B5 — end-to-end latency in the local stack.
 
 Events are published over HTTP to `hookline local` (API Gateway emulation → authorizer →
-ApiFunction → moto DynamoDB) at a steady rate; the stream poller hands them to DispatchFunction,
+ApiFunction → local tables) at a steady rate; the stream poller hands them to DispatchFunction,
 which delivers them to loopback receivers. Measured: publish (the moment the POST is sent) →
 receipt at the receiver, p50/p99 over every delivery, and whether anything was lost (every
 event reaches every webhook exactly once within the grace period after publishing ends).

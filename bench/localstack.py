@@ -1,5 +1,6 @@
-"""Driving the full local stack (`hookline local`: API Gateway emulation → ApiFunction → moto
-DynamoDB → stream poller → DispatchFunction) over real HTTP, for B1's second run and B5."""
+"""Driving the full local stack (`hookline local`: API Gateway emulation → ApiFunction → local
+tables → stream poller → DispatchFunction → delivery queue → DeliverFunction) over real HTTP,
+for B1's second run, B2's local-stack variants and B5."""
 
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ class StackClient:
     webhook_ids: list[str] = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local)
 
-    def session(self) -> requests.Session:
+    def session(self) -> Any:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = harness.loopback_session()
         return session
 
     def publish(self, data: dict[str, Any], event: str = "post.created") -> str:
@@ -57,6 +58,8 @@ def local_stack(urls: Sequence[str]) -> Iterator[StackClient]:
                 port=0,
                 allow_private_targets=True,
                 data_dir=Path(data_dir),
+                # As `hookline local` runs: every invocation's writes fsynced to the journal.
+                persist=True,
                 log_level="WARNING",
             )
         )
@@ -68,6 +71,11 @@ def local_stack(urls: Sequence[str]) -> Iterator[StackClient]:
             from hookline import wiring
 
             wiring.reset()
+
+
+def other_community(client: StackClient, urls: Sequence[str]) -> StackClient:
+    """A second community on the same stack, with one webhook per URL."""
+    return _community(client.stack, urls, name="Other Forum")
 
 
 def delivery_state(client: StackClient, event_id: str, webhook_index: int = 0) -> str:
@@ -87,11 +95,11 @@ def delivery_state(client: StackClient, event_id: str, webhook_index: int = 0) -
     return "no delivery"
 
 
-def _community(stack: Any, urls: Sequence[str]) -> StackClient:
+def _community(stack: Any, urls: Sequence[str], name: str = "Bench Forum") -> StackClient:
     operator = {"Authorization": f"Bearer {stack.operator_key}"}
     response = requests.post(
         f"{stack.base_url}/v1/communities",
-        json={"name": "Bench Forum", "site_url": "https://forum.example.com"},
+        json={"name": name, "site_url": "https://forum.example.com"},
         headers=operator,
         timeout=30,
     )

@@ -31,7 +31,14 @@ FULL: dict[str, dict[str, Any]] = {
     "b1": {"events": 1000, "webhooks": 5, "rounds": 5, "capacity_requests": 10000},
     "b1_local": {"events": 200, "webhooks": 5},
     "b1_local_profile": {"events": 30},
-    "b2": {"events": 20, "rate": 5.0, "timeout": 10.0, "rounds": 2, "sequential_events": 2},
+    "b2": {
+        "events": 20,
+        "rate": 5.0,
+        "timeout": 10.0,
+        "rounds": 2,
+        "sequential_events": 2,
+        "local_events": 40,
+    },
     "b3": {"events": 20, "rounds": 3},
     "b4": {"repeats": 10},
     "b5": {

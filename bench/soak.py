@@ -204,11 +204,9 @@ class Publisher:
         self._local = threading.local()
 
     def _session(self) -> Any:
-        import requests
-
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = requests.Session()
+            session = self._local.session = harness.loopback_session()
         return session
 
     def _publish(self, index: int) -> None:
@@ -283,48 +281,34 @@ def _final(progress: dict[str, tuple[int, bool]], delivery_id: str, budget: int)
     return success or attempt >= budget
 
 
-def _scan_deliveries(table_name: str) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
+def _scan_deliveries(stack: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
     """Every delivery (D#) and attempt (A#) item of the local stack's deliveries table."""
-    import boto3
-
-    client = boto3.client("dynamodb", region_name="us-east-1")
-    items: list[dict[str, Any]] = []
-    for tries in range(10):
-        try:
-            items = [
-                item
-                for page in client.get_paginator("scan").paginate(TableName=table_name)
-                for item in page["Items"]
-            ]
-            break
-        except RuntimeError:
-            # moto is not thread-safe: a scan racing a write can fail; read again.
-            if tries == 9:
-                raise
-            time.sleep(0.5)
     deliveries: dict[str, dict[str, Any]] = {}
     attempts: dict[str, list[Any]] = defaultdict(list)
-    for item in items:
-        sk = item["sk"]["S"]
-        delivery_id = item["delivery_id" if sk.startswith("A#") else "id"]["S"]
+    for item in stack.storage.deliveries.scan_all():
+        sk = item["sk"]
+        delivery_id = item["delivery_id" if sk.startswith("A#") else "id"]
         if sk.startswith("D#"):
             deliveries[delivery_id] = {
-                "state": item["state"]["S"],
-                "attempts": int(item.get("attempts", {}).get("N", "0")),
-                "next_attempt_at": item.get("next_attempt_at", {}).get("S"),
+                "state": item["state"],
+                "attempts": int(item.get("attempts") or 0),
+                "next_attempt_at": item.get("next_attempt_at"),
             }
             # The first attempt is kept inline in the delivery item.
-            first = item.get("first_attempt", {}).get("M")
+            first = item.get("first_attempt")
             if first:
-                status = first.get("status_code", {}).get("N")
+                status = first.get("status_code")
                 attempts[delivery_id].append(
-                    (1, bool(first.get("success", {}).get("BOOL")), int(status) if status else None)
+                    (1, bool(first.get("success")), int(status) if status is not None else None)
                 )
         elif sk.startswith("A#"):
-            success = item.get("success", {}).get("BOOL", False)
-            status = item.get("status_code", {}).get("N")
+            status = item.get("status_code")
             attempts[delivery_id].append(
-                (int(item["attempt"]["N"]), bool(success), int(status) if status else None)
+                (
+                    int(item["attempt"]),
+                    bool(item.get("success")),
+                    int(status) if status is not None else None,
+                )
             )
     return deliveries, {key: sorted(value) for key, value in attempts.items()}
 
@@ -337,10 +321,10 @@ def _quiesce(stack: Any) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]
         stack.dispatcher.stop(timeout=600)
     if stack.scheduler is not None:
         stack.scheduler.stop(timeout=120)
-    previous = _scan_deliveries(stack.tables["DELIVERIES_TABLE"])
+    previous = _scan_deliveries(stack)
     for _ in range(30):
         time.sleep(1.0)
-        current = _scan_deliveries(stack.tables["DELIVERIES_TABLE"])
+        current = _scan_deliveries(stack)
         if current == previous:
             return current
         previous = current
@@ -518,8 +502,9 @@ def report(result: SoakResult) -> str:
         f"`python -m bench.soak` (`make soak`), {stamp}. **Machine:** {result.machine}.",
         "",
         f"Offered {config.rate:g} events/s for {config.seconds:g} s through the local stack's API "
-        f"(API Gateway emulation → ApiFunction → moto DynamoDB → stream poller → "
-        f"DispatchFunction → retry timer running statemachine/retry.asl.json) to "
+        f"(API Gateway emulation → ApiFunction → local tables → stream poller → "
+        f"DispatchFunction → delivery queue → DeliverFunction → retry timer running "
+        f"statemachine/retry.asl.json) to "
         f"{config.webhooks} webhooks on loopback receivers; {config.failing} of them fail "
         f"{config.fail_probability:.0%} of attempts at random (500, 503 or a reset connection). "
         f"retry_count {config.retry_count}, waits scaled by {config.time_scale:g}; then up to "
@@ -575,8 +560,9 @@ def report(result: SoakResult) -> str:
             "",
             "Pairs still pending or retrying are not lost: each is in the events stream or has "
             "its next attempt scheduled, and nothing about them contradicts the receivers. They "
-            "show the local stack's capacity (moto runs every DynamoDB call in this process, "
-            "on these cores) falling short of the offered rate, not the delivery guarantees.",
+            "show the local stack's capacity (API, tables, streams, queue and attempts share "
+            "one process on these cores) falling short of the offered rate, not the delivery "
+            "guarantees.",
         ]
     if result.refusals:
         lines += ["", "Publishes refused:", ""]

@@ -157,14 +157,17 @@ def make_tenant(stack: LocalStackHandle, name: str, *, wait: float = 10.0) -> Te
         "POST", "/events", json={"event": "post.created", "data": {"title": name}}
     )["id"]
 
+    # Wait for the post.created event itself (the member's events before it may be dispatched
+    # first, in their own batch): nothing of this tenant is still to dispatch afterwards.
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         listed = tenant.ok("GET", f"/webhooks/{tenant.webhook_id}/deliveries")["data"]
-        if listed:
-            tenant.delivery_id = listed[0]["id"]
+        mine = [d for d in listed if d["event_id"] == tenant.event_id]
+        if mine:
+            tenant.delivery_id = mine[0]["id"]
             return tenant
         time.sleep(0.05)
-    raise AssertionError(f"no delivery for {name}'s webhook within {wait} s")
+    raise AssertionError(f"no delivery of {name}'s post.created within {wait} s")
 
 
 def new_community(

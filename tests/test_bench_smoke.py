@@ -77,8 +77,14 @@ def test_b2_isolation_smoke() -> None:
     for name, variant in result["variants"].items():
         assert variant["lost"] == 0, name
         assert not math.isnan(variant["p99_ms"]["median"]), name
-    assert set(result["p99_ratio"]) == {"engine stream", "engine burst", "sequential"}
+    assert set(result["p99_ratio"]) == {
+        "engine stream",
+        "engine burst",
+        "local stack",
+        "sequential",
+    }
     assert "## B2" in _render("b2", result)
+    assert "through `hookline local`" in _render("b2", result)
 
 
 def test_b3_fanout_smoke(tmp_path: Path) -> None:

@@ -27,12 +27,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle
 
 
 def _deliveries(stack: LocalStackHandle, webhook_id: str) -> list[dict[str, Any]]:
-    client = stack._session.client("dynamodb")
-    items = client.scan(TableName=stack.tables["DELIVERIES_TABLE"])["Items"]
+    assert stack.storage is not None
+    items = stack.storage.deliveries.scan_all()
     return [
-        i
-        for i in items
-        if i.get("webhook_id", {}).get("S") == webhook_id and i["sk"]["S"].startswith("D#")
+        i for i in items if i.get("webhook_id") == webhook_id and str(i["sk"]).startswith("D#")
     ]
 
 
@@ -96,7 +94,7 @@ def test_delete_community_removes_everything_and_stops_at_once(stack: LocalStack
     assert published.status_code == 202
     stack.wait_for(lambda: stack.inspected("doomed"), timeout=10)
     [retrying] = stack.wait_for(
-        lambda: [d for d in _deliveries(stack, hook["id"]) if d["state"]["S"] == "retrying"],
+        lambda: [d for d in _deliveries(stack, hook["id"]) if d["state"] == "retrying"],
         timeout=10,
     )
 
@@ -128,7 +126,7 @@ def test_delete_community_removes_everything_and_stops_at_once(stack: LocalStack
     # without another attempt.
     assert _deliveries(stack, hook["id"]) == []
     assert stack.scheduler is not None
-    retry = execution_name(retrying["id"]["S"], 1)
+    retry = execution_name(retrying["id"], 1)
 
     def ended() -> bool:
         execution = stack.scheduler.execution(retry) if stack.scheduler else None

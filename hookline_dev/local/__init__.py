@@ -1,4 +1,6 @@
-"""`hookline local`: the whole system in one process, with moto in place of AWS.
+"""`hookline local`: the whole system in one process: in-memory tables with their streams and
+an in-process delivery queue (storage.py, queue.py) in place of DynamoDB and SQS, moto as the
+safety net for anything else that calls AWS.
 
 Importing this package does not import moto; starting a LocalStack does.
 """

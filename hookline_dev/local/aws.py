@@ -1,19 +1,20 @@
-"""The in-process AWS: moto started (not as a decorator), fake credentials, the template's tables.
+"""The in-process AWS: moto started (not as a decorator) and fake credentials, so nothing the
+local stack runs can reach real AWS. The hot path (tables, streams, the delivery queue) does not
+go through moto (hookline_dev.local.storage, .queue); anything left that calls AWS does.
 
 Only hookline_dev.local imports moto; no Lambda handler imports this module.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from hookline_dev.local.lambdas import ACCOUNT_ID, REGION
+from hookline_dev.local.lambdas import REGION
 
 MOTO_CONFIG: dict[str, Any] = {
     "stepfunctions": {"execute_state_machine": False},
@@ -85,21 +86,6 @@ def clear_client_caches() -> None:
 
 _moto_lock = threading.RLock()
 
-#: Told (service, operation, request body, response body) of every DynamoDB and SQS call moto
-#: answered 200, with moto held; returns True when it recorded the call.
-#: See hookline_dev.local.state.
-WriteRecorder = Callable[[str, str, bytes, bytes], bool]
-_recorder: list[tuple[WriteRecorder, Callable[[], None]]] = []
-_RECORDED_SERVICES = ("dynamodb", "sqs")
-
-
-def record_writes(recorder: WriteRecorder | None, sync: Callable[[], None] | None = None) -> None:
-    """Install (or with None remove) the recorder of DynamoDB calls; `sync` runs after a
-    recorded call, outside moto's lock, before the call returns."""
-    _recorder.clear()
-    if recorder is not None and sync is not None:
-        _recorder.append((recorder, sync))
-
 
 @contextmanager
 def _serialised_moto() -> Iterator[None]:
@@ -112,23 +98,8 @@ def _serialised_moto() -> Iterator[None]:
     unlocked = BotocoreStubber.__call__
 
     def locked(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
-        sync = None
         with _moto_lock:
-            response = unlocked(self, event_name, request, **kwargs)
-            hooks = list(_recorder)
-            _, service, operation = [*event_name.split(".", 2), "", ""][:3]
-            if (
-                hooks
-                and response is not None
-                and service in _RECORDED_SERVICES
-                and response.status_code == 200
-            ):
-                recorder, sync = hooks[0]
-                if not recorder(service, operation, request.body or b"", response.content or b""):
-                    sync = None
-        if sync is not None:
-            sync()
-        return response
+            return unlocked(self, event_name, request, **kwargs)
 
     BotocoreStubber.__call__ = locked  # type: ignore[method-assign]
     try:
@@ -171,54 +142,6 @@ class MotoSession:
 
         make: Any = boto3.client
         return make(service, region_name=REGION, **kwargs)
-
-
-def create_tables(session: MotoSession, prefix: str = TABLE_PREFIX) -> dict[str, str]:
-    """The template's tables in moto; returns environment variable -> table name."""
-    from hookline_dev import template
-
-    client = session.client("dynamodb")
-    names = template.create_tables(client, prefix)
-    return template.table_environment(names)
-
-
-def create_delivery_queue(session: MotoSession, max_receives: int) -> str:
-    """The delivery queue and its dead-letter queue in moto; returns the queue URL."""
-    client = session.client("sqs")
-    dead = client.create_queue(QueueName=f"{TABLE_PREFIX}-deliveries-dead-letters")["QueueUrl"]
-    dead_arn = client.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(max_receives)}
-    url: str = client.create_queue(
-        QueueName=f"{TABLE_PREFIX}-deliveries",
-        Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)},
-    )["QueueUrl"]
-    return url
-
-
-def stream_arn(session: MotoSession, table_name: str, *, enable: str | None = None) -> str:
-    """The table's latest stream ARN; with `enable` (a view type) a missing stream is turned on."""
-    client = session.client("dynamodb")
-    table = client.describe_table(TableName=table_name)["Table"]
-    arn = table.get("LatestStreamArn")
-    if arn and table.get("StreamSpecification", {}).get("StreamEnabled", True):
-        return str(arn)
-    if enable is None:
-        raise RuntimeError(f"table {table_name} has no stream")
-    client.update_table(
-        TableName=table_name,
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": enable},
-    )
-    return str(client.describe_table(TableName=table_name)["Table"]["LatestStreamArn"])
-
-
-def forget_shard_iterator(iterator: str) -> None:
-    """moto keeps every shard iterator it ever issued; a poller asking 20 times a second would
-    grow that map without end, so a used iterator is dropped."""
-    from moto.dynamodbstreams.models import dynamodbstreams_backends
-
-    dynamodbstreams_backends[ACCOUNT_ID][REGION].shard_iterators.pop(iterator, None)
 
 
 @contextmanager

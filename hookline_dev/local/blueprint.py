@@ -47,6 +47,8 @@ class QueueSource:
 
     batch_size: int = 10
     max_receives: int = 5
+    #: ScalingConfig.MaximumConcurrency: how many invocations the event source runs at once.
+    max_concurrency: int = 50
 
 
 @dataclass(frozen=True)
@@ -154,20 +156,23 @@ def _stream(template: dict[str, Any], ref: _Resolver) -> StreamSource:
 def _queue(template: dict[str, Any], ref: _Resolver) -> QueueSource:
     resources = template.get("Resources") or {}
     events = ((resources.get("DeliverFunction") or {}).get("Properties") or {}).get("Events") or {}
-    batch = next(
+    sqs = next(
         (
-            (e.get("Properties") or {}).get("BatchSize")
+            e.get("Properties") or {}
             for e in events.values()
             if isinstance(e, dict) and e.get("Type") == "SQS"
         ),
-        None,
+        {},
     )
+    batch = sqs.get("BatchSize")
+    concurrency = (sqs.get("ScalingConfig") or {}).get("MaximumConcurrency")
     queue = ((resources.get("DeliveryQueue") or {}).get("Properties") or {}).get(
         "RedrivePolicy"
     ) or {}
     return QueueSource(
         batch_size=_int(ref.value(batch, 10), 10),
         max_receives=_int(ref.value(queue.get("maxReceiveCount"), 5), 5),
+        max_concurrency=_int(ref.value(concurrency, 50), 50),
     )
 
 

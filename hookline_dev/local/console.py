@@ -250,7 +250,7 @@ def banner(stack: LocalStack) -> str:
     )
     return "\n".join(
         [
-            "Hookline local stack (moto in-process; nothing leaves this machine)",
+            "Hookline local stack (all in this process; nothing leaves this machine)",
             f"  Base URL:      {base}   (API under /v1, incoming webhooks at /v1/hooks/<token>)",
             f"  Docs:          {base}/v1/docs",
             f"  Inspector:     {base}/_inspect/<name>  (use it as a webhook URL)",

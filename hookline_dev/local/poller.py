@@ -1,6 +1,7 @@
-"""Standing in for Lambda's DynamoDB event source mapping: read a table's stream (served by moto)
-and call the dispatcher with the exact Lambda event, with its filter, batching, partial batch
-responses, bisection and bounded retries.
+"""Standing in for Lambda's DynamoDB event source mapping: read a table's stream (the local
+tables' own, hookline_dev.local.storage, or moto's through StreamReader) and call the dispatcher
+with the exact Lambda event, with its filter, batching, partial batch responses, bisection and
+bounded retries.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -21,8 +22,6 @@ from hookline_dev.local.blueprint import StreamSource
 from hookline_dev.local.lambdas import REGION, FunctionError, Functions, HandlerMissing
 
 Record = dict[str, Any]
-#: Called with each used shard iterator so the in-process service can forget it (see aws.py).
-IteratorSink = Callable[[str], None]
 
 # botocore sends DynamoDB Streams calls to account-ID endpoints moto does not route.
 STREAMS_CONFIG = Config(account_id_endpoint_mode="disabled", retries={"max_attempts": 2})
@@ -37,12 +36,17 @@ def lambda_record(raw: Record, stream_arn: str) -> Record:
     for key in ("Keys", "NewImage", "OldImage"):
         if key in data:
             data[key] = _json_image(data[key])
+    return stream_record(raw.get("eventID"), raw.get("eventName"), data, stream_arn)
+
+
+def stream_record(event_id: Any, name: Any, data: dict[str, Any], stream_arn: str) -> Record:
+    """Lambda's DynamoDB stream record around `data` (Keys and images as JSON: binary base64)."""
     return {
-        "eventID": raw.get("eventID"),
-        "eventName": raw.get("eventName"),
+        "eventID": event_id,
+        "eventName": name,
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
-        "awsRegion": raw.get("awsRegion", REGION),
+        "awsRegion": REGION,
         "dynamodb": data,
         "eventSourceARN": stream_arn,
     }
@@ -126,13 +130,18 @@ def record_passes(filters: tuple[dict[str, Any], ...], record: Record) -> bool:
 # Reading a stream
 
 
+class RecordSource(Protocol):
+    """New stream records, in Lambda's record shape, each read once."""
+
+    def read(self, limit: int = 1000) -> list[Record]: ...
+
+
 class StreamReader:
     """Follows every shard of one stream from LATEST (shards found later from their start)."""
 
-    def __init__(self, stream_arn: str, *, forget: IteratorSink | None = None) -> None:
+    def __init__(self, stream_arn: str) -> None:
         self.stream_arn = stream_arn
         self.client = boto3.client("dynamodbstreams", region_name=REGION, config=STREAMS_CONFIG)
-        self._forget = forget
         self._iterators: dict[str, str | None] = {}
         self._last_seq: dict[str, str] = {}
         self._known: set[str] = set()
@@ -168,8 +177,6 @@ class StreamReader:
                     raise
                 self._iterators[shard_id] = self._reacquire(shard_id)
                 continue
-            if self._forget is not None:
-                self._forget(iterator)
             # A closed shard has no next iterator; its children are found by _refresh.
             self._iterators[shard_id] = response.get("NextShardIterator")
             for raw in response.get("Records", []):
@@ -231,7 +238,7 @@ class EventSourceMapping(_PollingThread):
 
     def __init__(
         self,
-        reader: StreamReader,
+        reader: RecordSource,
         functions: Functions,
         function: str,
         source: StreamSource,
@@ -339,7 +346,7 @@ class StreamTail(_PollingThread):
     """Calls `callback(record)` for every new record of a stream (the delivery log printer)."""
 
     def __init__(
-        self, reader: StreamReader, callback: Callable[[Record], None], *, interval: float = 0.05
+        self, reader: RecordSource, callback: Callable[[Record], None], *, interval: float = 0.05
     ) -> None:
         super().__init__("hookline-tail", interval)
         self.reader = reader

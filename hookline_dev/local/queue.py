@@ -1,10 +1,12 @@
 """Standing in for the delivery queue (SQS) and its event source mapping to DeliverFunction.
 
 * ``sqs_record`` builds the record Lambda hands an SQS consumer.
-* ``QueueMapping`` (the local stack) polls a queue served by moto and invokes the consumer with
-  the exact Lambda event, deleting what succeeded; a message named in ``batchItemFailures`` (or
-  a batch whose invocation failed) stays in the queue until its visibility timeout ends, and
-  after ``max_receives`` receives goes to the dead-letter queue, as the redrive policy does.
+* ``LocalQueue`` (the local stack) is the delivery queue in process, with SQS's delays,
+  visibility timeout, receive counts and redrive to a dead-letter list.
+* ``QueueMapping`` polls it and invokes the consumer with the exact Lambda event, deleting what
+  succeeded; a message named in ``batchItemFailures`` (or a batch whose invocation failed) stays
+  in the queue until its visibility timeout ends, and after ``max_receives`` receives goes to
+  the dead letters, as the redrive policy does.
 * ``InlineQueue`` (tests, benchmarks) is the DeliveryQueue port itself: ``send`` invokes the
   consumer at once with the same records and hands failed messages over again.
 """
@@ -12,11 +14,14 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hookline_dev.local.lambdas import ACCOUNT_ID, REGION, FunctionError, Functions, HandlerMissing
@@ -27,6 +32,8 @@ Invoke = Callable[[dict[str, Any]], Any]
 
 #: DeliverFunction's batch size when the template says nothing.
 DEFAULT_BATCH_SIZE = 10
+#: How long an idle poller waits in one receive (SQS long polling allows up to 20 s).
+LONG_POLL_SECONDS = 1.0
 
 
 def queue_arn(name: str) -> str:
@@ -154,6 +161,131 @@ class InlineQueue:
         )
 
 
+#: Told (message id, body, delay seconds) of each message sent, and the ids of those consumed.
+SentHook = Callable[[list[tuple[str, str, int]]], None]
+ConsumedHook = Callable[[list[str]], None]
+
+
+@dataclass
+class _Message:
+    id: str
+    body: str
+    sent_ms: int
+    visible_at: float
+    receive_count: int = 0
+    first_receive_ms: int | None = None
+    receipt: str = ""
+
+
+class LocalQueue:
+    """The delivery queue in process, with the SQS semantics the consumer sees: a delayed message
+    is invisible until its delay ends; a received one until its visibility timeout ends, unless
+    deleted (by its latest receipt handle); a message received `max_receives` times and handed
+    back once more goes to `dead_letters`, as the redrive policy moves it. Also the
+    DeliveryQueue port (`send`). Receivers wait on a condition, not a poll interval."""
+
+    def __init__(
+        self,
+        name: str = "hookline-local-deliveries",
+        *,
+        max_receives: int = 5,
+        visibility_timeout: float = 30.0,
+    ) -> None:
+        self.arn = queue_arn(name)
+        self.url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{name}"
+        self.max_receives = max_receives
+        self.visibility_timeout = visibility_timeout
+        self.dead_letters: list[Record] = []
+        self.on_sent: SentHook | None = None
+        self.on_consumed: ConsumedHook | None = None
+        self._messages: dict[str, _Message] = {}
+        #: (visible at, order, message id): a message's entry is stale when it moved on.
+        self._heap: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
+        self._ready = threading.Condition()
+
+    def send(self, messages: Sequence[Mapping[str, Any]], *, delay_seconds: int = 0) -> list[int]:
+        bodies = [json.dumps(m, separators=(",", ":")) for m in messages]
+        self.send_bodies([(uuid.uuid4().hex, b, delay_seconds) for b in bodies])
+        return []
+
+    def send_bodies(self, messages: Sequence[tuple[str, str, int]]) -> None:
+        """Queue (message id, body, delay seconds) triples; the journal's hook hears of them."""
+        now = time.time()
+        with self._ready:
+            for message_id, body, delay in messages:
+                message = _Message(message_id, body, int(now * 1000), now + max(delay, 0))
+                self._messages[message_id] = message
+                heapq.heappush(self._heap, (message.visible_at, next(self._order), message_id))
+            if self.on_sent is not None:
+                self.on_sent(list(messages))
+            # As many waiting receivers as there are messages, not the whole pool.
+            self._ready.notify(len(messages))
+
+    def receive(self, limit: int, *, wait: float = 0.0) -> list[Record]:
+        """Up to `limit` visible messages as Lambda SQS records (waiting up to `wait` seconds
+        for the first); each is invisible for the visibility timeout from now."""
+        deadline = time.monotonic() + wait
+        with self._ready:
+            while True:
+                records = self._take(limit)
+                remaining = deadline - time.monotonic()
+                if records or remaining <= 0:
+                    return records
+                due = self._heap[0][0] - time.time() if self._heap else remaining
+                self._ready.wait(min(remaining, max(due, 0.001)))
+
+    def _take(self, limit: int) -> list[Record]:
+        now = time.time()
+        records: list[Record] = []
+        while self._heap and len(records) < limit and self._heap[0][0] <= now:
+            visible_at, _, message_id = heapq.heappop(self._heap)
+            message = self._messages.get(message_id)
+            if message is None or message.visible_at != visible_at:
+                continue
+            if message.receive_count >= self.max_receives:
+                del self._messages[message_id]
+                self.dead_letters.append(self._record(message))
+                if self.on_consumed is not None:
+                    self.on_consumed([message_id])
+                continue
+            message.receive_count += 1
+            message.first_receive_ms = message.first_receive_ms or int(now * 1000)
+            message.receipt = uuid.uuid4().hex
+            message.visible_at = now + self.visibility_timeout
+            heapq.heappush(self._heap, (message.visible_at, next(self._order), message_id))
+            records.append(self._record(message))
+        return records
+
+    def _record(self, message: _Message) -> Record:
+        return sqs_record(
+            message_id=message.id,
+            receipt_handle=message.receipt,
+            body=message.body,
+            source_arn=self.arn,
+            receive_count=message.receive_count,
+            sent_ms=message.sent_ms,
+            first_receive_ms=message.first_receive_ms,
+        )
+
+    def wake(self) -> None:
+        """End every receiver's wait now (stopping)."""
+        with self._ready:
+            self._ready.notify_all()
+
+    def delete(self, receipt_handles: Sequence[str]) -> None:
+        """DeleteMessage: a handle from an earlier receive of a message received again since
+        deletes nothing (as SQS does once a message's visibility timed out and it was handed
+        out again)."""
+        wanted = set(receipt_handles)
+        with self._ready:
+            gone = [m.id for m in self._messages.values() if m.receipt in wanted]
+            for message_id in gone:
+                del self._messages[message_id]
+            if gone and self.on_consumed is not None:
+                self.on_consumed(gone)
+
+
 class _Poller(_PollingThread):
     def __init__(self, mapping: QueueMapping, index: int, interval: float) -> None:
         super().__init__(f"hookline-sqs-{mapping.function}-{index}", interval)
@@ -161,29 +293,29 @@ class _Poller(_PollingThread):
 
 
 class QueueMapping:
-    """An SQS queue (moto) -> Lambda function event source mapping, polled on threads."""
+    """The delivery queue -> Lambda function event source mapping, polled on threads."""
 
     def __init__(
         self,
-        client: Any,
-        queue_url: str,
+        queue: LocalQueue,
         functions: Functions,
         function: str,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         pollers: int = 8,
-        interval: float = 0.02,
+        after_batch: Callable[[], None] | None = None,
     ) -> None:
-        self.client = client
-        self.queue_url = queue_url
-        self.arn = queue_arn(queue_url.rsplit("/", 1)[-1])
+        """`after_batch` runs after each batch's deletes (the journal's sync)."""
+        self.queue = queue
         self.functions = functions
         self.function = function
         self.batch_size = batch_size
         self.invocations = 0
-        # Lambda scales an SQS mapping out to concurrent invocations: so do the pollers here,
-        # and a batch waiting on a slow endpoint holds up one poller only.
-        self._pollers = [_Poller(self, i, interval) for i in range(pollers)]
+        self.after_batch = after_batch
+        # Lambda scales an SQS mapping out to concurrent invocations (up to the template's
+        # MaximumConcurrency): so do the pollers here, and a batch waiting on a slow endpoint
+        # holds up one poller only. Idle pollers wait on the queue's condition.
+        self._pollers = [_Poller(self, i, 0.0) for i in range(pollers)]
 
     def start(self) -> None:
         for poller in self._pollers:
@@ -192,32 +324,16 @@ class QueueMapping:
     def stop(self, timeout: float = 5.0) -> None:
         for poller in self._pollers:
             poller._stop.set()
+        self.queue.wake()
         for poller in self._pollers:
             poller.stop(timeout)
 
     def poll(self) -> bool:
-        """Receive one batch and invoke the function; True when there was a batch."""
-        answer = self.client.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            AttributeNames=["All"],
-        )
-        messages = answer.get("Messages") or []
-        if not messages:
+        """Receive one batch (long polling, as Lambda's SQS pollers do: a sent message wakes a
+        waiting poller at once) and invoke the function; True when there was a batch."""
+        records = self.queue.receive(self.batch_size, wait=LONG_POLL_SECONDS)
+        if not records:
             return False
-        records = [
-            sqs_record(
-                message_id=m["MessageId"],
-                receipt_handle=m["ReceiptHandle"],
-                body=m["Body"],
-                source_arn=self.arn,
-                receive_count=int(m["Attributes"].get("ApproximateReceiveCount", "1")),
-                sent_ms=int(m["Attributes"].get("SentTimestamp", "0")) or None,
-                first_receive_ms=int(m["Attributes"].get("ApproximateFirstReceiveTimestamp", "0"))
-                or None,
-            )
-            for m in messages
-        ]
         self.invocations += 1
         try:
             retry = failed_ids(self.functions.invoke(self.function, {"Records": records}), records)
@@ -227,13 +343,7 @@ class QueueMapping:
         except FunctionError as exc:
             print(f"[{self.function}] {exc.error_type}: {exc.message}", flush=True)
             retry = {r["messageId"] for r in records}
-        done = [r for r in records if r["messageId"] not in retry]
-        for start in range(0, len(done), 10):
-            self.client.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
-                    for i, r in enumerate(done[start : start + 10])
-                ],
-            )
+        self.queue.delete([r["receiptHandle"] for r in records if r["messageId"] not in retry])
+        if self.after_batch is not None:
+            self.after_batch()
         return True

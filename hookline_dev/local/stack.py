@@ -2,8 +2,10 @@
 
     HTTP server ──► inspector (/_inspect/...) | OpenAPI + Swagger UI | API Gateway emulation
                      └─► authorizer (+ result cache) ─► ApiFunction / InboundFunction
-    moto (DynamoDB + Streams, SES ...)
-    events stream ──► EventSourceMapping ──► DispatchFunction
+    in-memory tables + streams (storage.py), journaled to the state directory (state.py)
+    moto as the safety net for any AWS call left (none on the delivery path)
+    events stream ──► EventSourceMapping ──► DispatchFunction ──► delivery queue (LocalQueue)
+    delivery queue ──► QueueMapping ──► DeliverFunction
     retry timer (statemachine/retry.asl.json, interpreted) ──► AttemptFunction
     deliveries table stream ──► delivery log lines / on_attempt callbacks
 
@@ -29,10 +31,12 @@ from hookline_dev.local.apigw import ApiGateway, HttpRequest, HttpResponse
 from hookline_dev.local.asl import Execution
 from hookline_dev.local.blueprint import Blueprint, load_blueprint
 from hookline_dev.local.inspector import BinTargets, Inspector, targets_bin
-from hookline_dev.local.poller import EventSourceMapping, Record, StreamReader, StreamTail
-from hookline_dev.local.queue import QueueMapping
+from hookline_dev.local.poller import EventSourceMapping, Record, StreamTail
+from hookline_dev.local.queue import LocalQueue, QueueMapping
 from hookline_dev.local.scheduler import LocalRetryScheduler
 from hookline_dev.local.server import LocalHttpServer, serve_in_thread
+from hookline_dev.local.storage import LocalTables, item_of
+from hookline_dev.memory_idempotency import MemoryIdempotencyStore
 
 T = TypeVar("T")
 
@@ -107,19 +111,7 @@ class AttemptRecord:
 
 def _image(record: Record) -> dict[str, Any] | None:
     image = (record.get("dynamodb") or {}).get("NewImage")
-    if not image:
-        return None
-    from boto3.dynamodb.types import TypeDeserializer
-
-    from hookline.adapters.dynamodb import to_python
-
-    deserializer = TypeDeserializer()
-    try:
-        item = {k: deserializer.deserialize(v) for k, v in image.items()}
-    except (TypeError, ValueError):
-        return None
-    python: dict[str, Any] = to_python(item)
-    return python
+    return item_of(image) if image else None
 
 
 class LocalStack:
@@ -144,7 +136,9 @@ class LocalStack:
         self._threads: list[Any] = []
         self._log_levels: dict[str, int] = {}
         self._wiring_lock = threading.Lock()
-        self._dynamodb: Any = None
+        self.storage: LocalTables | None = None
+        self.queue: LocalQueue | None = None
+        self._idempotency: MemoryIdempotencyStore | None = None
         self._started = False
         self.blueprint: Blueprint | None = None
         self.gateway: ApiGateway | None = None
@@ -193,14 +187,15 @@ class LocalStack:
         self._started = True
         self._session.start()
         blueprint = self.blueprint = load_blueprint()
-        self.tables = aws.create_tables(self._session)
+        storage = self.storage = LocalTables()
+        self.tables = storage.names()
+        queue = self.queue = LocalQueue(max_receives=blueprint.queue.max_receives)
         env = self._session.env
         defaults = template.function_environment()
         disable_hours = float(defaults.get("AUTO_DISABLE_AFTER_HOURS", 120))
         env.set(defaults)
         env.set(self.tables)
-        queue_url = aws.create_delivery_queue(self._session, blueprint.queue.max_receives)
-        env.set({"DELIVERY_QUEUE_URL": queue_url})
+        env.set({"DELIVERY_QUEUE_URL": queue.url})
         env.set(
             {
                 "HOOKLINE_STAGE": blueprint.stage,
@@ -220,7 +215,8 @@ class LocalStack:
             env.set({"POWERTOOLS_LOG_LEVEL": options.log_level.upper()})
             self._set_log_level(options.log_level.upper())
         options.data_dir.mkdir(parents=True, exist_ok=True)
-        self._persistence.restore(self._dynamodb_client(), self.tables)
+        self._persistence.restore(storage)
+        self._idempotency = MemoryIdempotencyStore(storage.idempotency)
 
         functions = state.JournaledFunctions(blueprint.functions, before_invoke=self._ensure_wiring)
         self.scheduler = LocalRetryScheduler(
@@ -240,9 +236,8 @@ class LocalStack:
 
         self.scheduler.start()
         self._threads.append(self.scheduler)
-        events_stream = aws.stream_arn(self._session, self.tables["EVENTS_TABLE"])
         self.dispatcher = EventSourceMapping(
-            StreamReader(events_stream, forget=aws.forget_shard_iterator),
+            storage.events.subscribe(),
             functions,
             "dispatch",
             blueprint.stream,
@@ -251,25 +246,20 @@ class LocalStack:
             # the stream holds when polled (still capped at the batch size).
             batching_window=0.0,
         )
-        deliveries_stream = aws.stream_arn(
-            self._session, self.tables["DELIVERIES_TABLE"], enable="NEW_IMAGE"
-        )
         tail = StreamTail(
-            StreamReader(deliveries_stream, forget=aws.forget_shard_iterator),
+            storage.deliveries.subscribe("NEW_IMAGE"),
             self._on_delivery_record,
             interval=options.poll_interval,
         )
         self.deliverer = QueueMapping(
-            self._session.client("sqs"),
-            queue_url,
+            queue,
             functions,
             "deliver",
             batch_size=blueprint.queue.batch_size,
-            interval=options.poll_interval,
+            pollers=blueprint.queue.max_concurrency,
+            after_batch=self._persistence.sync,
         )
-        self.resumed_retries = self._persistence.resume(
-            self._dynamodb_client(), self.tables, functions, self.scheduler
-        )
+        self.resumed_retries = self._persistence.resume(storage, queue, functions, self.scheduler)
         self.console.attempts_printed_before(self.resumed_retries)
         for thread in (self.deliverer, self.dispatcher, tail):
             thread.start()
@@ -279,7 +269,7 @@ class LocalStack:
         self._server_thread = serve_in_thread(server)
 
     def stop(self) -> None:
-        """Stop the server, poller and timer, then moto; restores the environment. Idempotent."""
+        """Stop the server, pollers and timer, then moto; restores the environment. Idempotent."""
         global _running
         if self._server_thread is not None:
             assert self._server is not None
@@ -292,7 +282,7 @@ class LocalStack:
         for thread in reversed(self._threads):
             thread.stop()
         self._threads = []
-        self._persistence.close()
+        self._persistence.close(self.storage)
         if self._started:
             from hookline import wiring
 
@@ -300,7 +290,6 @@ class LocalStack:
             lambdas.forget_handlers()
             self._restore_log_level()
             self._session.stop()
-            self._dynamodb = None
             self._started = False
         with _running_lock:
             if _running is self:
@@ -321,15 +310,28 @@ class LocalStack:
         return definition
 
     def _ensure_wiring(self) -> None:
-        """Make hookline's composition root use the local retry timer. Checked before every
-        invocation because anything may call wiring.reset() meanwhile (tests do, per test)."""
+        """Make hookline's composition root use the local tables, queue and retry timer.
+        Checked before every invocation because anything may call wiring.reset() meanwhile
+        (tests do, per test)."""
         from hookline import wiring
 
-        if wiring.services().scheduler is self.scheduler:
+        if self._wired(wiring.services()):
             return
         with self._wiring_lock:
-            if wiring.services().scheduler is not self.scheduler:
-                wiring.configure(scheduler=self.scheduler)
+            if not self._wired(wiring.services()):
+                wiring.configure(
+                    tables=self.storage,
+                    queue=self.queue,
+                    scheduler=self.scheduler,
+                    idempotency=self._idempotency,
+                )
+
+    def _wired(self, services: Any) -> bool:
+        return bool(
+            services.tables is self.storage
+            and services.scheduler is self.scheduler
+            and services.queue is self.queue
+        )
 
     def _set_log_level(self, level: str) -> None:
         for name in ("hookline",):
@@ -402,53 +404,26 @@ class LocalStack:
     def inspector_url(self, name: str) -> str:
         return f"{self.base_url}/_inspect/{name}"
 
-    def _dynamodb_client(self) -> Any:
-        if self._dynamodb is None:
-            self._dynamodb = self._session.client("dynamodb")
-        return self._dynamodb
-
     def _bin_targets(self, name: str) -> BinTargets | None:
         """Secrets and custom header names of the webhooks whose URL is inspector bin `name`
         (a scan: fine locally); None when no webhook targets it."""
-        table_name = self.tables.get("WEBHOOKS_TABLE")
-        if not table_name:
+        if self.storage is None:
             return None
-        client = self._dynamodb_client()
         secrets: list[str] = []
         headers: set[str] = set()
-        kwargs: dict[str, Any] = {
-            "TableName": table_name,
-            "ProjectionExpression": "#u, #s, #h",
-            "ExpressionAttributeNames": {"#u": "url", "#s": "secret", "#h": "headers"},
-        }
-        while True:
-            page = client.scan(**kwargs)
-            for item in page.get("Items", []):
-                url = (item.get("url") or {}).get("S", "")
-                if url and targets_bin(url, name, self.port):
-                    secrets.append((item.get("secret") or {}).get("S", ""))
-                    headers.update(h.lower() for h in (item.get("headers") or {}).get("M", {}))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in self.storage.webhooks.scan_all():
+            url = item.get("url") or ""
+            if isinstance(url, str) and url and targets_bin(url, name, self.port):
+                secrets.append(str(item.get("secret") or ""))
+                headers.update(h.lower() for h in item.get("headers") or {})
         return BinTargets(secrets, frozenset(headers)) if secrets else None
 
     def _webhook_name(self, community_id: str, webhook_id: str) -> str | None:
         """A webhook's name for the console (cached: a rename shows after a restart)."""
         name = self._webhook_names.get(webhook_id)
-        table_name = self.tables.get("WEBHOOKS_TABLE")
-        if name is None and table_name:
-            item = (
-                self._dynamodb_client()
-                .get_item(
-                    TableName=table_name,
-                    Key={"pk": {"S": f"C#{community_id}"}, "sk": {"S": f"W#{webhook_id}"}},
-                    ProjectionExpression="#n",
-                    ExpressionAttributeNames={"#n": "name"},
-                )
-                .get("Item")
-            )
-            name = ((item or {}).get("name") or {}).get("S")
+        if name is None and self.storage is not None:
+            item = self.storage.webhooks.get(f"C#{community_id}", f"W#{webhook_id}")
+            name = (item or {}).get("name")
             if name:
                 self._webhook_names[webhook_id] = name
         return name

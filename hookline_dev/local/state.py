@@ -1,13 +1,16 @@
 """State that survives a restart of `hookline local`: a directory holding the operator key and a
-journal of every DynamoDB write and SQS message moto acknowledged.
+journal of every write to the local tables (hookline_dev.local.storage) and the delivery queue.
 
-Each write (PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems) is appended to
-``journal.jsonl`` and fsynced before the call returns to the handler, so before the HTTP answer
-is sent: a `kill -9` loses nothing that was acknowledged. On start the journal is replayed into
-a fresh moto in its original order, then compacted (one PutItem per live item).
+Each table write is appended to ``journal.jsonl`` as the item it left (DynamoDB's typed
+attributes, binary as base64) or as the key it deleted. The journal is fdatasynced when the
+function invocation that wrote ends, before its answer is used (so before the HTTP answer is
+sent, the queue message deleted or the stream batch checkpointed): a `kill -9` loses nothing
+that was acknowledged. Concurrent invocations share one fdatasync. On start the journal is
+replayed into the empty tables in its original order, then compacted (one item per live item;
+items past their TTL attribute are dropped, as DynamoDB's TTL would).
 
-SQS messages are journaled by id when sent, and as consumed when deleted (the receipt handle a
-ReceiveMessage answer gave names the message); those not consumed are sent again on start.
+Delivery queue messages are journaled when sent and when consumed (deleted, or moved to the
+dead letters); those not consumed are queued again on start, with what is left of their delay.
 
 The dispatcher's progress is journaled too (which events it has fanned out). Events published
 but not yet dispatched when the stack stopped are written again after the dispatcher's stream
@@ -17,28 +20,26 @@ again. Deliveries waiting for a retry are rescheduled for the time they were due
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookline import ids
-from hookline_dev.local.lambdas import REGION, Functions
+from hookline_dev.local.lambdas import Functions
+
+if TYPE_CHECKING:
+    from hookline_dev.local.queue import LocalQueue
+    from hookline_dev.local.storage import LocalTables
 
 JOURNAL = "journal.jsonl"
 KEY_FILE = "operator-key"
 OPERATOR_KEY_ENV = "HOOKLINE_OPERATOR_KEY"
-WRITE_OPERATIONS = frozenset(
-    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-)
-#: What a message carries when sent again (its attributes; SQS gives it a new id).
-_MESSAGE_FIELDS = ("MessageBody", "MessageAttributes", "MessageGroupId", "MessageDeduplicationId")
 
 
 def operator_key(state_dir: Path | None, given: str | None) -> tuple[str, str]:
@@ -70,49 +71,20 @@ def reset(state_dir: Path) -> None:
     shutil.rmtree(state_dir / "outbox", ignore_errors=True)
 
 
-# -- wire format <-> client parameters --------------------------------------------------------
-
-
-def _blobs(node: Any, convert: Callable[[Any], Any]) -> Any:
-    """Apply `convert` to every B / BS attribute value inside request parameters."""
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key == "B" and len(node) == 1:
-                out[key] = convert(value)
-            elif key == "BS" and len(node) == 1 and isinstance(value, list):
-                out[key] = [convert(v) for v in value]
-            else:
-                out[key] = _blobs(value, convert)
-        return out
-    if isinstance(node, list):
-        return [_blobs(v, convert) for v in node]
-    return node
-
-
-def _to_client(params: dict[str, Any]) -> dict[str, Any]:
-    """Wire-format JSON (blobs base64) -> boto3 client parameters (blobs as bytes)."""
-    converted: dict[str, Any] = _blobs(params, lambda v: base64.b64decode(v))
-    return converted
-
-
-def _to_wire(params: dict[str, Any]) -> dict[str, Any]:
-    converted: dict[str, Any] = _blobs(params, lambda v: base64.b64encode(bytes(v)).decode("ascii"))
-    return converted
-
-
-def _snake(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
-
-
 def _event_key(item: dict[str, Any]) -> str:
+    """An event's key from typed attributes (a stream record's Keys)."""
     return f"{(item.get('pk') or {}).get('S', '')}|{(item.get('sk') or {}).get('S', '')}"
+
+
+def _python_key(item: dict[str, Any]) -> str:
+    return f"{item.get('pk', '')}|{item.get('sk', '')}"
 
 
 class Journal:
     """The append-only, fsynced record of acknowledged writes (and dispatch progress)."""
 
-    def __init__(self, state_dir: Path, events_table: str) -> None:
+    def __init__(self, state_dir: Path, events_table: str = "EVENTS_TABLE") -> None:
+        """`events_table` names the events table as writes name it (its environment variable)."""
         self.state_dir = state_dir
         self.path = state_dir / JOURNAL
         self.events_table = events_table
@@ -148,8 +120,8 @@ class Journal:
         return True
 
     def sync(self) -> None:
-        """Return once everything appended so far is on disk. Called outside moto's lock;
-        concurrent callers share one fdatasync (group commit)."""
+        """Return once everything appended so far is on disk; concurrent callers share one
+        fdatasync (group commit)."""
         with self._lock:
             target = self._appended
             while self._synced < target and self._fd is not None:
@@ -167,19 +139,23 @@ class Journal:
                     self._synced = max(self._synced, upto)
                     self._lock.notify_all()
 
-    def record_request(self, service: str, operation: str, body: bytes, answer: bytes) -> bool:
-        """Called with moto held, for every DynamoDB or SQS call it answered 200: True when
-        recorded (the caller then syncs before returning)."""
-        if service == "sqs":
-            entry = _sqs_entry(operation, json.loads(body or b"{}"), json.loads(answer or b"{}"))
-            return entry is not None and self._append(entry)
-        if operation not in WRITE_OPERATIONS:
-            return False
-        return self._append({"op": operation, "params": json.loads(body or b"{}")})
+    def record_write(self, table: str, keys: dict[str, Any], image: dict[str, Any] | None) -> None:
+        """A table write (storage.WriteHook): the item as it now is, or its key when deleted."""
+        if image is None:
+            self._append({"t": table, "del": keys})
+        else:
+            self._append({"t": table, "put": image})
+
+    def record_sent(self, messages: list[tuple[str, str, int]]) -> None:
+        due = time.time()
+        self._append({"sent": {m: {"body": b, "due": due + d} for m, b, d in messages}})
+
+    def record_consumed(self, message_ids: list[str]) -> None:
+        self._append({"consumed": message_ids})
 
     def record_dispatched(self, keys: list[str]) -> None:
-        if keys and self._append({"dispatched": keys}):
-            self.sync()
+        if keys:
+            self._append({"dispatched": keys})
 
     # -- replaying ----------------------------------------------------------------------------
 
@@ -195,142 +171,75 @@ class Journal:
                 except ValueError:
                     return
 
-    def unconsumed_messages(self) -> list[dict[str, Any]]:
-        """SendMessage parameters of every message sent and not deleted, in sending order."""
+    def unconsumed_messages(self) -> list[tuple[str, str, int]]:
+        """(message id, body, delay left in seconds) of every message sent and not consumed,
+        in sending order."""
         sent: dict[str, dict[str, Any]] = {}
-        received: dict[str, str] = {}
-        deleted: set[str] = set()
         for entry in self._entries():
-            for message_id, params in (entry.get("sent") or {}).items():
-                sent[message_id] = params
-            received.update(entry.get("received") or {})
-            deleted.update(entry.get("deleted") or ())
-        for handle in deleted:
-            sent.pop(received.get(handle, ""), None)
-        return list(sent.values())
+            sent.update(entry.get("sent") or {})
+            for message_id in entry.get("consumed") or ():
+                sent.pop(message_id, None)
+        now = time.time()
+        return [
+            (m, p["body"], max(int(p.get("due", now) - now + 0.999), 0)) for m, p in sent.items()
+        ]
 
-    def replay(self, client: Any) -> list[dict[str, Any]]:
-        """Apply the journal to `client` (moto, before anything reads the tables). Writes that
-        create events not yet dispatched are held back and returned, in order, for
-        `replay_held` once the dispatcher listens."""
-        entries = list(self._entries())
+    def replay(self, tables: Mapping[str, Any]) -> list[str]:
+        """Apply the journal to `tables` (environment variable -> StreamedTable, before anything
+        reads them). Returns the keys of events written and not yet dispatched, in order."""
+        written: dict[str, None] = {}
         dispatched: set[str] = set()
-        for entry in entries:
+        for entry in self._entries():
             dispatched.update(entry.get("dispatched") or ())
-        held: list[dict[str, Any]] = []
-        for entry in entries:
-            operation = entry.get("op")
-            if operation is None:
+            table = tables.get(entry.get("t", ""))
+            if table is None:
                 continue
-            params = entry["params"]
-            if (
-                operation == "PutItem"
-                and params.get("TableName") == self.events_table
-                and _event_key(params.get("Item") or {}) not in dispatched
-            ):
-                held.append(entry)
-                continue
-            self._apply(client, operation, params)
-        return held
-
-    def replay_held(self, client: Any, held: list[dict[str, Any]]) -> None:
-        for entry in held:
-            self._apply(client, entry["op"], entry["params"])
-
-    def _apply(self, client: Any, operation: str, params: dict[str, Any]) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            getattr(client, _snake(operation))(**_to_client(params))
-        except ClientError as exc:  # the same state gives the same answer: report, go on
-            print(f"[state] replay of {operation} failed: {exc}", flush=True)
-        self.replayed += 1
-
-    def resend_messages(self, sqs: Any) -> dict[str, dict[str, Any]]:
-        """Send every unconsumed message again: new message id -> its parameters."""
-        from botocore.exceptions import ClientError
-
-        resent = {}
-        for params in self.unconsumed_messages():
-            try:
-                resent[sqs.send_message(**params)["MessageId"]] = params
-            except ClientError as exc:
-                print(f"[state] could not send a message again: {exc}", flush=True)
-        return resent
+            if "put" in entry:
+                item = table.load(entry["put"])
+                if entry["t"] == self.events_table:
+                    written[_python_key(item)] = None
+            elif "del" in entry:
+                keys = entry["del"]
+                table.unload(keys["pk"]["S"], keys["sk"]["S"])
+            self.replayed += 1
+        return [key for key in written if key not in dispatched]
 
     def compact(
         self,
-        client: Any,
-        tables: dict[str, str],
-        ttl: dict[str, str],
-        messages: dict[str, dict[str, Any]] | None = None,
+        tables: Mapping[str, Any],
+        ttl: Mapping[str, str],
+        undispatched: list[str],
+        messages: list[tuple[str, str, int]],
     ) -> None:
-        """Rewrite the journal as one PutItem per live item (items past their TTL attribute are
-        dropped, as DynamoDB would), keeping which events were dispatched and `messages`, the
-        SQS messages now waiting (by id)."""
-        undispatched = set()
-        for entry in self._entries():
-            if entry.get("op") == "PutItem" and entry["params"].get("TableName") == (
-                self.events_table
-            ):
-                undispatched.add(_event_key(entry["params"].get("Item") or {}))
-        for entry in self._entries():
-            undispatched.difference_update(entry.get("dispatched") or ())
+        """Rewrite the journal as one put per live item (items past their TTL attribute are
+        dropped, as DynamoDB would), which events were dispatched (all others), and `messages`
+        (those waiting in the queue)."""
+        from hookline_dev.local.storage import image
+
+        waiting = set(undispatched)
         now = time.time()
         fresh = self.path.with_suffix(".tmp")
         dispatched: list[str] = []
         descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            for table_name in tables.values():
-                attribute = ttl.get(table_name)
-                pages = client.get_paginator("scan").paginate(TableName=table_name)
-                for page in pages:
-                    for item in page.get("Items", []):
-                        expiry = (item.get(attribute) or {}).get("N") if attribute else None
-                        if expiry is not None and float(expiry) < now:
-                            continue
-                        params = _to_wire({"TableName": table_name, "Item": item})
-                        out.write(json.dumps({"op": "PutItem", "params": params}) + "\n")
-                        if table_name == self.events_table:
-                            key = _event_key(item)
-                            if key not in undispatched:
-                                dispatched.append(key)
+            for env, table in tables.items():
+                attribute = ttl.get(env)
+                for item in table.scan_all():
+                    expiry = item.get(attribute) if attribute else None
+                    if isinstance(expiry, int | float) and expiry < now:
+                        continue
+                    entry = {"t": env, "put": image(item)}
+                    out.write(json.dumps(entry, separators=(",", ":")) + "\n")
+                    if env == self.events_table and _python_key(item) not in waiting:
+                        dispatched.append(_python_key(item))
             if dispatched:
                 out.write(json.dumps({"dispatched": dispatched}) + "\n")
             if messages:
-                out.write(json.dumps({"sent": messages}) + "\n")
+                sent = {m: {"body": b, "due": now + d} for m, b, d in messages}
+                out.write(json.dumps({"sent": sent}) + "\n")
             out.flush()
             os.fsync(out.fileno())
         os.replace(fresh, self.path)
-
-
-def _sqs_entry(
-    operation: str, request: dict[str, Any], answer: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The journal entry of an SQS call: messages sent (by id), handed out, or consumed."""
-    queue = request.get("QueueUrl")
-    if operation == "SendMessage":
-        params = {k: request[k] for k in _MESSAGE_FIELDS if k in request}
-        return {"sent": {answer["MessageId"]: {"QueueUrl": queue, **params}}}
-    if operation == "SendMessageBatch":
-        by_entry = {e["Id"]: e for e in request.get("Entries") or []}
-        sent = {
-            ok["MessageId"]: {
-                "QueueUrl": queue,
-                **{k: by_entry[ok["Id"]][k] for k in _MESSAGE_FIELDS if k in by_entry[ok["Id"]]},
-            }
-            for ok in answer.get("Successful") or []
-        }
-        return {"sent": sent} if sent else None
-    if operation == "ReceiveMessage":
-        handed = {m["ReceiptHandle"]: m["MessageId"] for m in answer.get("Messages") or []}
-        return {"received": handed} if handed else None
-    if operation == "DeleteMessage":
-        return {"deleted": [request["ReceiptHandle"]]}
-    if operation == "DeleteMessageBatch":
-        deleted = [e["ReceiptHandle"] for e in request.get("Entries") or []]
-        return {"deleted": deleted} if deleted else None
-    return None
 
 
 def dispatched_keys(records: list[dict[str, Any]], response: Any) -> list[str]:
@@ -349,9 +258,7 @@ def dispatched_keys(records: list[dict[str, Any]], response: Any) -> list[str]:
     return [_event_key(r.get("dynamodb", {}).get("Keys") or {}) for r in done]
 
 
-def resume_retries(
-    client: Any, deliveries_table: str, webhooks_table: str, scheduler: Any
-) -> list[tuple[str, int]]:
+def resume_retries(tables: LocalTables, scheduler: Any) -> list[tuple[str, int]]:
     """Schedule again every delivery that was waiting for a retry, due when it was due (at once
     when that time has passed). Returns (delivery id, attempts made) of each."""
     from hookline.config import settings
@@ -360,52 +267,48 @@ def resume_retries(
 
     schedule = settings().retry_schedule
     resumed: list[tuple[str, int]] = []
-    pages = client.get_paginator("scan").paginate(
-        TableName=deliveries_table,
+    for item in tables.deliveries.scan_all():
         # Delivery items (hookline.domain.repositories.DeliveryRepository: sk "D#<id>").
-        FilterExpression="begins_with(sk, :delivery) AND #s = :retrying",
-        ExpressionAttributeNames={"#s": "state"},
-        ExpressionAttributeValues={":delivery": {"S": "D#"}, ":retrying": {"S": "retrying"}},
-    )
-    for page in pages:
-        for item in page.get("Items", []):
-            community_id = item["community_id"]["S"]
-            webhook_id = item["webhook_id"]["S"]
-            webhook = client.get_item(
-                TableName=webhooks_table,
-                Key={"pk": {"S": f"C#{community_id}"}, "sk": {"S": f"W#{webhook_id}"}},
-            ).get("Item")
-            if webhook is None:
-                continue
-            done = max(int(item.get("attempts", {}).get("N", "1")), 1)
-            retry_count = int(webhook.get("retry_count", {}).get("N", "3"))
-            waits = waits_for(retry_count, schedule)[done - 1 :] or [0]
-            due = (item.get("next_attempt_at") or {}).get("S")
-            if due:
-                waits[0] = policy.seconds_until(due, settings().retry_time_scale)
-            delivery_id = item["id"]["S"]
-            scheduler.schedule(
-                delivery_id=delivery_id,
-                community_id=community_id,
-                webhook_id=webhook_id,
-                attempt=done,
-                waits=waits,
-            )
-            resumed.append((delivery_id, done))
+        if not str(item.get("sk", "")).startswith("D#") or item.get("state") != "retrying":
+            continue
+        community_id, webhook_id = item["community_id"], item["webhook_id"]
+        webhook = tables.webhooks.get(f"C#{community_id}", f"W#{webhook_id}")
+        if webhook is None:
+            continue
+        done = max(int(item.get("attempts", 1)), 1)
+        retry_count = int(webhook.get("retry_count", 3))
+        waits = waits_for(retry_count, schedule)[done - 1 :] or [0]
+        due = item.get("next_attempt_at")
+        if due:
+            waits[0] = policy.seconds_until(due, settings().retry_time_scale)
+        delivery_id = str(item["id"])
+        scheduler.schedule(
+            delivery_id=delivery_id,
+            community_id=community_id,
+            webhook_id=webhook_id,
+            attempt=done,
+            waits=waits,
+        )
+        resumed.append((delivery_id, done))
     return resumed
 
 
 class JournaledFunctions(Functions):
-    """Functions that journal which events each dispatcher invocation finished."""
+    """Functions whose invocations end with the journal synced: what an invocation wrote (and,
+    for the dispatcher, which events it finished) is on disk before its answer is used."""
 
     journal: Journal | None = None
 
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
-        result = super().invoke(name, event)
-        if name == "dispatch" and self.journal is not None:
-            records = event.get("Records") or []
-            self.journal.record_dispatched(dispatched_keys(records, result))
-        return result
+        try:
+            result = super().invoke(name, event)
+            if name == "dispatch" and self.journal is not None:
+                records = event.get("Records") or []
+                self.journal.record_dispatched(dispatched_keys(records, result))
+            return result
+        finally:
+            if self.journal is not None:
+                self.journal.sync()
 
 
 class Persistence:
@@ -417,46 +320,48 @@ class Persistence:
         if self.state_dir is not None and reset_state:
             reset(self.state_dir)
         self.journal: Journal | None = None
-        self._held: list[dict[str, Any]] = []
+        self._undispatched: list[str] = []
 
-    def restore(self, client: Any, tables: dict[str, str]) -> None:
+    def restore(self, tables: LocalTables) -> None:
         """Replay the journal into the new (empty) tables; events not yet dispatched wait."""
         if self.state_dir is None:
             return
-        self.journal = Journal(self.state_dir, tables["EVENTS_TABLE"])
-        self._held = self.journal.replay(client)
+        self.journal = Journal(self.state_dir)
+        self._undispatched = self.journal.replay(tables.by_env)
 
     def resume(
-        self, client: Any, tables: dict[str, str], functions: Functions, scheduler: Any
+        self, tables: LocalTables, queue: LocalQueue, functions: Functions, scheduler: Any
     ) -> list[tuple[str, int]]:
-        """Hand undispatched events to the dispatcher, compact the journal, record from now
-        on, and reschedule pending retries: (delivery id, attempts made) of each."""
+        """Hand undispatched events to the dispatcher, queue unconsumed messages again,
+        compact the journal, record from now on, and reschedule pending retries: (delivery
+        id, attempts made) of each."""
         journal = self.journal
         if journal is None:
             return []
-        from hookline_dev import template
-        from hookline_dev.local import aws
-
-        journal.replay_held(client, self._held)
-        self._held = []
-        import boto3
-
-        messages = journal.resend_messages(boto3.client("sqs", region_name=REGION))
-        by_env = {s.env_var: s.ttl_attribute for s in template.table_specs() if s.ttl_attribute}
-        ttl = {name: by_env[env] for env, name in tables.items() if env in by_env}
-        journal.compact(client, tables, ttl, messages)
+        for key in self._undispatched:
+            pk, sk = key.split("|", 1)
+            item = tables.events.get(pk, sk)
+            if item is not None:
+                tables.events.announce(item)
+        messages = journal.unconsumed_messages()
+        queue.send_bodies(messages)
+        journal.compact(tables.by_env, tables.ttl, self._undispatched, messages)
+        self._undispatched = []
         journal.open()
-        aws.record_writes(journal.record_request, journal.sync)
+        tables.hook(journal.record_write)
+        queue.on_sent = journal.record_sent
+        queue.on_consumed = journal.record_consumed
         if isinstance(functions, JournaledFunctions):
             functions.journal = journal
-        return resume_retries(
-            client, tables["DELIVERIES_TABLE"], tables["WEBHOOKS_TABLE"], scheduler
-        )
+        return resume_retries(tables, scheduler)
 
-    def close(self) -> None:
+    def sync(self) -> None:
         if self.journal is not None:
-            from hookline_dev.local import aws
+            self.journal.sync()
 
-            aws.record_writes(None)
+    def close(self, tables: LocalTables | None = None) -> None:
+        if tables is not None:
+            tables.hook(None)
+        if self.journal is not None:
             self.journal.close()
             self.journal = None
