@@ -29,9 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackHandle
 def _deliveries(stack: LocalStackHandle, webhook_id: str) -> list[dict[str, Any]]:
     assert stack.storage is not None
     items = stack.storage.deliveries.scan_all()
-    return [
-        i for i in items if i.get("webhook_id") == webhook_id and str(i["sk"]).startswith("D#")
-    ]
+    return [i for i in items if i.get("webhook_id") == webhook_id and str(i["sk"]).startswith("D#")]
 
 
 def test_list_communities_with_a_cursor(stack: LocalStackHandle) -> None:
