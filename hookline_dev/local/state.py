@@ -25,6 +25,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -352,14 +353,16 @@ def dispatched_keys(records: list[dict[str, Any]], response: Any) -> list[str]:
 def resume_retries(
     client: Any, deliveries_table: str, webhooks_table: str, scheduler: Any
 ) -> list[tuple[str, int]]:
-    """Schedule again every delivery that was waiting for a retry, due when it was due (at once
-    when that time has passed). Returns (delivery id, attempts made) of each."""
+    """Start again the retry group of every delivery that was waiting for a retry, its next
+    round due when its earliest member is due (at once when that time has passed). Returns
+    (delivery id, attempts made) of each."""
+    from hookline import clock
     from hookline.config import settings
     from hookline.domain import policy
-    from hookline.domain.policy import waits_for
 
-    schedule = settings().retry_schedule
+    scale = settings().retry_time_scale
     resumed: list[tuple[str, int]] = []
+    groups: dict[str, list[dict[str, Any]]] = {}
     pages = client.get_paginator("scan").paginate(
         TableName=deliveries_table,
         FilterExpression="sk = :meta AND #s = :retrying",
@@ -368,29 +371,29 @@ def resume_retries(
     )
     for page in pages:
         for item in page.get("Items", []):
-            community_id = item["community_id"]["S"]
-            webhook_id = item["webhook_id"]["S"]
-            webhook = client.get_item(
-                TableName=webhooks_table,
-                Key={"pk": {"S": f"C#{community_id}"}, "sk": {"S": f"W#{webhook_id}"}},
-            ).get("Item")
-            if webhook is None:
-                continue
+            group = (item.get("retry_group") or {}).get("S")
+            if group:
+                groups.setdefault(group, []).append(item)
+    for name, items in groups.items():
+        created = sorted(i["created_at"]["S"] for i in items)
+        dues = [(i.get("next_attempt_at") or {}).get("S") for i in items]
+        wait = min((policy.seconds_until(d, scale) for d in dues if d), default=0)
+        last = clock.parse_iso(created[-1]) + timedelta(milliseconds=1)
+        scheduler.schedule(
+            name=name,
+            document=policy.workflow_document(
+                community_id=items[0]["community_id"]["S"],
+                webhook_id=items[0]["webhook_id"]["S"],
+                group=name,
+                since=created[0],
+                until=clock.iso(last),
+                attempt=1,
+                wait_seconds=wait,
+            ),
+        )
+        for item in items:
             done = max(int(item.get("attempts", {}).get("N", "1")), 1)
-            retry_count = int(webhook.get("retry_count", {}).get("N", "3"))
-            waits = waits_for(retry_count, schedule)[done - 1 :] or [0]
-            due = (item.get("next_attempt_at") or {}).get("S")
-            if due:
-                waits[0] = policy.seconds_until(due, settings().retry_time_scale)
-            delivery_id = item["pk"]["S"].removeprefix("D#")
-            scheduler.schedule(
-                delivery_id=delivery_id,
-                community_id=community_id,
-                webhook_id=webhook_id,
-                attempt=done,
-                waits=waits,
-            )
-            resumed.append((delivery_id, done))
+            resumed.append((item["pk"]["S"].removeprefix("D#"), done))
     return resumed
 
 
