@@ -37,6 +37,7 @@ _CRASH_TEXT_LIMIT = 300
 
 
 def _answer(document: Mapping[str, Any], *, attempted: bool, wait: int | None) -> dict[str, Any]:
+    """The next document: ``attempt`` counts the rounds that were not only rate-limit waits."""
     return policy.workflow_document(
         community_id=str(document["community_id"]),
         webhook_id=str(document["webhook_id"]),
@@ -145,8 +146,10 @@ def run_round(ctx: DeliveryContext, document: Mapping[str, Any]) -> dict[str, An
         return _answer(document, attempted=True, wait=None)
     turns = [r.retry_in for r in results if r is not None and r.retry_in is not None]
     hint = 0 if rest else (min(turns) if turns else None)
-    attempted = any(r is None or r.retry_in is None for r in results)
-    return _answer(document, attempted=attempted, wait=_next_wait(ctx, document, hint))
+    # A round whose every attempt waited for the webhook's rate-limit turn made none: it does
+    # not count (waits are not attempts).
+    waited_only = bool(results) and all(r is not None and r.retry_in is not None for r in results)
+    return _answer(document, attempted=not waited_only, wait=_next_wait(ctx, document, hint))
 
 
 class _Result:
@@ -214,7 +217,7 @@ def record_crash(ctx: DeliveryContext, document: Mapping[str, Any], error: Any) 
     for member in due[:MEMBERS_PER_ROUND]:
         _record_crashed(ctx, member, webhook, text)
     hint = 0 if len(due) > MEMBERS_PER_ROUND else None
-    return _answer(document, attempted=bool(due), wait=_next_wait(ctx, document, hint))
+    return _answer(document, attempted=True, wait=_next_wait(ctx, document, hint))
 
 
 def _record_crashed(ctx: DeliveryContext, member: Delivery, webhook: Webhook, text: str) -> None:
