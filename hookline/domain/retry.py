@@ -43,6 +43,9 @@ class Group:
     name: str
     document: dict[str, Any]
     first_retry_at: str
+    #: The schedule's first wait and the time scale its times were computed with.
+    first_wait: int = 0
+    time_scale: float = 1.0
 
 
 def window_group(ctx: DeliveryContext, delivery: Delivery) -> Group:
@@ -56,7 +59,8 @@ def window_group(ctx: DeliveryContext, delivery: Delivery) -> Group:
         schedule=settings.retry_schedule,
         time_scale=settings.retry_time_scale,
     )
-    return Group(name, document, first_at)
+    first_wait = policy.retry_wait(settings.retry_schedule, 0)
+    return Group(name, document, first_at, first_wait, settings.retry_time_scale)
 
 
 def joining(group: Group, webhook: Webhook) -> OnFailure:
@@ -66,10 +70,19 @@ def joining(group: Group, webhook: Webhook) -> OnFailure:
     def fields(outcome: AttemptOutcome) -> Mapping[str, Any]:
         if outcome.gone or webhook.retry_count <= 0:
             return {}
+        next_at = group.first_retry_at
+        if outcome.retry_after_seconds:
+            # A Retry-After longer than the first wait lengthens this member's (the group wakes
+            # for it later).
+            later = policy.due_at(
+                policy.lengthen(group.first_wait, outcome.retry_after_seconds),
+                group.time_scale,
+            )
+            next_at = max(next_at, later)
         return {
             "state": "retrying",
             "retry_group": group.name,
-            "next_attempt_at": group.first_retry_at,
+            "next_attempt_at": next_at,
             "max_attempts": policy.budget(1, webhook.retry_count),
         }
 
