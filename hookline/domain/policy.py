@@ -65,6 +65,8 @@ def wait_before_remaining(
     """The scheduled wait before the attempt that leaves `remaining` attempts (itself included)
     in a cycle of `retry_count` retries: what an attempt made early (a resend while retrying)
     leaves in place, so the cycle's later attempts keep their times."""
+    if retry_count <= 0:
+        return lengthen(0, retry_after)
     return lengthen(retry_wait(schedule, retry_count - remaining), retry_after)
 
 
