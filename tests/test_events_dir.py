@@ -58,7 +58,7 @@ def _kind(sample: dict[str, Any]) -> str:
     if "Records" in sample:
         sources = {r.get("eventSource") for r in sample["Records"]}
         return "DeliverFunction" if sources == {"aws:sqs"} else "DispatchFunction"
-    if "action" in sample and "delivery_id" in sample:
+    if "action" in sample and "group" in sample:
         return "AttemptFunction"
     if _is_api_gateway(sample):
         return _route_of(sample)[0]
