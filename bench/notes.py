@@ -319,9 +319,11 @@ def readme(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             + ", ".join(f"{v:g}{TIMES} {k}" for k, v in per_delivery["by_request"].items())
             + f") costing {per_delivery['wru']:g} WRU, {per_delivery['gsi_wru']:g} of them "
             "for the `by_webhook` GSI (the delivery item carries its first attempt, so a "
-            "first-time success is one write), and each failed first attempt starts a Standard "
-            f"workflow billed per state transition ({transitions} for a cycle whose first retry "
-            "succeeds). The API Gateway REST front door alone is $3.50; an HTTP API ($1.00/M) "
+            "first-time success is one write), and the failed first attempts at one webhook "
+            "within a minute share one Standard workflow billed per state transition "
+            f"({transitions:.2f} per failed delivery when the first retry succeeds, assuming "
+            f"{b6['measured']['retry_recovers']['members']} per group). "
+            "The API Gateway REST front door alone is $3.50; an HTTP API ($1.00/M) "
             "is the largest lever left. "
             f"**B7**, a delivery to an endpoint that fails every attempt, costs "
             f"{money(main['dead_delivery_total'])} per million: "
@@ -331,7 +333,8 @@ def readme(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
                     main["dead_delivery_per_million"].items(), key=lambda kv: -kv[1]
                 )[:3]
             )
-            + " — each such delivery still runs its own retry workflow. "
+            + f" — assuming {b6['measured']['retry_never']['members']} such deliveries per "
+            "retry group (1 per second, a 60 s window), which share one workflow. "
             "What EventBridge does not do for its price: take "
             "events from community platforms over plain HTTPS with an API key (PutEvents needs "
             "SigV4-signed AWS credentials, hence the front-door row), sign with Standard "
