@@ -66,14 +66,14 @@ def _next_wait(ctx: DeliveryContext, document: Mapping[str, Any], hint: int | No
     if not remaining:
         return None
     scale = ctx.settings.retry_time_scale
-    waits = [
-        policy.seconds_until(m.next_attempt_at, scale)
-        if m.next_attempt_at
-        else IN_FLIGHT_RECHECK_SECONDS
-        for m in remaining
-    ]
-    if hint is not None:
-        waits.append(hint)
+    waits = []
+    for member in remaining:
+        if member.next_attempt_at is None:
+            waits.append(IN_FLIGHT_RECHECK_SECONDS)
+        elif policy.is_due(member.next_attempt_at, scale) and hint is not None:
+            waits.append(hint)  # still due: it waits for the webhook's turn (or the next batch)
+        else:
+            waits.append(policy.seconds_until(member.next_attempt_at, scale))
     return max(min(waits), 0)
 
 
