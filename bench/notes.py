@@ -360,8 +360,10 @@ def readme(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             + f") costing {per_delivery['wru']:.2f} WRU, {per_delivery['gsi_wru']:g} of them "
             "for the `by_webhook` index, its only one (the delivery item, under 1 KB, carries "
             "its first attempt, so a first-time success is one put and one index entry), and "
-            "each failed first attempt starts a Standard workflow billed per state transition "
-            f"({transitions} for a cycle whose first retry succeeds). The API Gateway REST "
+            "the failed first attempts at one webhook within a minute share one Standard "
+            "workflow billed per state transition "
+            f"({transitions:.2f} per failed delivery when the first retry succeeds, assuming "
+            f"{b6['measured']['retry_recovers']['members']} per group). The API Gateway REST "
             "front door alone is $3.50, and stays: issue 12's WAF rule needs it (an HTTP API, "
             f"$1.00/M, would make the total {money(main['total_with_http_api_front_door'])}). "
             f"**B7**, a delivery to an endpoint that fails every attempt, costs "
@@ -372,7 +374,8 @@ def readme(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
                     main["dead_delivery_per_million"].items(), key=lambda kv: -kv[1]
                 )[:3]
             )
-            + " — each such delivery still runs its own retry workflow. "
+            + f" — assuming {b6['measured']['retry_never']['members']} such deliveries per "
+            "retry group (1 per second, a 60 s window), which share one workflow. "
             "What EventBridge does not do for its price: take "
             "events from community platforms over plain HTTPS with an API key (PutEvents needs "
             "SigV4-signed AWS credentials, hence the front-door row), sign with Standard "

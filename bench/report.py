@@ -454,8 +454,9 @@ def cost_formula() -> list[str]:
         "requests and W/R = write/read request units counted on the real code paths (item sizes "
         "included; the writes of every index template.yaml declares, by its projection; strongly "
         "consistent reads as the code issues them; a publish at steady state); T = "
-        "state transitions of one retry cycle, counted by running statemachine/retry.asl.json; "
-        "A = AttemptFunction invocations per cycle; r = endpoint response time; t_db = DynamoDB "
+        "state transitions of a retry group's workflow per member, counted by running "
+        "statemachine/retry.asl.json over a group; A = AttemptFunction invocations per member; "
+        "r = endpoint response time; t_db = DynamoDB "
         "request latency.",
     ]
 
@@ -477,8 +478,11 @@ def _b6(result: Mapping[str, Any], *, heading: str = "## B6 — cost model") -> 
         f" DispatchFunction {t['memory_mb']['DispatchFunction']} MB, AttemptFunction "
         f"{t['memory_mb']['AttemptFunction']} MB; stream batch {t['dispatch_batch_size']}; "
         f"{t['dispatch_concurrency']} dispatch workers; {t['state_machine_type']} state machine "
-        f"({m['retry_recovers']['transitions']} transitions when the first retry succeeds, "
-        f"{m['retry_never']['transitions']} when all {len(t['retry_schedule'])} retries fail).",
+        f"(one execution per retry group: {m['retry_recovers']['transitions_per_group']:g} "
+        f"transitions for a group of {m['retry_recovers']['members']} whose first retry "
+        f"succeeds, {m['retry_never']['transitions_per_group']:g} for a group of "
+        f"{m['retry_never']['members']} whose {len(t['retry_schedule'])} retries all fail; "
+        "the formula's T, A and retry units are per member).",
         "",
         *cost_formula(),
         "",

@@ -38,6 +38,9 @@ class Settings:
     retry_state_machine_arn: str = ""
     delivery_queue_url: str = ""
     retry_schedule: tuple[int, ...] = (300, 1800, 7200)
+    #: Deliveries whose first attempt fails at one webhook within this many seconds share one
+    #: retry workflow (a retry group; hookline.domain.policy.window_group).
+    retry_group_window_seconds: int = 60
     delivery_timeout_seconds: float = 10.0
     delivery_retention_days: int = 30
     event_retention_days: int = 7
@@ -68,6 +71,7 @@ class Settings:
             retry_state_machine_arn=env("RETRY_STATE_MACHINE_ARN", ""),
             delivery_queue_url=env("DELIVERY_QUEUE_URL", ""),
             retry_schedule=_schedule(env("RETRY_SCHEDULE", "300,1800,7200")),
+            retry_group_window_seconds=_int("RETRY_GROUP_WINDOW_SECONDS", 60),
             delivery_timeout_seconds=float(env("DELIVERY_TIMEOUT_SECONDS", "10")),
             delivery_retention_days=_int("DELIVERY_RETENTION_DAYS", 30),
             event_retention_days=_int("EVENT_RETENTION_DAYS", 7),

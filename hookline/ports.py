@@ -100,18 +100,12 @@ class Tables(Protocol):
 
 
 class RetryScheduler(Protocol):
-    """Starts the retry workflow for a delivery whose attempt failed."""
+    """Starts the retry workflow of a retry group."""
 
-    def schedule(
-        self,
-        *,
-        delivery_id: str,
-        community_id: str,
-        webhook_id: str,
-        attempt: int,
-        waits: Sequence[int],
-    ) -> None:
-        """Start the retry cycle (idempotent per delivery and attempt). Raises on failure."""
+    def schedule(self, *, name: str, document: Mapping[str, Any]) -> None:
+        """Start execution `name` with `document` as its input. An execution of that name that
+        exists already is joined (no error): every member of a group starts it. Raises on
+        failure."""
         ...
 
 

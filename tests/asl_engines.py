@@ -35,12 +35,22 @@ LAMBDA_SIMPLE_RESPONSES = "http://motoapi.amazonaws.com/moto-api/static/lambda-s
 CRASH = "x" * 6_000_001  # > 6 MB: moto reports a function error (see the module docstring)
 CRASH_ERROR = "Function.ResponseSizeTooLarge"
 
-#: A scripted task result: a decision document, or CRASH.
+#: A scripted task result: the workflow's next document, or CRASH.
 Result = dict[str, Any] | str
 
 
-def decision(outcome: str, next_wait_seconds: int = 0) -> dict[str, Any]:
-    return {"outcome": outcome, "next_wait_seconds": next_wait_seconds}
+def group_document(attempt: int = 1, wait_seconds: int = 0, done: bool = False) -> dict[str, Any]:
+    """A retry group's workflow document (hookline.domain.policy.workflow_document)."""
+    return {
+        "community_id": "cmt_1",
+        "webhook_id": "wh_1",
+        "group": "wh_1-w1000",
+        "since": "2026-12-02T00:00:00.000Z",
+        "until": "2026-12-02T00:01:00.000Z",
+        "attempt": attempt,
+        "wait_seconds": wait_seconds,
+        "done": done,
+    }
 
 
 def actions(payloads: list[dict[str, Any]]) -> list[tuple[str, int]]:

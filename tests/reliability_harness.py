@@ -27,23 +27,23 @@ Faults (``pipeline.faults``), each consumed once, keyed by (delivery id, attempt
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from hookline import wiring
 from hookline.adapters import http_attempt
-from hookline.adapters.stepfunctions import execution_name
 from hookline.config import Settings
 from hookline.domain import communities, webhooks
 from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import HEADER_ATTEMPT, HEADER_DELIVERY, DeliveryContext
 from hookline.domain.models import Attempt, Community, Delivery, Event, Webhook
-from hookline.domain.policy import workflow_input
 from hookline.domain.publishing import publish
 from hookline.ports import Sender, Tables
 from hookline_dev.local.asl import Execution, StateMachine, TaskError
@@ -53,6 +53,9 @@ from hookline_dev.memory import MemoryTables
 from hookline_dev.template import retry_state_machine_definition
 from tests.delivery_helpers import event_item, stream_record
 
+#: The retry policy's times and the workflow's waits run this much faster (as the local stack's
+#: --time-scale does): a 300 s wait takes 150 ms, a retry group's 60 s window 30 ms.
+TIME_SCALE = 0.0005
 ATTEMPT_FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:hookline-attempt"
 
 Key = tuple[str, int]
@@ -122,10 +125,11 @@ def _lambda_error(error: str, message: str) -> str:
 class SyncRetries:
     """The RetryScheduler port over the real retry state machine, run on demand.
 
-    ``schedule`` starts an execution named like the deployed scheduler's (a second start of the
-    same name is ExecutionAlreadyExists: started). ``run()`` drives every execution to its end,
-    skipping waits (their lengths are kept in ``waits``); executions advance in rounds, side by
-    side, so attempts that time out overlap as they would in production.
+    ``schedule`` starts an execution of a retry group (a second start of the same name is
+    ExecutionAlreadyExists: joined). ``run()`` drives every execution to its end, each wait
+    TIME_SCALE times as long (the pipeline's settings scale the retry policy's times alike; the
+    workflow seconds are kept in ``waits``); executions advance side by side, so attempts that
+    time out overlap as they would in production.
     """
 
     def __init__(self, faults: Faults) -> None:
@@ -140,48 +144,40 @@ class SyncRetries:
         self.start_failures = 0
         self._lock = threading.Lock()
 
-    def schedule(
-        self,
-        *,
-        delivery_id: str,
-        community_id: str,
-        webhook_id: str,
-        attempt: int,
-        waits: Sequence[int],
-    ) -> None:
+    def schedule(self, *, name: str, document: Mapping[str, Any]) -> None:
         if self.faults.take_failing_start():
             with self._lock:
                 self.start_failures += 1
             raise RuntimeError("StartExecution failed: ServiceUnavailable (injected)")
-        name = execution_name(delivery_id, attempt)
-        document = workflow_input(
-            delivery_id=delivery_id,
-            community_id=community_id,
-            webhook_id=webhook_id,
-            attempt=attempt,
-            waits=waits,
-        )
         with self._lock:
             if name not in self.executions:
-                self.executions[name] = self.machine.start(name, document)
+                self.executions[name] = self.machine.start(name, dict(document))
 
     def running(self) -> list[Execution]:
         with self._lock:
             return [e for e in self.executions.values() if e.status == "RUNNING"]
 
-    def run(self, *, max_rounds: int = 200) -> None:
+    def run(self, *, max_rounds: int = 2000) -> None:
         """Run every execution (also those started meanwhile) until all have ended."""
+        resume: dict[str, float] = {}
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="sync-retries") as pool:
             for _ in range(max_rounds):
                 running = self.running()
                 if not running:
                     return
-                for execution, pause in zip(
-                    running, pool.map(self.machine.step, running), strict=True
-                ):
+                now = time.monotonic()
+                ready = [e for e in running if resume.get(e.name, 0.0) <= now]
+                if not ready:
+                    time.sleep(min(resume[e.name] for e in running) - now)
+                    continue
+                for execution, pause in zip(ready, pool.map(self.machine.step, ready), strict=True):
                     if pause is not None:
                         with self._lock:
                             self.waits.append((execution.name, pause.seconds))
+                        # A little late, as a timer is: the members are due when it wakes.
+                        resume[execution.name] = (
+                            time.monotonic() + pause.seconds * TIME_SCALE + 0.002
+                        )
         raise AssertionError(f"executions still running after {max_rounds} rounds")
 
     def _invoke(self, function: str, payload: Any) -> Any:
@@ -200,7 +196,8 @@ class SyncRetries:
                 type(exc).__name__, _lambda_error(type(exc).__name__, str(exc))
             ) from exc
         if event.get("action") == "attempt":
-            lost = self.faults.take_lost_answer((event["delivery_id"], int(event["attempt"])))
+            # Keyed (group, n): the round that makes the members' attempt n.
+            lost = self.faults.take_lost_answer((event["group"], int(event["attempt"]) + 1))
             if lost is not None:
                 raise TaskError(lost, _lambda_error(lost, "the invocation's answer was lost"))
         return json.loads(json.dumps(result))
@@ -369,6 +366,7 @@ class Pipeline:
     ) -> Pipeline:
         faults = Faults()
         retries = SyncRetries(faults)
+        settings = dataclasses.replace(settings, retry_time_scale=TIME_SCALE)
         faulty: Sender = FaultySender(faults, sender or http_attempt.post)
         chosen_tables = tables or MemoryTables()
         queue = Queue()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from hookline import clock, ids
@@ -89,18 +90,23 @@ class World:
         return [event_from_item(i) for i in items if i.get("event") == event_type]
 
 
-def attempt_payload(delivery: Delivery, attempt: int, **changes: Any) -> dict[str, Any]:
-    """An AttemptFunction payload from events/attempt-input.json for this delivery."""
+def attempt_payload(delivery: Delivery, *, due_now: bool = True) -> dict[str, Any]:
+    """The AttemptFunction payload (shaped like events/attempt-input.json) of a round of the
+    delivery's retry group. ``due_now`` moves its next attempt to now: the wait has passed."""
     payload = copy.deepcopy(json.loads((EVENTS_DIR / "attempt-input.json").read_text()))
+    ctx = DeliveryContext.from_services(services())
+    stored = ctx.deliveries.find(delivery.community_id, delivery.id) or delivery
+    assert stored.retry_group, stored
+    if due_now and stored.state == "retrying":
+        ctx.deliveries.update(stored.community_id, stored.id, {"next_attempt_at": clock.now_iso()})
+    created = clock.parse_iso(stored.created_at)
     payload.update(
-        delivery_id=delivery.id,
-        community_id=delivery.community_id,
-        webhook_id=delivery.webhook_id,
-        attempt=attempt,
+        community_id=stored.community_id,
+        webhook_id=stored.webhook_id,
+        group=stored.retry_group,
+        since=clock.iso(created - timedelta(milliseconds=1)),
+        until=clock.iso(created + timedelta(milliseconds=1)),
     )
-    payload.update(changes)
-    if "schedule" in changes and "max_attempts" not in changes:
-        payload["max_attempts"] = 1 + len(payload["schedule"])
     return payload
 
 

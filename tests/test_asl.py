@@ -10,44 +10,16 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from tests.asl_engines import CRASH, MOTO_CONFIG, LocalWorkflow, MotoWorkflow, Result, decision
-
-
-def document(schedule: list[int], attempt: int = 1) -> dict[str, Any]:
-    return {
-        "delivery_id": "dlv_1",
-        "community_id": "cmt_1",
-        "webhook_id": "wh_1",
-        "schedule": schedule,
-        "attempt": attempt,
-    }
-
+from tests.asl_engines import CRASH, MOTO_CONFIG, LocalWorkflow, MotoWorkflow, Result
+from tests.asl_engines import group_document as doc
 
 SCRIPTS: dict[str, tuple[dict[str, Any], list[Result]]] = {
-    "delivered on a retry": (document([0, 0, 0]), [decision("retry"), decision("delivered")]),
-    "cancelled": (document([0, 0]), [decision("cancelled")]),
-    "budget spent": (
-        document([0, 0, 0]),
-        [decision("retry"), decision("retry"), decision("retry"), {}],
-    ),
-    "permanent failure": (document([0, 0, 0]), [decision("failed"), {}]),
-    "unknown outcome": (document([0, 0]), [decision("bogus"), decision("delivered")]),
-    "rate-limit wait": (
-        document([0, 0]),
-        [decision("wait"), decision("wait"), decision("retry"), decision("delivered")],
-    ),
-    "waits from the schedule and the decision": (
-        document([1, 0]),
-        [decision("retry", next_wait_seconds=1), decision("delivered")],
-    ),
-    "crash recorded": (document([0, 0]), [CRASH, decision("retry"), decision("delivered")]),
-    "crash recording fails": (document([0, 0]), [CRASH, CRASH, decision("delivered")]),
-    "crash on the last attempt": (document([0]), [CRASH, CRASH, {}]),
-    "resumed after attempt 3": (
-        document([0, 0, 0, 0], attempt=3),
-        [decision("retry"), decision("retry"), {}],
-    ),
-    "no attempts left": (document([], attempt=1), [{}]),
+    "done after one round": (doc(1, 0), [doc(2, done=True)]),
+    "three rounds": (doc(1, 0), [doc(2, 1), doc(3, 0), doc(4, done=True)]),
+    "rate-limit round keeps the count": (doc(1, 0), [doc(1, 1), doc(2, done=True)]),
+    "crash recorded": (doc(1, 0), [CRASH, doc(2, 0), doc(3, done=True)]),
+    "crash recorded, then done": (doc(1, 0), [CRASH, doc(2, done=True)]),
+    "recover group starts at once": (doc(0, 0), [doc(1, 0), doc(2, done=True)]),
 }
 
 
@@ -66,8 +38,8 @@ def moto() -> Iterator[MotoWorkflow]:
 def test_the_local_engine_runs_the_workflow_as_moto_does(moto: MotoWorkflow, scenario: str) -> None:
     start, results = SCRIPTS[scenario]
 
-    on_moto = moto.run("dlv_1-retry", start, results)
-    local = LocalWorkflow().run("dlv_1-retry", start, results)
+    on_moto = moto.run("wh_1-w1000", start, results)
+    local = LocalWorkflow().run("wh_1-w1000", start, results)
 
     assert on_moto.status == "SUCCEEDED"
     assert local.states == on_moto.states
@@ -83,18 +55,17 @@ def test_the_local_engine_runs_the_workflow_as_moto_does(moto: MotoWorkflow, sce
 def test_a_crash_payload_names_the_same_error_on_both(moto: MotoWorkflow) -> None:
     start, results = SCRIPTS["crash recorded"]
 
-    on_moto = moto.run("dlv_1-retry", start, results)
-    local = LocalWorkflow().run("dlv_1-retry", start, results)
+    on_moto = moto.run("wh_1-w1000", start, results)
+    local = LocalWorkflow().run("wh_1-w1000", start, results)
 
     assert on_moto.payloads[1]["action"] == "record_crash"
     assert local.payloads[1]["error"]["Error"] == on_moto.payloads[1]["error"]["Error"]
 
 
-def test_a_decision_without_its_keys_fails_the_execution_locally_as_on_aws() -> None:
-    # The Attempt state's ResultSelector needs both keys: a missing one is States.Runtime, which
-    # AWS documents States.ALL cannot catch, so the execution fails. moto's engine catches it
-    # into RecordCrash instead (the one divergence found), hence no moto run here.
-    local = LocalWorkflow().run("dlv_1-retry", document([0, 0]), [{"outcome": "retry"}])
+def test_an_answer_without_done_fails_the_execution_locally() -> None:
+    # The Choice compares $.done: a missing key is States.Runtime (AWS fails the execution).
+    answer = {k: v for k, v in doc(2, 0).items() if k != "done"}
+    local = LocalWorkflow().run("wh_1-w1000", doc(1, 0), [answer])
 
     assert (local.status, local.error) == ("FAILED", "States.Runtime")
-    assert local.states == ["Prepare", "HasAttemptsLeft", "ScheduledWait", "Wait", "Attempt"]
+    assert local.states == ["Wait", "Attempt", "Done?"]

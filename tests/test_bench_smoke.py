@@ -152,8 +152,12 @@ def test_b6_cost_model_counts_the_real_paths() -> None:
     measured = result["measured"]
     assert measured["publish"]["dynamodb"]["by_request"].get("events.put") == 1
     assert measured["dispatch"]["dynamodb_per_delivery"]["wru"] > 0
-    assert measured["retry_recovers"]["states"][-1] == "Delivered"
-    assert measured["retry_never"]["states"][-2:] == ["MarkFailed", "GaveUp"]
+    # One workflow per retry group, amortised over its members.
+    assert measured["retry_recovers"]["states"][-2:] == ["Done?", "Done"]
+    assert measured["retry_never"]["groups"] == 1 and measured["retry_never"]["members"] == 60
+    assert measured["retry_never"]["transitions"] == pytest.approx(
+        measured["retry_never"]["transitions_per_group"] / 60
+    )
     main = result["scenarios"]["main"]
     assert main["total"] == pytest.approx(sum(main["per_million"].values()))
     assert "Cost per million events" in notes.readme(

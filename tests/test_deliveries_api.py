@@ -11,12 +11,12 @@ import pytest
 import standardwebhooks
 
 from hookline import clock, wiring
-from hookline.domain import redelivery, retry
+from hookline.domain import redelivery, retry, retry_workflow
 from hookline.domain.delivery import DeliveryContext
 from hookline.domain.models import Delivery, Webhook
 from tests.api_events import OPERATOR, admin, call_api, load, request
 from tests.receivers import Receiver
-from tests.retry_fixtures import World
+from tests.retry_fixtures import World, attempt_payload
 
 
 @pytest.fixture
@@ -97,9 +97,10 @@ class Api:
 def test_get_a_delivery_with_all_its_attempts(api: Api, lambda_context: Any) -> None:
     with Receiver([(500,), (502,), (200,)]) as rx:
         webhook = api.webhook(rx.url_for("/hook"))
-        delivery, _ = api.world.first_attempt(webhook)
-        for n in (2, 3):
-            retry.run_attempt(api.world.ctx, delivery.community_id, delivery.id, n, [0, 0, 0])
+        delivery, outcome = api.world.first_attempt(webhook)
+        retry.start_retries(api.world.ctx, delivery, webhook, outcome)
+        for _ in (2, 3):
+            retry_workflow.run_round(api.world.ctx, attempt_payload(delivery))
 
     status, body = api.get(f"{api.base(webhook.id)}/deliveries/{delivery.id}")
 
@@ -217,15 +218,10 @@ def test_a_failing_resend_starts_a_new_retry_cycle(api: Api, receiver: Receiver)
     assert body["delivery"]["state"] == "retrying"
     assert body["delivery"]["next_attempt_at"]
     assert body["message"].startswith("Attempt 2 failed (HTTP 500")
-    assert api.scheduler.started == [
-        {
-            "delivery_id": delivery.id,
-            "community_id": api.community_id,
-            "webhook_id": webhook.id,
-            "attempt": 2,  # a new execution name: the first cycle's was for attempt 1
-            "waits": [300, 1800],
-        }
-    ]
+    [started] = api.scheduler.started  # a retry group of its own, named after attempt 2
+    resent = api.world.delivery(delivery.id)
+    assert started["name"] == resent.retry_group and resent.retry_group.endswith("-a2")
+    assert started["document"]["wait_seconds"] == 300 and resent.max_attempts == 2 + 2
 
     # A retry is now scheduled: another resend makes that attempt (3) now, in the same cycle.
     due = body["delivery"]["next_attempt_at"]
@@ -299,19 +295,13 @@ def test_recover_queues_failed_deliveries_since_a_time(api: Api, receiver: Recei
     assert body["queued"] == 2
     assert body["since"] == since
     assert body["truncated"] is False
-    by_delivery = {s["delivery_id"]: s for s in api.scheduler.started}
-    assert by_delivery == {
-        d.id: {
-            "delivery_id": d.id,
-            "community_id": api.community_id,
-            "webhook_id": webhook.id,
-            "attempt": 1,
-            "waits": [0, 300, 1800],
-        }
-        for d in failed
-    }
+    [started] = api.scheduler.started  # one retry group for the call, first round at once
+    assert (started["document"]["wait_seconds"], started["document"]["attempt"]) == (0, 0)
+    assert started["document"]["since"] == since
     for d in failed:
-        assert api.world.delivery(d.id).state == "retrying"
+        stored = api.world.delivery(d.id)
+        assert stored.state == "retrying" and stored.retry_group == started["name"]
+        assert stored.max_attempts == d.attempts + 1 + webhook.retry_count
     assert api.world.delivery(before.id).state == "failed"
     assert api.world.delivery(delivered_or_pending.id).state == "pending"
 

@@ -12,6 +12,7 @@ import standardwebhooks
 
 from hookline import wiring
 from hookline.config import Settings
+from hookline.domain import policy
 from hookline.domain.delivery import delivery_id_for, new_delivery
 from hookline.domain.dispatch import dispatch_events
 from hookline.domain.models import Event
@@ -154,9 +155,11 @@ def test_a_retried_batch_delivers_nothing_twice(memory_services: wiring.Services
         assert len(ok.requests) == 3 and len(failing.requests) == 3
         assert len({r.header("webhook-id") for r in ok.requests}) == 3
     assert first.delivered == 3 and first.failed == 3
-    assert second.attempted == 0 and second.skipped == 6
+    # The failed ones were written into their retry group: the start runs again (idempotent).
+    assert second.attempted == 0 and second.skipped == 3 and second.resumed == 3
     scheduler = memory_services.scheduler
-    assert len(scheduler.started) == 3  # type: ignore[attr-defined]
+    names = {s["name"] for s in scheduler.started}  # type: ignore[attr-defined]
+    assert len(scheduler.started) == 6 and 1 <= len(names) <= 2  # type: ignore[attr-defined]
 
 
 def test_a_pending_delivery_left_by_a_crash_is_attempted_again(
@@ -186,10 +189,15 @@ def test_failed_first_attempt_starts_retries(memory_services: wiring.Services) -
     assert report.failed == 1 and report.failed_event_ids == set()
     delivery_id = delivery_id_for(event, webhook.id)
     [started] = memory_services.scheduler.started  # type: ignore[attr-defined]
-    assert started["delivery_id"] == delivery_id and started["webhook_id"] == webhook.id
-    assert started["attempt"] == 1 and started["waits"][0] >= 600
     stored = delivery_context(memory_services).deliveries.find(community.id, delivery_id)
     assert stored is not None and stored.state == "retrying" and stored.next_attempt_at
+    assert started["name"] == stored.retry_group == started["document"]["group"]
+    document = started["document"]
+    assert document["webhook_id"] == webhook.id and document["attempt"] == 1
+    assert document["since"] <= stored.created_at < document["until"]
+    # The first retry counts from the window's end; the Retry-After lengthens this member's.
+    assert 300 <= document["wait_seconds"] <= 361
+    assert policy.seconds_until(stored.next_attempt_at, 1) >= 599
 
 
 def test_retry_count_zero_fails_at_once(memory_services: wiring.Services) -> None:
@@ -229,10 +237,10 @@ def test_unschedulable_retry_reports_the_event(memory_services: wiring.Services)
     assert again.failed_event_ids == set() and again.skipped == 1 and again.resumed == 1
     assert again.attempted == 0
     [started] = scheduler.started  # type: ignore[attr-defined]
-    assert started["delivery_id"] == delivery_id_for(bad, hook.id)
-    assert started["attempt"] == 1 and len(started["waits"]) == hook.retry_count
     stored = ctx.deliveries.find(bad.community_id, delivery_id_for(bad, hook.id))
     assert stored is not None and stored.state == "retrying" and stored.attempts == 1
+    assert started["name"] == stored.retry_group
+    assert stored.max_attempts == 1 + hook.retry_count
 
 
 def test_a_community_whose_webhooks_cannot_be_read_fails_only_its_events(

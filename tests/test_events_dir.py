@@ -58,7 +58,7 @@ def _kind(sample: dict[str, Any]) -> str:
     if "Records" in sample:
         sources = {r.get("eventSource") for r in sample["Records"]}
         return "DeliverFunction" if sources == {"aws:sqs"} else "DispatchFunction"
-    if "action" in sample and "delivery_id" in sample:
+    if "action" in sample and "group" in sample:
         return "AttemptFunction"
     if _is_api_gateway(sample):
         return _route_of(sample)[0]
@@ -201,5 +201,5 @@ def test_attempt_sample_is_a_valid_step_input() -> None:
     step_input = sys.modules["hookline_function_attempt"].StepInput
     sample = _load(EVENTS / "attempt-input.json")
     step = step_input.model_validate(sample)
-    assert step.action == "attempt" and step.attempt >= 2
-    assert step.max_attempts == 1 + len(step.schedule)
+    assert step.action == "attempt" and step.attempt >= 1
+    assert step.since < step.until and step.group.startswith(step.webhook_id)

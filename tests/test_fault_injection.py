@@ -9,6 +9,7 @@ receivers. DynamoDB throttling is injected into botocore itself, over moto.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter
@@ -22,9 +23,11 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from moto import mock_aws
 
+from hookline import clock
 from hookline.adapters import dynamodb
 from hookline.adapters.dynamodb import DynamoTables
 from hookline.config import Settings
+from hookline.domain import policy
 from hookline.domain.delivery import delivery_id_for
 from hookline.ports import Sender
 from hookline_dev.local.scheduler import LocalRetryScheduler
@@ -35,6 +38,7 @@ from tests.apigw import call
 from tests.delivery_helpers import closed_port
 from tests.receivers import Receiver, Reply
 from tests.reliability_harness import (
+    TIME_SCALE,
     FlakyTable,
     FlakyTables,
     Pipeline,
@@ -97,8 +101,13 @@ def test_a_receiver_down_for_the_first_attempts_gets_the_event_once_it_is_back(
     assert all(a.error and a.error.startswith("connection refused") for a in log[:-1])
     assert log[-1].success and log[-1].status_code == 200
     assert [attempt_of(r) for r in requests] == [(delivery_id, down_for + 1)]
-    # The waits before the retries followed the schedule.
-    assert [s for _, s in pipeline.retries.waits] == [300, 1800, 7200][:down_for]
+    # The attempts followed the schedule, never earlier; the first retry counts from the end of
+    # the retry group's 60 s window (so it is up to 60 s later), and the loop waited once per retry.
+    times = [clock.parse_iso(a.created_at) for a in log]
+    gaps = [(b - a).total_seconds() / TIME_SCALE for a, b in itertools.pairwise(times)]
+    schedule = [300, 1800, 7200][:down_for]
+    assert all(due - 2 <= gap <= due + 60 + 100 for gap, due in zip(gaps, schedule, strict=True))
+    assert len(pipeline.retries.waits) == down_for
 
 
 def test_a_receiver_down_for_longer_than_the_retries_fails_visibly() -> None:
@@ -261,7 +270,7 @@ def test_an_attempt_lambda_timing_out_is_caught_counted_and_retried(pipeline: Pi
     assert (log[1].error or "").startswith("attempt crashed: Sandbox.Timedout")
     assert [attempt_of(r)[1] for r in requests] == [1, 3]
     actions = [(p["action"], p["attempt"]) for p in pipeline.retries.invocations]
-    assert actions == [("attempt", 2), ("record_crash", 2), ("attempt", 3)]
+    assert actions == [("attempt", 1), ("record_crash", 1), ("attempt", 2)]
     delivery = pipeline.delivery(delivery_id)
     assert delivery is not None and delivery.state == "delivered" and delivery.attempts == 3
 
@@ -292,9 +301,10 @@ def test_a_lost_answer_from_the_attempt_lambda_sends_nothing_twice(
         hook = pipeline.webhook(rx.url_for("/hook"), retry_count=3)
         event, _ = pipeline.publish()
         delivery_id = delivery_id_for(event, hook.id)
-        pipeline.faults.lost_answers[(delivery_id, 2)] = error
-        pipeline.faults.lost_answers[(delivery_id, 3)] = error
         pipeline.stream.deliver([event])
+        group = (pipeline.delivery(delivery_id) or pytest.fail("no delivery")).retry_group
+        pipeline.faults.lost_answers[(str(group), 2)] = error
+        pipeline.faults.lost_answers[(str(group), 3)] = error
         pipeline.retries.run()
         requests = rx.requests
 
@@ -353,10 +363,9 @@ def test_a_failed_start_execution_still_ends_after_one_plus_retry_count_attempts
     assert len(requests) == 3
 
 
-def test_the_local_retry_timer_gives_a_failing_resend_a_full_cycle() -> None:
-    """`hookline local` must run a resend's retry cycle as Step Functions would: the workflow's
-    schedule is indexed by absolute attempt number, so a cycle starting after attempt n needs
-    the padded input policy.workflow_input builds (StepFunctionsScheduler sends it)."""
+def test_the_local_retry_timer_runs_a_groups_loop_as_step_functions_would() -> None:
+    """`hookline local` runs the same plain loop: each answer's wait, then the next round,
+    until an answer says done."""
 
     class Recorder:
         def __init__(self) -> None:
@@ -369,30 +378,42 @@ def test_the_local_retry_timer_gives_a_failing_resend_a_full_cycle() -> None:
 
         def invoke(self, name: str, event: dict[str, Any]) -> Any:
             self.calls.append(event)
-            if event["action"] == "give_up":
-                return {}
-            return {"outcome": "retry", "next_wait_seconds": 0, "attempt": event["attempt"]}
+            rounds = event["attempt"] + 1
+            answer = {k: v for k, v in event.items() if k != "action"}
+            return {**answer, "attempt": rounds, "wait_seconds": 1800, "done": rounds >= 3}
 
     functions = Recorder()
-    timer = LocalRetryScheduler(functions, time_scale=0.0, workers=1)  # type: ignore[arg-type]
+    waits: list[float] = []
+    timer = LocalRetryScheduler(
+        functions,  # type: ignore[arg-type]
+        time_scale=0.0,
+        workers=1,
+        listener=lambda _, what, seconds: waits.append(seconds) if what == "wait" else None,
+    )
     timer.start()
     try:
-        # A resend made attempt 4 of a webhook with retry_count 2, and it failed.
         timer.schedule(
-            delivery_id="dlv_resent",
-            community_id="com_1",
-            webhook_id="wh_1",
-            attempt=4,
-            waits=[300, 1800],
+            name="wh_1-w1000",
+            document=policy.workflow_document(
+                community_id="com_1",
+                webhook_id="wh_1",
+                group="wh_1-w1000",
+                since="2026-12-02T00:00:00.000Z",
+                until="2026-12-02T00:01:00.000Z",
+                attempt=1,
+                wait_seconds=300,
+            ),
         )
         assert timer.wait_idle(5)
     finally:
         timer.stop()
     assert [(c["action"], c["attempt"]) for c in functions.calls] == [
-        ("attempt", 5),
-        ("attempt", 6),
-        ("give_up", 6),
+        ("attempt", 1),
+        ("attempt", 2),
     ]
+    assert waits == [300, 1800]
+    execution = timer.execution("wh_1-w1000")
+    assert execution is not None and execution.status == "SUCCEEDED"
 
 
 # -- DynamoDB throttling, injected into botocore over moto --------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from hookline.domain import policy
 from hookline_dev.local import lambdas
 from hookline_dev.local.apigw import match_route, policy_allows
 from hookline_dev.local.blueprint import Route, StreamSource, load_blueprint
@@ -335,12 +336,11 @@ def test_failing_target_is_retried_on_the_scaled_schedule(local_stack):  # noqa:
     assert sorted(a.attempt for a in done) == [1, 2, 3, 4]
     assert all(a.status_code == 500 and not a.success for a in done)
     assert local_stack.scheduler.wait_idle(10)
-    delivery_id = done[0].delivery_id
-    failed = [
-        e for e in local_stack.scheduler.executions() if e.input["delivery_id"] == delivery_id
+    groups = [
+        e for e in local_stack.scheduler.executions() if e.input["webhook_id"] == webhook["id"]
     ]
-    assert [e.status for e in failed] == ["SUCCEEDED"]
-    assert failed[0].history[-2:] == ["MarkFailed", "GaveUp"]
+    assert [e.status for e in groups] == ["SUCCEEDED"]  # one retry group, ended when done
+    assert groups[0].history[-2:] == ["Done?", "Done"]
 
 
 def test_cli_stops_cleanly_on_sigint(tmp_path: Path):
@@ -534,59 +534,63 @@ def _timer(script: Any) -> tuple[LocalRetryScheduler, _ScriptedFunctions]:
     return scheduler, functions
 
 
-def test_retry_timer_runs_the_state_machine_until_delivered():
-    outcomes = iter(
-        [
-            {"outcome": "retry", "next_wait_seconds": 1800},
-            {"outcome": "delivered", "next_wait_seconds": 0},
-        ]
+def _group(name: str, wait: int = 300) -> dict[str, Any]:
+    return policy.workflow_document(
+        community_id="c",
+        webhook_id="w",
+        group=name,
+        since="2026-12-02T00:00:00.000Z",
+        until="2026-12-02T00:01:00.000Z",
+        attempt=1,
+        wait_seconds=wait,
     )
-    scheduler, functions = _timer(lambda name, event: next(outcomes))
+
+
+def _answer(event: dict[str, Any], wait: int, done: bool) -> dict[str, Any]:
+    fields = {k: v for k, v in event.items() if k not in ("action", "error")}
+    return {**fields, "attempt": event["attempt"] + 1, "wait_seconds": wait, "done": done}
+
+
+def test_retry_timer_runs_the_state_machine_until_done():
+    answers = iter([(1800, False), (0, True)])
+    scheduler, functions = _timer(lambda name, event: _answer(event, *next(answers)))
     try:
-        for _ in range(2):  # the second start is a no-op: same delivery and attempt
-            scheduler.schedule(
-                delivery_id="dlv_1", community_id="c", webhook_id="w", attempt=1, waits=[300, 1800]
-            )
+        for _ in range(2):  # the second start is a no-op: the same group's name (joined)
+            scheduler.schedule(name="w-w1", document=_group("w-w1"))
         assert scheduler.wait_idle(5)
     finally:
         scheduler.stop()
     payloads = [event for _, event in functions.calls]
-    assert [p["attempt"] for p in payloads] == [2, 3]
-    assert all(p["action"] == "attempt" and p["max_attempts"] == 3 for p in payloads)
+    assert [p["attempt"] for p in payloads] == [1, 2]
+    assert all(p["action"] == "attempt" and p["group"] == "w-w1" for p in payloads)
     (execution,) = scheduler.executions()
     assert execution.status == "SUCCEEDED"
-    assert execution.history[-1] == "Delivered"
+    assert execution.history[-1] == "Done"
 
 
-def test_retry_timer_records_crashes_and_gives_up():
+def test_retry_timer_records_crashes_and_goes_on():
     def script(name: str, event: dict[str, Any]) -> Any:
         if event["action"] == "attempt":
             raise FunctionError(name, "RuntimeError", "boom", [])
-        if event["action"] == "record_crash":
-            return {"outcome": "retry", "next_wait_seconds": 5}
-        return None
+        return _answer(event, 0, True)
 
     scheduler, functions = _timer(script)
     try:
-        scheduler.schedule(
-            delivery_id="dlv_2", community_id="c", webhook_id="w", attempt=1, waits=[300]
-        )
+        scheduler.schedule(name="w-w2", document=_group("w-w2"))
         assert scheduler.wait_idle(5)
     finally:
         scheduler.stop()
     actions = [(e["action"], e["attempt"]) for _, e in functions.calls]
-    assert actions == [("attempt", 2), ("record_crash", 2), ("give_up", 2)]
+    assert actions == [("attempt", 1), ("record_crash", 1)]
     crash = functions.calls[1][1]["error"]
     assert crash["Error"] == "RuntimeError"
     assert json.loads(crash["Cause"])["errorMessage"] == "boom"
 
 
-def test_retry_timer_fails_the_execution_on_a_malformed_decision():
-    scheduler, _ = _timer(lambda name, event: {"outcome": "delivered"})
+def test_retry_timer_fails_the_execution_on_a_malformed_answer():
+    scheduler, _ = _timer(lambda name, event: {"attempt": 2, "wait_seconds": 0})
     try:
-        scheduler.schedule(
-            delivery_id="dlv_3", community_id="c", webhook_id="w", attempt=1, waits=[300]
-        )
+        scheduler.schedule(name="w-w3", document=_group("w-w3"))
         assert scheduler.wait_idle(5)
     finally:
         scheduler.stop()

@@ -233,14 +233,13 @@ def run_scenario(services: wiring.Services, scenario: Scenario) -> None:
         first = _publish(scenario, community_id, admin["id"], "First post")
         _dispatch(scenario, services, community_id, first["id"])
         [started] = scheduler.started
-        delivery = DeliveryContext.from_services(services).deliveries.find(
-            community_id, started["delivery_id"]
+        document = started["document"]
+        [delivery] = DeliveryContext.from_services(services).deliveries.retry_group(
+            document["webhook_id"], started["name"], document["since"], document["until"]
         )
-        assert delivery is not None and delivery.state == "retrying"
-        decision = _invoke(
-            "attempt", attempt_payload(delivery, 2, schedule=[300, 1800, 7200]), scenario
-        )
-        assert decision["outcome"] == "delivered", decision
+        assert delivery.state == "retrying"
+        answer = _invoke("attempt", attempt_payload(delivery), scenario)
+        assert answer["done"] is True, answer
 
         # Rotation: the next delivery is signed with the new and the previous secret.
         status, rotated = _api(

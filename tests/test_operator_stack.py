@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import requests
 
-from hookline_dev.local.scheduler import execution_name
 from tests.localstack_fixtures import LocalStackHandle, start_local_stack
 from tests.stack_tenants import call, new_community
 
@@ -124,7 +123,7 @@ def test_delete_community_removes_everything_and_stops_at_once(stack: LocalStack
     # without another attempt.
     assert _deliveries(stack, hook["id"]) == []
     assert stack.scheduler is not None
-    retry = execution_name(retrying["id"], 1)
+    retry = str(retrying["retry_group"])
 
     def ended() -> bool:
         execution = stack.scheduler.execution(retry) if stack.scheduler else None

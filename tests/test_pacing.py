@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hookline import clock, wiring
-from hookline.domain import pacing, retry
+from hookline.domain import pacing, retry_workflow
 from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import attempt_and_record, delivery_id_for, new_delivery
 from hookline.domain.dispatch import dispatch_events
@@ -22,6 +22,7 @@ from hookline.domain.repositories import WebhookRepository
 from hookline.observability import logger
 from tests.delivery_helpers import delivery_context, make_community, make_event, make_webhook
 from tests.receivers import Receiver, Reply
+from tests.retry_fixtures import attempt_payload
 
 
 def _webhook(**fields: Any) -> Webhook:
@@ -148,7 +149,7 @@ def test_retry_after_slows_the_webhooks_next_deliveries(memory_services: wiring.
         assert clock.parse_iso(stored.throttled_until) > clock.now()
         # The failed delivery goes to the retry policy as before (with at least the Retry-After).
         [retry] = memory_services.scheduler.started  # type: ignore[attr-defined]
-        assert retry["waits"][0] >= 2
+        assert retry["document"]["wait_seconds"] >= 2
 
         # The webhook's next delivery, a new event, waits for the end of the Retry-After.
         dispatch_events(ctx, [make_event(community)])
@@ -241,11 +242,12 @@ def test_a_retry_whose_turn_is_far_off_waits_in_the_workflow_without_using_a_try
         dispatch_events(ctx, [event])  # attempt 1 fails and takes the webhook's turn
         rx.wait_for(1)
         delivery_id = delivery_id_for(event, hook.id)
+        payload = attempt_payload(ctx.deliveries.find(event.community_id, delivery_id))  # type: ignore[arg-type]
         started = time.monotonic()
-        decision = retry.run_attempt(ctx, event.community_id, delivery_id, 2, [0, 0])
+        answer = retry_workflow.run_round(ctx, payload)
         assert time.monotonic() - started < 1
-        # No attempt 2 was made: the workflow waits (RateLimitWait) and asks again for attempt 2.
-        assert decision.outcome == "wait" and 7 <= decision.next_wait_seconds <= 10
-        assert decision.attempt == 1
+        # No attempt 2 was made: the group waits for the turn and does not count the round.
+        assert answer["done"] is False and 7 <= answer["wait_seconds"] <= 10
+        assert answer["attempt"] == payload["attempt"]
         assert [a.attempt for a in ctx.deliveries.attempts(event.community_id, delivery_id)] == [1]
         assert len(rx.requests) == 1

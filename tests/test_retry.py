@@ -10,15 +10,12 @@ from typing import Any
 
 import pytest
 import standardwebhooks
-from standardwebhooks.webhooks import WebhookVerificationError
 
 from hookline import clock, wiring
-from hookline.domain import retry, rotation, signing, webhooks
-from hookline.domain.attempts import AttemptOutcome
-from hookline.domain.delivery import new_delivery
-from hookline.domain.dispatch import dispatch_events
-from hookline.domain.policy import MAX_WAIT_SECONDS, waits_for
-from tests.receivers import Receiver, Reply
+from hookline.domain import retry, retry_workflow, webhooks
+from hookline.domain.dispatch import DeliveryOrder, deliver_order
+from hookline.domain.policy import MAX_WAIT_SECONDS, lengthen, retry_wait, wait_after
+from tests.receivers import Receiver
 from tests.retry_fixtures import World, attempt_payload, invoke_attempt
 
 
@@ -46,62 +43,20 @@ def verify(secret: str, request: Any) -> Any:
 
 
 def test_waits_follow_the_schedule_and_repeat_its_last_delay() -> None:
-    assert waits_for(3, (300, 1800, 7200)) == [300, 1800, 7200]
-    assert waits_for(5, (300, 1800, 7200)) == [300, 1800, 7200, 7200, 7200]
-    assert waits_for(2, (300, 1800, 7200)) == [300, 1800]
-    assert waits_for(0, (300, 1800, 7200)) == []
+    assert [retry_wait((300, 1800, 7200), n) for n in range(5)] == [300, 1800, 7200, 7200, 7200]
+    # A cycle of 2 retries after attempt 1: waits after attempts 1 and 2, then give up.
+    assert [wait_after((300, 1800, 7200), 2, 3, n) for n in (1, 2, 3)] == [300, 1800, None]
+    assert wait_after((300, 1800, 7200), 0, 1, 1) is None
 
 
 def test_retry_after_lengthens_the_first_wait_capped_at_a_day() -> None:
-    assert waits_for(3, (300, 1800), retry_after=900) == [900, 1800, 1800]
-    assert waits_for(2, (300, 1800), retry_after=60) == [300, 1800]  # never shortens
-    assert waits_for(1, (300,), retry_after=10**9) == [MAX_WAIT_SECONDS]
+    assert lengthen(300, 900) == 900
+    assert lengthen(300, 60) == 300  # never shortens
+    assert lengthen(300, 10**9) == MAX_WAIT_SECONDS
+    assert wait_after((300, 1800), 3, 4, 2, retry_after=9000) == 9000
 
 
 # -- start_retries (the dispatcher's call after a failed first attempt) ----------------------
-
-
-def test_a_failed_first_attempt_starts_the_retry_cycle(world: World, failing: Receiver) -> None:
-    webhook = world.webhook(failing.url_for("/hook"))
-    delivery, outcome = world.first_attempt(webhook)
-    assert not outcome.success and outcome.status_code == 500
-
-    before = clock.now()
-    retry.start_retries(world.ctx, delivery, webhook, outcome)
-
-    assert started(world) == [
-        {
-            "delivery_id": delivery.id,
-            "community_id": world.community.id,
-            "webhook_id": webhook.id,
-            "attempt": 1,
-            "waits": [300, 1800, 7200],
-        }
-    ]
-    stored = world.delivery(delivery.id)
-    assert stored.state == "retrying"
-    assert stored.next_attempt_at is not None
-    due = clock.parse_iso(stored.next_attempt_at) - before
-    assert timedelta(seconds=299) <= due <= timedelta(seconds=302)
-
-
-def test_retry_after_on_the_first_attempt_lengthens_the_first_wait(world: World) -> None:
-    with Receiver(Reply(429, {"Retry-After": "900"})) as rx:
-        webhook = world.webhook(rx.url_for("/hook"))
-        delivery, outcome = world.first_attempt(webhook)
-    assert outcome.retry_after_seconds == 900
-
-    retry.start_retries(world.ctx, delivery, webhook, outcome)
-    assert started(world)[0]["waits"] == [900, 1800, 7200]
-
-
-def test_retry_count_above_the_schedule_repeats_the_last_delay(
-    world: World, failing: Receiver
-) -> None:
-    webhook = world.webhook(failing.url_for("/hook"), retry_count=5)
-    delivery, outcome = world.first_attempt(webhook)
-    retry.start_retries(world.ctx, delivery, webhook, outcome)
-    assert started(world)[0]["waits"] == [300, 1800, 7200, 7200, 7200]
 
 
 def test_retry_count_zero_fails_at_once(world: World, failing: Receiver) -> None:
@@ -120,63 +75,6 @@ def test_retry_count_zero_fails_at_once(world: World, failing: Receiver) -> None
     [failed_event] = world.events_of_type("delivery.failed")
     assert failed_event.operational is True
     assert failed_event.data["delivery_id"] == delivery.id
-
-
-def test_a_scheduler_failure_raises_and_the_stream_redelivery_recovers(
-    world: World, failing: Receiver
-) -> None:
-    world.ctx.scheduler.fail = True  # type: ignore[attr-defined]
-    webhook = world.webhook(failing.url_for("/hook"))
-    event = world.event()
-    report = dispatch_events(world.ctx, [event])
-    assert report.failed_event_ids == {event.id}  # -> a batch item failure
-
-    [delivery] = world.ctx.deliveries.deliveries_of(webhook.id)
-    assert delivery.state == "pending"  # what a redelivered stream record picks up again
-    assert "could not be scheduled" in (delivery.reason or "")
-    assert world.events_of_type("delivery.failed") == []  # not a permanent failure
-    with pytest.raises(RuntimeError, match="scheduler unavailable"):
-        retry.start_retries(world.ctx, delivery, webhook, AttemptOutcome.failure("HTTP 500"))
-
-    world.ctx.scheduler.fail = False  # type: ignore[attr-defined]
-    report = dispatch_events(world.ctx, [event])  # the stream hands the record over again
-    assert report.failed_event_ids == set()
-    stored = world.delivery(delivery.id)
-    # The redelivery starts the retries without sending again: still 1 + retry_count in all.
-    assert stored.state == "retrying" and stored.attempts == 1
-    assert stored.reason is None
-    assert [s["attempt"] for s in started(world)] == [1]
-    assert len(failing.requests) == 1
-
-
-def test_resume_retries_starts_the_cycle_without_another_attempt(
-    world: World, failing: Receiver
-) -> None:
-    world.ctx.scheduler.fail = True  # type: ignore[attr-defined]
-    webhook = world.webhook(failing.url_for("/hook"))
-    delivery, outcome = world.first_attempt(webhook)
-    with pytest.raises(RuntimeError):
-        retry.start_retries(world.ctx, delivery, webhook, outcome)
-    world.ctx.scheduler.fail = False  # type: ignore[attr-defined]
-
-    assert retry.resume_retries(world.ctx, world.delivery(delivery.id), webhook) is True
-
-    assert len(failing.requests) == 1
-    assert started(world) == [
-        {
-            "delivery_id": delivery.id,
-            "community_id": world.community.id,
-            "webhook_id": webhook.id,
-            "attempt": 1,
-            "waits": [300, 1800, 7200],
-        }
-    ]
-    assert world.delivery(delivery.id).state == "retrying"
-    # Nothing to resume: retrying already, or never attempted.
-    assert retry.resume_retries(world.ctx, world.delivery(delivery.id), webhook) is False
-    fresh = new_delivery(world.event(), webhook)
-    world.ctx.deliveries.create(fresh, expires_at=world.ctx.expires_at())
-    assert retry.resume_retries(world.ctx, fresh, webhook) is False
 
 
 def test_a_410_on_the_first_attempt_disables_the_webhook_at_once(world: World) -> None:
@@ -203,280 +101,7 @@ def test_a_410_on_the_first_attempt_disables_the_webhook_at_once(world: World) -
 # -- run_attempt through the AttemptFunction handler ---------------------------------------
 
 
-def test_fail_twice_then_succeed(world: World, lambda_context: Any) -> None:
-    with Receiver([(500,), (503,), (200, {}, b"thanks")]) as rx:
-        webhook = world.webhook(rx.url_for("/hook"))
-        delivery, outcome = world.first_attempt(webhook)
-        retry.start_retries(world.ctx, delivery, webhook, outcome)
-        schedule = started(world)[0]["waits"]
-
-        second = invoke_attempt(attempt_payload(delivery, 2, schedule=schedule), lambda_context)
-        assert second == {"outcome": "retry", "next_wait_seconds": 1800, "attempt": 2}
-        assert world.delivery(delivery.id).state == "retrying"
-
-        third = invoke_attempt(attempt_payload(delivery, 3, schedule=schedule), lambda_context)
-        assert third == {"outcome": "delivered", "next_wait_seconds": 0, "attempt": 3}
-        requests = rx.wait_for(3)
-
-    assert [r.header("X-Hookline-Attempt") for r in requests] == ["1", "2", "3"]
-    for request in requests:  # every attempt is signed and the same message
-        verify(webhook.secret or "", request)
-        assert request.header("webhook-id") == delivery.id
-    stored = world.delivery(delivery.id)
-    assert stored.state == "delivered"
-    assert stored.attempts == 3
-    assert stored.next_attempt_at is None
-    log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
-    assert [(a.attempt, a.status_code, a.success) for a in log] == [
-        (1, 500, False),
-        (2, 503, False),
-        (3, 200, True),
-    ]
-    assert world.get_webhook(webhook.id).last_triggered_at is not None
-
-
-def test_retry_after_on_a_retry_lengthens_the_next_wait(world: World, lambda_context: Any) -> None:
-    with Receiver([(500,), Reply(503, {"Retry-After": "4000"})]) as rx:
-        webhook = world.webhook(rx.url_for("/hook"))
-        delivery, outcome = world.first_attempt(webhook)
-        retry.start_retries(world.ctx, delivery, webhook, outcome)
-        decision = invoke_attempt(
-            attempt_payload(delivery, 2, schedule=[300, 1800, 7200]), lambda_context
-        )
-    assert decision == {"outcome": "retry", "next_wait_seconds": 4000, "attempt": 2}
-    stored = world.delivery(delivery.id)
-    due = clock.parse_iso(stored.next_attempt_at or "") - clock.now()
-    assert timedelta(seconds=3990) < due <= timedelta(seconds=4000)
-
-
-def test_retry_after_shorter_than_the_schedule_keeps_the_schedule(
-    world: World, lambda_context: Any
-) -> None:
-    with Receiver([(500,), Reply(429, {"Retry-After": "5"})]) as rx:
-        webhook = world.webhook(rx.url_for("/hook"))
-        delivery, _ = world.first_attempt(webhook)
-        decision = invoke_attempt(attempt_payload(delivery, 2), lambda_context)
-    assert decision["next_wait_seconds"] == 1800
-
-
-def test_the_last_attempt_fails_and_give_up_marks_the_delivery_failed(
-    world: World, failing: Receiver, lambda_context: Any
-) -> None:
-    webhook = world.webhook(failing.url_for("/hook"), retry_count=2)
-    delivery, outcome = world.first_attempt(webhook)
-    retry.start_retries(world.ctx, delivery, webhook, outcome)
-    schedule = started(world)[0]["waits"]
-    assert schedule == [300, 1800]
-
-    assert invoke_attempt(attempt_payload(delivery, 2, schedule=schedule), lambda_context) == {
-        "outcome": "retry",
-        "next_wait_seconds": 1800,
-        "attempt": 2,
-    }
-    assert invoke_attempt(attempt_payload(delivery, 3, schedule=schedule), lambda_context) == {
-        "outcome": "failed",
-        "next_wait_seconds": 0,
-        "attempt": 3,
-    }
-    # Until the workflow gives up, the delivery is still retrying.
-    assert world.delivery(delivery.id).state == "retrying"
-    give_up = {k: v for k, v in attempt_payload(delivery, 3).items() if k not in ("schedule",)}
-    give_up["action"] = "give_up"
-    assert invoke_attempt(give_up, lambda_context)["outcome"] == "failed"
-
-    assert len(failing.requests) == 3  # exactly 1 + retry_count
-    stored = world.delivery(delivery.id)
-    assert stored.state == "failed"
-    assert stored.next_attempt_at is None
-    assert stored.last_error == "HTTP 500 Internal Server Error"
-    assert stored.reason == "No attempts left after 3 attempts."
-    [event] = world.events_of_type("delivery.failed")
-    assert event.id == f"evt_failed_{delivery.id}"
-    assert event.operational
-    assert event.data == {
-        "delivery_id": delivery.id,
-        "webhook_id": webhook.id,
-        "event_id": delivery.event_id,
-        "event": "post.created",
-        "attempts": 3,
-        "last_status_code": 500,
-        "error": "HTTP 500 Internal Server Error",
-    }
-    # give_up again (the state machine retries the task) changes nothing.
-    invoke_attempt(give_up, lambda_context)
-    assert len(world.events_of_type("delivery.failed")) == 1
-    assert world.get_webhook(webhook.id).permanent_failures == 1
-
-
-def test_a_repeated_attempt_invocation_does_not_send_again(
-    world: World, failing: Receiver, lambda_context: Any
-) -> None:
-    webhook = world.webhook(failing.url_for("/hook"))
-    delivery, _ = world.first_attempt(webhook)
-    payload = attempt_payload(delivery, 2)
-    first = invoke_attempt(payload, lambda_context)
-    again = invoke_attempt(payload, lambda_context)
-    assert first["outcome"] == again["outcome"] == "retry"
-    assert abs(first["next_wait_seconds"] - again["next_wait_seconds"]) <= 1
-    assert len(failing.requests) == 2
-    assert [
-        a.attempt for a in world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
-    ] == [1, 2]
-
-
-def test_a_deactivated_webhook_cancels_pending_retries(
-    world: World, failing: Receiver, lambda_context: Any
-) -> None:
-    webhook = world.webhook(failing.url_for("/hook"))
-    delivery, outcome = world.first_attempt(webhook)
-    retry.start_retries(world.ctx, delivery, webhook, outcome)
-    webhooks.update_webhook(
-        world.ctx.webhooks, world.community.id, webhook.id, {"is_active": False}, allow_private=True
-    )
-
-    decision = invoke_attempt(attempt_payload(delivery, 2), lambda_context)
-
-    assert decision == {"outcome": "cancelled", "next_wait_seconds": 0, "attempt": 1}
-    assert len(failing.requests) == 1
-    stored = world.delivery(delivery.id)
-    assert stored.state == "cancelled"
-    assert stored.next_attempt_at is None
-    assert "deactivated" in (stored.reason or "")
-    assert world.events_of_type("delivery.failed") == []
-
-
-def test_a_deleted_webhook_cancels_pending_retries(
-    world: World, failing: Receiver, lambda_context: Any
-) -> None:
-    webhook = world.webhook(failing.url_for("/hook"))
-    delivery, outcome = world.first_attempt(webhook)
-    retry.start_retries(world.ctx, delivery, webhook, outcome)
-    world.ctx.webhooks.delete(world.community.id, webhook.id)
-
-    decision = invoke_attempt(attempt_payload(delivery, 2), lambda_context)
-
-    assert decision["outcome"] == "cancelled"
-    assert len(failing.requests) == 1
-    stored = world.delivery(delivery.id)
-    assert stored.state == "cancelled"
-    assert "deleted" in (stored.reason or "")
-
-
-def test_an_already_delivered_delivery_stays_delivered(world: World, lambda_context: Any) -> None:
-    with Receiver((200,)) as rx:
-        webhook = world.webhook(rx.url_for("/hook"))
-        delivery, outcome = world.first_attempt(webhook)
-        assert outcome.success
-        decision = invoke_attempt(attempt_payload(delivery, 2), lambda_context)
-        assert len(rx.requests) == 1
-    assert decision["outcome"] == "delivered"
-
-
-def test_a_rotated_secret_signs_the_later_attempts(world: World, lambda_context: Any) -> None:
-    with Receiver([(500,), (200,)]) as rx:
-        webhook = world.webhook(rx.url_for("/hook"))
-        old_secret = webhook.secret or ""
-        delivery, outcome = world.first_attempt(webhook)
-        retry.start_retries(world.ctx, delivery, webhook, outcome)
-        rotated, _ = rotation.rotate_secret(world.ctx.webhooks, world.community.id, webhook.id)
-        new_secret = rotated.secret or ""
-        assert new_secret != old_secret
-
-        assert invoke_attempt(attempt_payload(delivery, 2), lambda_context)["outcome"] == (
-            "delivered"
-        )
-        first, second = rx.wait_for(2)
-
-    with pytest.raises(WebhookVerificationError):
-        verify(new_secret, first)  # attempt 1 predates the rotation
-    verify(new_secret, second)
-    verify(old_secret, second)  # the previous secret still signs during the overlap
-    assert second.header("X-Hookline-Signature") == signing.body_signature(old_secret, second.body)
-    assert second.header("X-Hookline-Signature-Next") == signing.body_signature(
-        new_secret, second.body
-    )
-
-
-def test_a_410_on_a_retry_fails_and_disables_at_once(world: World, lambda_context: Any) -> None:
-    with Receiver([(500,), (410,)]) as rx:
-        webhook = world.webhook(rx.url_for("/hook"))
-        delivery, outcome = world.first_attempt(webhook)
-        retry.start_retries(world.ctx, delivery, webhook, outcome)
-        decision = invoke_attempt(attempt_payload(delivery, 2), lambda_context)
-    assert decision == {"outcome": "failed", "next_wait_seconds": 0, "attempt": 2}
-    assert world.delivery(delivery.id).state == "failed"
-    disabled = world.get_webhook(webhook.id)
-    assert disabled.status == "inactive" and "410" in (disabled.disabled_reason or "")
-    assert len(world.events_of_type("webhook.disabled")) == 1
-    assert len(world.events_of_type("delivery.failed")) == 1
-
-
 # -- crashes -----------------------------------------------------------------------------
-
-
-def test_a_crashed_attempt_counts_as_a_failed_attempt(
-    world: World, failing: Receiver, lambda_context: Any
-) -> None:
-    webhook = world.webhook(failing.url_for("/hook"))
-    delivery, _ = world.first_attempt(webhook)
-    error = {
-        "Error": "Sandbox.Timedout",
-        "Cause": json.dumps({"errorMessage": "Task timed out after 30.00 seconds"}),
-    }
-    payload = attempt_payload(delivery, 2, action="record_crash", error=error)
-
-    decision = invoke_attempt(payload, lambda_context)
-
-    assert decision == {"outcome": "retry", "next_wait_seconds": 1800, "attempt": 2}
-    log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
-    assert [(a.attempt, a.success) for a in log] == [(1, False), (2, False)]
-    assert log[1].error == "attempt crashed: Sandbox.Timedout: Task timed out after 30.00 seconds"
-    stored = world.delivery(delivery.id)
-    assert stored.attempts == 2 and stored.state == "retrying"
-    assert len(failing.requests) == 1  # recording a crash sends nothing
-
-
-def test_a_crash_on_the_last_attempt_fails(
-    world: World, failing: Receiver, lambda_context: Any
-) -> None:
-    webhook = world.webhook(failing.url_for("/hook"), retry_count=1)
-    delivery, _ = world.first_attempt(webhook)
-    payload = attempt_payload(delivery, 2, action="record_crash", schedule=[300], error="boom")
-    assert invoke_attempt(payload, lambda_context)["outcome"] == "failed"
-
-
-def test_a_crash_after_the_attempt_was_recorded_keeps_the_record(
-    world: World, lambda_context: Any
-) -> None:
-    with Receiver([(500,), (200,)]) as rx:
-        webhook = world.webhook(rx.url_for("/hook"))
-        delivery, _ = world.first_attempt(webhook)
-        invoke_attempt(attempt_payload(delivery, 2), lambda_context)
-    crash = attempt_payload(delivery, 2, action="record_crash", error={"Error": "X"})
-    assert invoke_attempt(crash, lambda_context)["outcome"] == "delivered"
-    assert [
-        a.success for a in world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
-    ] == [False, True]
-
-
-def test_bad_payloads_are_refused(world: World, lambda_context: Any) -> None:
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError):
-        invoke_attempt({"action": "explode", "delivery_id": "d", "attempt": 2}, lambda_context)
-    with pytest.raises(ValidationError):
-        invoke_attempt({"action": "attempt", "delivery_id": "d", "attempt": 0}, lambda_context)
-
-
-def test_an_unknown_delivery_is_cancelled(world: World, lambda_context: Any) -> None:
-    payload = {
-        "action": "attempt",
-        "delivery_id": "dlv_gone",
-        "community_id": world.community.id,
-        "attempt": 2,
-        "schedule": [1],
-    }
-    assert invoke_attempt(payload, lambda_context)["outcome"] == "cancelled"
 
 
 # -- give_up, operational events, auto-disable ---------------------------------------------
@@ -606,3 +231,136 @@ def test_metrics_are_emitted(world: World, failing: Receiver, capsys: Any) -> No
     assert "DeliveryPermanentlyFailed" in names
     [metric] = [e for e in emitted if "DeliveryPermanentlyFailed" in e]
     assert metric["stage"] == "dev" and metric["service"] == "hookline"
+
+
+# -- retry groups: a failed first attempt joins its webhook's group; each round attempts the
+# -- due members (AttemptFunction's payload, as retry.asl.json sends it)
+
+
+def _member(world: World, webhook: Any) -> Any:
+    """The consumer's first attempt of a new event's delivery (it fails: a retry group member)."""
+    order = DeliveryOrder(webhook.id, world.event())
+    assert deliver_order(world.ctx, order) == "failed"
+    return world.delivery(order.delivery_id)
+
+
+def _round(world: World, member: Any, context: Any) -> dict[str, Any]:
+    return invoke_attempt(attempt_payload(member), context)
+
+
+def _group_round(world: World, members: list[Any], context: Any) -> dict[str, Any]:
+    """A round of the first member's group as its workflow sends it, all members due now."""
+    [document] = {
+        r["name"]: r["document"] for r in started(world) if r["name"] == members[0].retry_group
+    }.values()
+    for member in members:
+        world.ctx.deliveries.update(
+            member.community_id, member.id, {"next_attempt_at": clock.now_iso()}
+        )
+    payload = {"action": "attempt", **{k: v for k, v in document.items() if k != "done"}}
+    return invoke_attempt(payload, context)
+
+
+def test_a_failed_first_attempt_joins_its_window_group(world: World, failing: Receiver) -> None:
+    webhook = world.webhook(failing.url_for("/hook"), retry_count=3)
+    member = _member(world, webhook)
+    assert member.state == "retrying" and member.max_attempts == 4 and member.attempts == 1
+    assert member.retry_group and member.retry_group.startswith(f"{webhook.id}-w")
+    [run] = started(world)
+    assert run["name"] == member.retry_group == run["document"]["group"]
+    window_end = clock.parse_iso(run["document"]["until"])
+    # The first retry counts from the end of the window: never earlier than the schedule.
+    assert clock.parse_iso(member.next_attempt_at or "") == window_end + timedelta(seconds=300)
+    created = clock.parse_iso(member.created_at)
+    assert timedelta(0) < window_end - created <= timedelta(seconds=60)
+
+
+def test_fail_twice_then_succeed(world: World, lambda_context: Any) -> None:
+    with Receiver([(500,), (500,), (200,)]) as rx:
+        webhook = world.webhook(rx.url_for("/hook"), retry_count=3)
+        member = _member(world, webhook)
+        first = _round(world, member, lambda_context)
+        assert first["done"] is False and 1700 <= first["wait_seconds"] <= 1800
+        assert _round(world, member, lambda_context)["done"] is True
+        assert len(rx.requests) == 3
+    stored = world.delivery(member.id)
+    assert (stored.state, stored.attempts) == ("delivered", 3)
+    assert [a.attempt for a in world.ctx.deliveries.attempts(member.community_id, member.id)] == [
+        1,
+        2,
+        3,
+    ]
+
+
+def test_the_last_attempt_fails_and_gives_up_with_delivery_failed(
+    world: World, failing: Receiver, lambda_context: Any
+) -> None:
+    webhook = world.webhook(failing.url_for("/hook"), retry_count=2)
+    member = _member(world, webhook)
+    assert _round(world, member, lambda_context)["done"] is False
+    assert _round(world, member, lambda_context)["done"] is True
+    assert len(failing.requests) == 3
+    stored = world.delivery(member.id)
+    assert (stored.state, stored.attempts, stored.next_attempt_at) == ("failed", 3, None)
+    failed = world.ctx.events.get(world.community.id, f"evt_failed_{member.id}")
+    assert failed.event == "delivery.failed" and failed.data["attempts"] == 3
+    assert world.get_webhook(webhook.id).permanent_failures == 1
+
+
+def test_a_repeated_round_sends_nothing_again(
+    world: World, failing: Receiver, lambda_context: Any
+) -> None:
+    webhook = world.webhook(failing.url_for("/hook"), retry_count=3)
+    member = _member(world, webhook)
+    payload = attempt_payload(member)
+    first = invoke_attempt(payload, lambda_context)
+    again = invoke_attempt(payload, lambda_context)  # Step Functions retried the task
+    assert len(failing.requests) == 2
+    assert again["done"] is False and abs(again["wait_seconds"] - first["wait_seconds"]) <= 1
+    assert world.delivery(member.id).attempts == 2
+
+
+@pytest.mark.parametrize("change", ["deactivated", "deleted"])
+def test_a_deactivated_or_deleted_webhook_cancels_every_member(
+    world: World, failing: Receiver, lambda_context: Any, change: str
+) -> None:
+    webhook = world.webhook(failing.url_for("/hook"), retry_count=3)
+    members = [_member(world, webhook), _member(world, webhook)]
+    if change == "deleted":
+        world.ctx.webhooks.delete(world.community.id, webhook.id)
+    else:
+        world.ctx.webhooks.update(world.community.id, webhook.id, {"status": "inactive"})
+    same = [m for m in members if m.retry_group == members[0].retry_group]
+    assert _group_round(world, same, lambda_context)["done"] is True
+    assert len(failing.requests) == 2  # the first attempts only
+    assert {world.delivery(m.id).state for m in same} == {"cancelled"}
+
+
+def test_a_410_on_a_retry_fails_every_member_and_disables_the_webhook(
+    world: World, lambda_context: Any
+) -> None:
+    with Receiver([(500,), (500,), (410,), (410,)]) as rx:
+        webhook = world.webhook(rx.url_for("/hook"), retry_count=3)
+        members = [_member(world, webhook), _member(world, webhook)]
+        same = [m for m in members if m.retry_group == members[0].retry_group]
+        assert _group_round(world, same, lambda_context)["done"] is True
+    assert {world.delivery(m.id).state for m in same} == {"failed"}
+    hook = world.get_webhook(webhook.id)
+    assert not hook.is_active and "410" in (hook.disabled_reason or "")
+
+
+def test_a_crashed_round_counts_a_failed_attempt_for_each_due_member(
+    world: World, failing: Receiver
+) -> None:
+    webhook = world.webhook(failing.url_for("/hook"), retry_count=1)
+    member = _member(world, webhook)
+    error = {"Error": "Sandbox.Timedout", "Cause": json.dumps({"errorMessage": "timed out"})}
+    answer = retry_workflow.record_crash(world.ctx, attempt_payload(member), error)
+    assert answer["done"] is True  # its one retry was the crashed one
+    log = world.ctx.deliveries.attempts(member.community_id, member.id)
+    assert [(a.attempt, a.error) for a in log][1] == (
+        2,
+        "attempt crashed: Sandbox.Timedout: timed out",
+    )
+    assert world.delivery(member.id).state == "failed"
+    assert len(failing.requests) == 1

@@ -6,14 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 
 from hookline import clock, wiring
 from hookline.config import Settings
-from hookline.domain import dispatch, policy, redelivery, retry
+from hookline.domain import dispatch, policy, redelivery, retry, retry_workflow
 from hookline.domain.delivery import delivery_id_for
 from hookline.domain.models import Delivery, Webhook
 from hookline.domain.publishing import publish
@@ -54,6 +55,32 @@ def _retrying(api: Api, webhook: Webhook) -> Delivery:  # noqa: F811
     return stored
 
 
+def _wake(api: Api, delivery: Delivery, at: datetime | None = None) -> dict[str, Any]:  # noqa: F811
+    """The delivery's retry group waking at `at` (the clock set there; default now): one round."""
+    stored = api.world.delivery(delivery.id)
+    group = stored.retry_group or delivery.retry_group
+    assert group, stored
+    document = policy.workflow_document(
+        community_id=stored.community_id,
+        webhook_id=stored.webhook_id,
+        group=group,
+        since=stored.created_at,
+        until=clock.iso(clock.parse_iso(stored.created_at) + timedelta(milliseconds=1)),
+        attempt=1,
+        wait_seconds=0,
+    )
+    if at is None:
+        return retry_workflow.run_round(api.world.ctx, document)
+    real_now = clock.now
+    offset = at - real_now()
+    with mock.patch.object(clock, "now", lambda: real_now() + offset):
+        return retry_workflow.run_round(api.world.ctx, document)
+
+
+def _due(delivery: Delivery) -> datetime:
+    return clock.parse_iso(delivery.next_attempt_at or "") + timedelta(milliseconds=5)
+
+
 # -- resend while retrying ----------------------------------------------------------------
 
 
@@ -68,15 +95,8 @@ def test_a_resend_while_retrying_that_succeeds_ends_the_cycle(api: Api) -> None:
         assert body["delivery"]["state"] == "delivered"
         assert body["delivery"]["next_attempt_at"] is None
 
-        # The pending workflow wakes for attempts 2, then would for 3: nothing is sent again.
-        decision = retry.run_attempt(api.world.ctx, delivery.community_id, delivery.id, 2, SCHEDULE)
-        assert decision.outcome == "delivered"
-        assert (
-            retry.run_attempt(
-                api.world.ctx, delivery.community_id, delivery.id, 3, SCHEDULE
-            ).outcome
-            == "delivered"
-        )
+        # The pending workflow wakes for attempt 2: nothing is left retrying, nothing is sent.
+        assert _wake(api, delivery, _due(delivery))["done"] is True
         assert len(rx.requests) == 2
     assert [
         a.attempt for a in api.world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
@@ -99,23 +119,17 @@ def test_a_failed_resend_while_retrying_keeps_the_count_and_the_schedule(
         assert after == due + timedelta(seconds=1800)  # attempt 3 keeps its time
         assert "Attempt 2 of 3 failed" in body["message"]
 
-        # The workflow wakes at the old time for attempt 2: it replays the recorded attempt and
-        # waits until the time the delivery shows.
-        decision = retry.run_attempt(
-            api.world.ctx, delivery.community_id, delivery.id, 2, [300, 1800]
-        )
-        assert decision.outcome == "retry"
-        expected = (after - clock.now()).total_seconds()
-        assert abs(decision.next_wait_seconds - expected) <= 2
+        # The workflow wakes at the old time for attempt 2: the member is not due (the resend
+        # made it), so nothing is sent and it waits until the time the delivery shows.
+        old = due + timedelta(milliseconds=5)
+        answer = _wake(api, delivery, old)
+        assert answer["done"] is False
+        assert abs(answer["wait_seconds"] - (after - old).total_seconds()) <= 2
         assert len(rx.requests) == 2
         # Its attempt 3 is the last one: 1 + retry_count attempts in all.
-        assert (
-            retry.run_attempt(
-                api.world.ctx, delivery.community_id, delivery.id, 3, [300, 1800]
-            ).outcome
-            == "failed"
-        )
+        assert _wake(api, delivery, after + timedelta(milliseconds=5))["done"] is True
         assert len(rx.requests) == 3
+        assert api.world.delivery(delivery.id).state == "failed"
 
 
 def test_a_failed_resend_of_the_last_attempt_fails_the_delivery(api: Api) -> None:  # noqa: F811
@@ -131,10 +145,7 @@ def test_a_failed_resend_of_the_last_attempt_fails_the_delivery(api: Api) -> Non
         failed = api.world.events_of_type("delivery.failed")
         assert [e.data["delivery_id"] for e in failed] == [delivery.id]
 
-        assert (
-            retry.run_attempt(api.world.ctx, delivery.community_id, delivery.id, 2, [300]).outcome
-            == "failed"
-        )
+        assert _wake(api, delivery, _due(delivery))["done"] is True
         assert len(rx.requests) == 2
 
 
@@ -153,11 +164,11 @@ def test_the_workflow_waking_during_a_resend_does_not_send_it_too(
             while api.world.delivery(delivery.id).attempts < 2:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
-            # The scheduled attempt 2 is due now (the workflow woke) while the resend's is out.
-            decision = retry.run_attempt(
-                api.world.ctx, delivery.community_id, delivery.id, 2, [300, 1800]
-            )
-            assert decision.outcome == "retry" and decision.next_wait_seconds == 1800
+            # The scheduled attempt 2 is due now (the workflow woke) while the resend's is out:
+            # the claimed member has no next time, so the group looks again later.
+            answer = _wake(api, delivery, _due(delivery))
+            assert answer["done"] is False
+            assert answer["wait_seconds"] == retry_workflow.IN_FLIGHT_RECHECK_SECONDS
             code, body = resend.result(timeout=10)
         assert code == 200, body
         assert len(rx.requests) == 2
@@ -194,10 +205,8 @@ def test_next_attempt_at_is_scaled_like_the_local_timer(api: Api) -> None:  # no
         after = clock.parse_iso(body["delivery"]["next_attempt_at"])
         assert after == due + timedelta(seconds=18)  # 1800 s x 0.01
         # The workflow's wait is in unscaled seconds again.
-        decision = retry.run_attempt(
-            api.world.ctx, delivery.community_id, delivery.id, 2, [300, 1800]
-        )
-        assert 1800 <= decision.next_wait_seconds <= 2200
+        answer = _wake(api, delivery)
+        assert 1800 <= answer["wait_seconds"] <= 2200
 
 
 def test_policy_time_conversions() -> None:
@@ -210,6 +219,10 @@ def test_policy_time_conversions() -> None:
     assert [policy.wait_before_remaining(3, SCHEDULE, n) for n in (3, 2, 1)] == SCHEDULE
     assert policy.wait_before_remaining(3, SCHEDULE, 1, retry_after=9000) == 9000
     assert policy.wait_before_remaining(0, SCHEDULE, 1) == 0
+    # The wait after a failed attempt n of a cycle whose last attempt is 4 (3 retries).
+    assert [policy.wait_after(SCHEDULE, 3, 4, n) for n in (1, 2, 3, 4)] == [*SCHEDULE, None]
+    assert policy.wait_after(SCHEDULE, 3, 6, 3) == 300  # a cycle after a resend of attempt 2
+    assert policy.wait_after(SCHEDULE, 5, 6, 5) == 7200  # past the schedule: its last entry
 
 
 # -- recover ------------------------------------------------------------------------------

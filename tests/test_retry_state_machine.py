@@ -1,5 +1,6 @@
 """End to end: the real retry workflow (statemachine/retry.asl.json) on moto's Step Functions
-engine, started by start_retries through StepFunctionsScheduler, over moto DynamoDB tables built
+engine, started by the delivery consumer's failed first attempts (one execution per retry
+group) through StepFunctionsScheduler, over moto DynamoDB tables built
 from template.yaml, with the real AttemptFunction handler making real HTTP attempts to loopback
 receivers.
 
@@ -28,9 +29,10 @@ from moto.awslambda_simple.models import lambda_simple_backends
 from hookline import wiring
 from hookline.adapters import dynamodb, http_attempt, stepfunctions
 from hookline.adapters.dynamodb import DynamoTables
-from hookline.adapters.stepfunctions import StepFunctionsScheduler, execution_name
+from hookline.adapters.stepfunctions import StepFunctionsScheduler
 from hookline.config import Settings
-from hookline.domain import delivery_actions, retry
+from hookline.domain import delivery_actions, dispatch
+from hookline.domain.models import Delivery, Webhook
 from hookline_dev.template import create_tables, table_environment
 from tests.asl_engines import CRASH, MOTO_CONFIG, REGION, MotoWorkflow, Result, actions
 from tests.conftest import RecordingMailer
@@ -39,6 +41,9 @@ from tests.retry_fixtures import World, invoke_attempt
 
 ACCOUNT = "123456789012"
 ANSWER_TIMEOUT = 10.0
+#: The retry group window of these tests (seconds): each test starts its first attempts at the
+#: beginning of a window, so the group's first wait (to the window's end) stays short.
+WINDOW = 5
 
 
 def _settings(table_env: dict[str, str], **changes: Any) -> Settings:
@@ -54,8 +59,9 @@ class Stack(MotoWorkflow):
     context: Any = None
     ran: list[dict[str, Any]] = field(default_factory=list)  # payloads the driver ran
 
-    def cycle_arn(self, delivery_id: str, attempt: int) -> str:
-        return self.execution_arn(execution_name(delivery_id, attempt))
+    def group_arn(self, delivery: Delivery) -> str:
+        assert delivery.retry_group, delivery
+        return self.execution_arn(delivery.retry_group)
 
     def drive(
         self, execution_arn: str, *, crash_at: frozenset[int] = frozenset()
@@ -112,6 +118,7 @@ def aws() -> Iterator[Aws]:
             table_environment(names),
             retry_state_machine_arn=arn,
             retry_schedule=(0,),
+            retry_group_window_seconds=WINDOW,
             allow_private_targets=True,
             delivery_timeout_seconds=2.0,
         )
@@ -138,147 +145,169 @@ def stack(aws: Aws, lambda_context: Any) -> Iterator[Stack]:
     assert list(backend.lambda_simple_results_queue) == []
 
 
+def fresh_window() -> None:
+    """Sleep until a new group window has just begun."""
+    time.sleep(WINDOW - time.time() % WINDOW + 0.02)
+
+
+def first_attempts(world: World, webhook: Webhook, count: int = 1) -> list[Delivery]:
+    """What the delivery consumer does with `count` orders: their first attempts, at once."""
+    orders = [dispatch.DeliveryOrder(webhook.id, world.event()) for _ in range(count)]
+    results = dispatch.deliver_orders(world.ctx, orders)
+    assert all(not isinstance(r, BaseException) for r in results), results
+    return [world.delivery(o.delivery_id) for o in orders]
+
+
 def test_success_on_the_second_attempt_ends_the_workflow(stack: Stack) -> None:
     world = World.create()
     with Receiver([(500,), (200,)]) as rx:
         webhook = world.webhook(rx.url_for("/hook"))
-        delivery, outcome = world.first_attempt(webhook)
-        retry.start_retries(world.ctx, delivery, webhook, outcome)
-        assert world.delivery(delivery.id).state == "retrying"
+        fresh_window()
+        (delivery,) = first_attempts(world, webhook)
+        assert delivery.state == "retrying" and delivery.retry_group
+        assert delivery.max_attempts == 4
 
-        execution = stack.cycle_arn(delivery.id, 1)
+        execution = stack.group_arn(delivery)
         assert stack.drive(execution)["status"] == "SUCCEEDED"
         assert len(rx.requests) == 2
 
     started = json.loads(stack.sfn.describe_execution(executionArn=execution)["input"])
-    assert started == {
-        "delivery_id": delivery.id,
-        "community_id": world.community.id,
-        "webhook_id": webhook.id,
-        "attempt": 1,
-        "schedule": [0, 0, 0],
+    assert set(started) == {
+        "community_id",
+        "webhook_id",
+        "group",
+        "since",
+        "until",
+        "attempt",
+        "wait_seconds",
+        "done",
     }
+    assert (started["group"], started["attempt"], started["done"]) == (
+        delivery.retry_group,
+        1,
+        False,
+    )
+    assert started["since"] <= delivery.created_at < started["until"]
+    assert 0 <= started["wait_seconds"] <= WINDOW
     assert stack.invocations(execution) == stack.ran
-    assert actions(stack.ran) == [("attempt", 2)]
-    assert stack.final_state(execution) == "Delivered"
+    assert actions(stack.ran) == [("attempt", 1)]
     stored = world.delivery(delivery.id)
     assert stored.state == "delivered" and stored.attempts == 2
 
 
-def test_all_failing_gives_exactly_one_plus_retry_count_attempts_then_failed(
-    stack: Stack,
-) -> None:
+def test_fifty_deliveries_to_a_dead_endpoint_share_one_execution(stack: Stack) -> None:
     world = World.create()
     with Receiver((500,)) as rx:
-        webhook = world.webhook(rx.url_for("/hook"), retry_count=2)
-        delivery, outcome = world.first_attempt(webhook)
-        retry.start_retries(world.ctx, delivery, webhook, outcome)
+        webhook = world.webhook(rx.url_for("/hook"), retry_count=3)
+        fresh_window()
+        members = first_attempts(world, webhook, 50)
+        groups = {m.retry_group for m in members}
+        assert len(groups) == 1 and None not in groups
 
-        execution = stack.cycle_arn(delivery.id, 1)
+        execution = stack.group_arn(members[0])
         assert stack.drive(execution)["status"] == "SUCCEEDED"
-        assert stack.final_state(execution) == "GaveUp"
-        sent = stack.invocations(execution)
-        assert actions(sent) == [("attempt", 2), ("attempt", 3), ("give_up", 3)]
-        assert sent == stack.ran  # MarkFailed's payload went through the real handler too
         time.sleep(0.2)
-        assert len(rx.requests) == 3  # 1 + retry_count, and nothing more
+        assert len(rx.requests) == 50 * 4  # 1 + retry_count each, nothing more
 
-    stored = world.delivery(delivery.id)
-    assert stored.state == "failed"
-    assert stored.next_attempt_at is None
-    assert stored.last_error == "HTTP 500 Internal Server Error"
-    log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
-    assert [(a.attempt, a.status_code) for a in log] == [(1, 500), (2, 500), (3, 500)]
-    failed_event = world.ctx.events.get(world.community.id, f"evt_failed_{delivery.id}")
-    assert failed_event.event == "delivery.failed" and failed_event.operational
-    assert world.get_webhook(webhook.id).permanent_failures == 1
+    listed = stack.sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+    assert [e["name"] for e in listed].count(members[0].retry_group) == 1
+    assert actions(stack.ran) == [("attempt", 1), ("attempt", 2), ("attempt", 3)]
+    for member in members:
+        stored = world.delivery(member.id)
+        assert (stored.state, stored.attempts) == ("failed", 4)
+        log = world.ctx.deliveries.attempts(member.community_id, member.id)
+        assert [a.attempt for a in log] == [1, 2, 3, 4]
+        failed = world.ctx.events.get(world.community.id, f"evt_failed_{member.id}")
+        assert failed.event == "delivery.failed"
+    delivery_ids = {r.headers["webhook-id"] for r in rx.requests}
+    assert delivery_ids == {m.id for m in members}  # the same webhook-id on every attempt
 
 
-def test_a_crashed_attempt_is_caught_and_counts(stack: Stack) -> None:
+def test_a_crashed_round_is_caught_and_counts(stack: Stack) -> None:
     world = World.create()
-    with Receiver([(500,), (200,)]) as rx:
+    with Receiver([(500,), (500,), (200,), (200,)]) as rx:
         webhook = world.webhook(rx.url_for("/hook"), retry_count=2)
-        delivery, outcome = world.first_attempt(webhook)
-        retry.start_retries(world.ctx, delivery, webhook, outcome)
+        fresh_window()
+        members = first_attempts(world, webhook, 2)
 
-        execution = stack.cycle_arn(delivery.id, 1)
-        assert stack.drive(execution, crash_at=frozenset({2}))["status"] == "SUCCEEDED"
+        execution = stack.group_arn(members[0])
+        assert stack.drive(execution, crash_at=frozenset({1}))["status"] == "SUCCEEDED"
         sent = stack.invocations(execution)
-        assert actions(sent) == [("attempt", 2), ("record_crash", 2), ("attempt", 3)]
+        assert actions(sent) == [("attempt", 1), ("record_crash", 1), ("attempt", 2)]
         assert sent[1:] == stack.ran  # the crash itself was moto's, the rest the real handler's
-        assert stack.final_state(execution) == "Delivered"
-        assert len(rx.requests) == 2  # the crashed attempt sent nothing
+        assert len(rx.requests) == 4  # the crashed round sent nothing
 
-    log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
-    assert [(a.attempt, a.success) for a in log] == [(1, False), (2, False), (3, True)]
-    assert log[1].error == (
-        "attempt crashed: Function.ResponseSizeTooLarge: Response payload size exceeded "
-        "maximum allowed payload size (6291556 bytes)."
-    )
-    stored = world.delivery(delivery.id)
-    assert stored.state == "delivered" and stored.attempts == 3
+    for member in members:
+        log = world.ctx.deliveries.attempts(member.community_id, member.id)
+        assert [(a.attempt, a.success) for a in log] == [(1, False), (2, False), (3, True)]
+        assert (log[1].error or "").startswith(
+            "attempt crashed: Function.ResponseSizeTooLarge: Response payload size exceeded"
+        )
+        stored = world.delivery(member.id)
+        assert stored.state == "delivered" and stored.attempts == 3
 
 
-def test_starting_the_same_cycle_again_is_harmless(stack: Stack) -> None:
+def test_a_redelivered_order_rejoins_its_group_without_a_second_execution(stack: Stack) -> None:
     world = World.create()
     with Receiver([(500,), (200,)]) as rx:
         webhook = world.webhook(rx.url_for("/hook"))
-        delivery, outcome = world.first_attempt(webhook)
-        retry.start_retries(world.ctx, delivery, webhook, outcome)
-        retry.start_retries(world.ctx, delivery, webhook, outcome)  # a redelivered stream record
+        fresh_window()
+        (delivery,) = first_attempts(world, webhook)
+        event = world.ctx.events.get(world.community.id, delivery.event_id)
+        # The SQS order comes back (the invocation died after the write): the start runs again.
+        again = dispatch.deliver_order(world.ctx, dispatch.DeliveryOrder(webhook.id, event))
+        assert again == "resumed"
 
-        execution = stack.cycle_arn(delivery.id, 1)
+        execution = stack.group_arn(delivery)
         assert stack.drive(execution)["status"] == "SUCCEEDED"
-        # Once the execution has ended its name stays taken: ExecutionAlreadyExists = started.
-        wiring.services().scheduler.schedule(
-            delivery_id=delivery.id,
-            community_id=world.community.id,
-            webhook_id=webhook.id,
-            attempt=1,
-            waits=[0, 0, 0],
-        )
-        time.sleep(0.2)
         assert len(rx.requests) == 2
 
     listed = stack.sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
-    assert [e["name"] for e in listed].count(execution_name(delivery.id, 1)) == 1
+    assert [e["name"] for e in listed].count(delivery.retry_group) == 1
     assert world.delivery(delivery.id).state == "delivered"
 
 
-def test_a_failing_resend_starts_a_cycle_numbered_after_its_attempt(stack: Stack) -> None:
+def test_a_failing_resend_starts_a_group_of_its_own_counted_after_its_attempt(
+    stack: Stack,
+) -> None:
     world = World.create()
     with Receiver([(500,), (500,), (200,)]) as rx:
-        webhook = world.webhook(rx.url_for("/hook"), retry_count=1)
-        delivery, _ = world.first_attempt(webhook)
-        retry.give_up(world.ctx, delivery.community_id, delivery.id)
+        webhook = world.webhook(rx.url_for("/hook"), retry_count=0)
+        (delivery,) = first_attempts(world, webhook)
+        assert world.delivery(delivery.id).state == "failed"
+        world.ctx.webhooks.update(world.community.id, webhook.id, {"retry_count": 1})
 
         answer = delivery_actions.resend(world.ctx, world.community.id, webhook.id, delivery.id)
         assert answer["success"] is False
+        resent = world.delivery(delivery.id)
+        assert (resent.state, resent.max_attempts) == ("retrying", 3)
 
-        execution = stack.cycle_arn(delivery.id, 2)
+        execution = stack.group_arn(resent)
         assert stack.drive(execution)["status"] == "SUCCEEDED"
         assert len(rx.requests) == 3
 
-    started = json.loads(stack.sfn.describe_execution(executionArn=execution)["input"])
-    assert started["attempt"] == 2 and started["schedule"] == [0, 0]
-    sent = stack.invocations(execution)
-    assert sent == stack.ran
-    assert [(p["attempt"], p["max_attempts"]) for p in sent] == [(3, 3)]
     log = world.ctx.deliveries.attempts(delivery.community_id, delivery.id)
     assert [(a.attempt, a.success) for a in log] == [(1, False), (2, False), (3, True)]
     assert world.delivery(delivery.id).state == "delivered"
 
 
-def test_a_start_that_fails_raises_and_leaves_the_delivery_pending(stack: Stack) -> None:
+def test_a_start_that_fails_raises_and_the_redelivered_order_heals_it(stack: Stack) -> None:
     world = World.create()
     missing = stack.state_machine_arn.replace("hookline-retry", "not-deployed")
     wiring.configure(scheduler=StepFunctionsScheduler(missing))
     world.refresh()
-    with Receiver((500,)) as rx:
+    with Receiver([(500,), (200,)]) as rx:
         webhook = world.webhook(rx.url_for("/hook"))
-        delivery, outcome = world.first_attempt(webhook)
+        fresh_window()
+        order = dispatch.DeliveryOrder(webhook.id, world.event())
         with pytest.raises(Exception, match=r"StateMachineDoesNotExist|does not exist"):
-            retry.start_retries(world.ctx, delivery, webhook, outcome)
-    stored = world.delivery(delivery.id)
-    assert stored.state == "pending"  # the stream's redelivery makes its next attempt
-    assert "could not be scheduled" in (stored.reason or "")
+            dispatch.deliver_order(world.ctx, order)
+        stored = world.delivery(order.delivery_id)
+        assert stored.state == "retrying"  # written before the start: nothing is lost
+
+        wiring.configure(scheduler=StepFunctionsScheduler(stack.state_machine_arn))
+        world.refresh()
+        assert dispatch.deliver_order(world.ctx, order) == "resumed"
+        assert stack.drive(stack.group_arn(stored))["status"] == "SUCCEEDED"
+        assert len(rx.requests) == 2
+    assert world.delivery(order.delivery_id).state == "delivered"

@@ -239,7 +239,6 @@ def test_the_retry_state_machine_is_standard_and_invokes_the_attempt_function(
     assert {t["Parameters"]["Payload"]["action"] for t in tasks} == {
         "attempt",
         "record_crash",
-        "give_up",
     }
 
 

@@ -8,9 +8,10 @@ delivery log the same way.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -98,6 +99,11 @@ class AttemptResult:
     delivery: Delivery  # the delivery as stored after this attempt
 
 
+#: What a failed attempt also writes into its record (the retry policy's next state), so the
+#: attempt and what follows it are one write.
+OnFailure = Callable[[AttemptOutcome], Mapping[str, Any]]
+
+
 def delivery_id_for(event: Event, webhook_id: str) -> str:
     """Deterministic, so a redelivered stream record maps onto the delivery it already made; it
     starts with the event's time, so a community's deliveries sort by it (the table's key)."""
@@ -166,6 +172,7 @@ def attempt_delivery(
     *,
     paced: bool = True,
     wait_at_most: float | None = None,
+    on_failure: OnFailure | None = None,
 ) -> tuple[Attempt, AttemptOutcome]:
     """Make attempt number ``attempt`` of ``delivery`` now and record it.
 
@@ -176,7 +183,14 @@ def attempt_delivery(
     Storage errors propagate.
     """
     result = attempt_and_record(
-        ctx, delivery, webhook, event, attempt, paced=paced, wait_at_most=wait_at_most
+        ctx,
+        delivery,
+        webhook,
+        event,
+        attempt,
+        paced=paced,
+        wait_at_most=wait_at_most,
+        on_failure=on_failure,
     )
     return result.attempt, result.outcome
 
@@ -191,6 +205,7 @@ def attempt_and_record(
     stored: bool = True,
     paced: bool = True,
     wait_at_most: float | None = None,
+    on_failure: OnFailure | None = None,
 ) -> AttemptResult:
     """``attempt_delivery``, also returning the delivery as stored after the attempt.
 
@@ -200,6 +215,7 @@ def attempt_and_record(
     A paced attempt first waits for the webhook's turn (its rate limit, or a Retry-After it was
     given), and records that wait; a turn more than ``wait_at_most`` seconds off raises
     pacing.NotYet before anything is sent or written. ``paced=False`` sends at once.
+    ``on_failure(outcome)`` gives the fields a failed attempt also writes into the delivery.
     """
     waited_ms = (
         pacing.wait_turn(
@@ -232,9 +248,13 @@ def attempt_and_record(
         error=outcome.error,
         success=outcome.success,
         rate_limit_wait_ms=waited_ms,
-        created_at=clock.iso(started),
+        # A first attempt that creates its delivery shares the delivery's time (its by_webhook
+        # key, on which the log's since/until bounds act; its retry group's window): it began
+        # then, any rate-limit wait included (rate_limit_wait_ms).
+        created_at=delivery.created_at if attempt == 1 and not stored else clock.iso(started),
     )
-    saved = _record(ctx, delivery, record, outcome, stored=stored, moment=started)
+    extra = dict(on_failure(outcome)) if on_failure is not None and not outcome.success else {}
+    saved = _record(ctx, delivery, record, outcome, stored=stored, moment=started, extra=extra)
     _update_webhook(ctx, webhook, outcome)
     _observe(ctx, record, outcome, webhook)
     return AttemptResult(record, outcome, saved)
@@ -248,10 +268,15 @@ def _record(
     *,
     stored: bool,
     moment: datetime,
+    extra: Mapping[str, Any],
 ) -> Delivery:
-    """Store the attempt and the delivery's new state (``delivered`` on success; on failure only
-    the counters and last error: the retry policy decides the state)."""
-    changes: dict[str, object] = {"attempts": record.attempt, "updated_at": clock.now_iso()}
+    """Store the attempt and the delivery's new state (``delivered`` on success; on failure the
+    counters, the last error and ``extra``: what the retry policy decided)."""
+    changes: dict[str, object] = {
+        **extra,
+        "attempts": record.attempt,
+        "updated_at": clock.now_iso(),
+    }
     remove: list[str] = []
     if outcome.status_code is None:
         remove.append("last_status_code")
@@ -264,9 +289,7 @@ def _record(
         changes["last_error"] = outcome.error or "delivery failed"
     expires_at = ctx.expires_at(moment)
     if record.attempt == 1 and not stored:
-        # Created with its first attempt: one time for both, so the log's since/until bounds
-        # (on the by_webhook key, which holds the delivery's time) treat the attempt as its own.
-        fresh = delivery.model_copy(update={**changes, "created_at": record.created_at})
+        fresh = delivery.model_copy(update=changes)
         for name in remove:
             setattr(fresh, name, None)
         if ctx.deliveries.create(fresh, expires_at=expires_at, first_attempt=record):

@@ -111,11 +111,10 @@ def resend_early(
     """Make the next scheduled attempt of a `retrying` delivery now.
 
     The attempt takes the place of the scheduled one (same number, same budget). Its retry
-    workflow still wakes at the old time, finds that attempt recorded and sends nothing
-    (retry.run_attempt replays it; while the attempt is still in flight the claimed count
-    tells it the attempt is made): after a 2xx it ends, after a failure it waits for the
-    `next_attempt_at` written here, the time the following attempt had anyway. A failure of
-    the cycle's last attempt fails the delivery (delivery.failed) at once.
+    group still wakes at the old time and passes it by: the member is not due (while the
+    attempt is in flight it has no `next_attempt_at`; after a failure it has the time written
+    here, the time the following attempt had anyway), and after a 2xx it is no longer
+    retrying. A failure of the cycle's last attempt fails the delivery (delivery.failed) at once.
     """
     scale = ctx.settings.retry_time_scale
     due = delivery.next_attempt_at

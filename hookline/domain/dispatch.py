@@ -215,6 +215,10 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
     }
     with bind(**keys):
         existing = ctx.deliveries.find(order.community_id, order.delivery_id)
+        if existing is not None and existing.state == "retrying" and not order.replayed:
+            # Written into its retry group, but the invocation may have died before starting
+            # the group's workflow: the idempotent start runs again.
+            return "resumed" if retry.rejoin(ctx, existing) else "skipped"
         if existing is not None and existing.state != "pending":
             return "skipped"
         # A replay queued this delivery: only the replay's own order makes its first attempt,
@@ -228,13 +232,14 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
                 retry.cancel(ctx, existing, "The webhook was deleted or deactivated.")
             return "skipped"
         if existing is not None:
-            # Attempted and failed, but its retries never started (the scheduler failed or the
-            # invocation died): start them now, so the delivery still gets 1 + retry_count tries.
+            # Attempted and failed, but its retries never started (the invocation died): start
+            # them now, so the delivery still gets 1 + retry_count tries.
             if retry.resume_retries(ctx, existing, webhook):
                 return "resumed"
             delivery, stored = existing, True
         else:
             delivery, stored = new_delivery(event, webhook), False
+        group = retry.window_group(ctx, delivery)
         try:
             result = attempt_and_record(
                 ctx,
@@ -244,12 +249,13 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
                 1,
                 stored=stored,
                 wait_at_most=pacing.MAX_WAIT_IN_PROCESS_SECONDS,
+                on_failure=retry.joining(group, webhook),
             )
         except pacing.NotYet as later:
             return _defer(ctx, order, later.retry_in_seconds)
         if result.outcome.success:
             return "delivered"
-        retry.start_retries(ctx, result.delivery, webhook, result.outcome)
+        retry.after_first_failure(ctx, result.delivery, webhook, result.outcome, group)
         return "failed"
 
 

@@ -129,6 +129,8 @@ class Delivery(Record):
     next_attempt_at: str | None = None
     #: The attempt budget of its current retry cycle (the number of its last attempt).
     max_attempts: int | None = None
+    #: The retry group (the retry workflow's execution name) whose workflow retries it.
+    retry_group: str | None = None
     last_error: str | None = None
     last_status_code: int | None = None
     reason: str | None = None

@@ -1,19 +1,21 @@
 """The retry policy: the one place that decides when a delivery is attempted next.
 
-Everything that schedules attempts asks it: the dispatcher's and resend's ``start_retries``, the
-retry workflow's steps (statemachine/retry.asl.json runs the waits it answers), ``recover``, and
-the local stack's timer (it runs the same workflow). It knows the schedule (``RETRY_SCHEDULE``,
-repeated past its end for a larger ``retry_count``), the Retry-After clamp, and when to give up.
+Everything that schedules attempts asks it: the first attempt's record (the dispatcher), resend,
+recover, the retry workflow's steps (statemachine/retry.asl.json waits what they answer) and the
+local stack's timer (it runs the same workflow). It knows the schedule (``RETRY_SCHEDULE``,
+repeated past its end for a larger ``retry_count``), the attempt budget, the Retry-After clamp,
+the retry groups' windows, and when to give up.
 
-Attempt numbers are absolute (1 is the first attempt). The workflow's ``schedule`` lists the wait
-before attempts 2..max_attempts, so the wait after attempt n is schedule[n - 1].
+Attempt numbers are absolute (1 is the first attempt). A retry cycle starts after attempt
+``first`` and allows ``retry_count`` more: its budget (last attempt) is ``first + retry_count``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hookline import clock
@@ -22,37 +24,39 @@ from hookline import clock
 MAX_WAIT_SECONDS = 24 * 60 * 60
 
 
-def waits_for(
-    retry_count: int, schedule: Sequence[int], retry_after: int | None = None
-) -> list[int]:
-    """The waits (seconds) before each of `retry_count` retries.
-
-    A retry_count above the schedule's length repeats its last delay. A Retry-After (from a 429
-    or 503) lengthens the first wait, capped at MAX_WAIT_SECONDS; it never shortens it.
-    """
-    if retry_count <= 0:
-        return []
-    base = [int(s) for s in schedule] or [0]
-    waits = [base[min(i, len(base) - 1)] for i in range(retry_count)]
-    waits[0] = lengthen(waits[0], retry_after)
-    return waits
-
-
 def lengthen(wait: int, retry_after: int | None) -> int:
+    """A wait lengthened by a Retry-After (clamped to MAX_WAIT_SECONDS); never shortened."""
     if retry_after is None or retry_after <= wait:
         return wait
     return max(wait, min(int(retry_after), MAX_WAIT_SECONDS))
 
 
-def next_wait(schedule: Sequence[int], attempt_no: int, retry_after: int | None) -> int:
-    """The wait after attempt `attempt_no` (schedule[n - 1]; past its end, its last entry)."""
-    base = int(schedule[min(attempt_no - 1, len(schedule) - 1)]) if schedule else 0
-    return lengthen(max(base, 0), retry_after)
+def retry_wait(schedule: Sequence[int], retries_made: int) -> int:
+    """The wait before retry number ``retries_made + 1`` of a cycle (past the schedule's end,
+    its last entry)."""
+    if not schedule:
+        return 0
+    return max(int(schedule[min(max(retries_made, 0), len(schedule) - 1)]), 0)
 
 
-def max_attempts(schedule: Sequence[int], limit: int | None = None) -> int:
-    """The attempt budget of a workflow: 1 + len(schedule) unless it says otherwise."""
-    return limit if limit is not None else 1 + len(schedule)
+def budget(first_attempt: int, retry_count: int) -> int:
+    """The number of the last attempt of a cycle starting after ``first_attempt``."""
+    return max(first_attempt, 0) + max(retry_count, 0)
+
+
+def wait_after(
+    schedule: Sequence[int],
+    retry_count: int,
+    last: int,
+    attempt_no: int,
+    retry_after: int | None = None,
+) -> int | None:
+    """The wait after a failed attempt ``attempt_no`` of a cycle whose last attempt is ``last``;
+    None when the cycle is over (give up)."""
+    if attempt_no >= last:
+        return None
+    retries_made = attempt_no - (last - retry_count)
+    return lengthen(retry_wait(schedule, retries_made), retry_after)
 
 
 def wait_before_remaining(
@@ -61,9 +65,9 @@ def wait_before_remaining(
     """The scheduled wait before the attempt that leaves `remaining` attempts (itself included)
     in a cycle of `retry_count` retries: what an attempt made early (a resend while retrying)
     leaves in place, so the cycle's later attempts keep their times."""
-    waits = waits_for(retry_count, schedule) or [0]
-    index = min(max(len(waits) - remaining, 0), len(waits) - 1)
-    return lengthen(waits[index], retry_after)
+    if retry_count <= 0:
+        return lengthen(0, retry_after)
+    return lengthen(retry_wait(schedule, retry_count - remaining), retry_after)
 
 
 def due_at(wait_seconds: float, time_scale: float, *, start: datetime | None = None) -> str:
@@ -80,26 +84,78 @@ def seconds_until(moment: str, time_scale: float) -> int:
     return math.ceil(remaining / time_scale)
 
 
-def recovery_waits(retry_count: int, schedule: Sequence[int]) -> list[int]:
-    """The waits of a recovered delivery's cycle: its first attempt at once, then the schedule."""
-    return [0, *waits_for(retry_count, schedule)]
+def is_due(next_attempt_at: str | None, time_scale: float) -> bool:
+    """A member whose next attempt time has come (a second of slack for rounding)."""
+    return next_attempt_at is not None and seconds_until(next_attempt_at, time_scale) <= 1
 
 
-def workflow_input(
-    *, delivery_id: str, community_id: str, webhook_id: str, attempt: int, waits: Sequence[int]
+# -- retry groups ------------------------------------------------------------------------------
+
+
+def window(created_at: str, window_seconds: int, time_scale: float) -> tuple[datetime, datetime]:
+    """The retry group window [start, end) a delivery created at ``created_at`` falls in (on
+    the wall clock: the local stack's time scale shortens it as it shortens waits)."""
+    length = max(window_seconds * time_scale, 0.001)
+    epoch = clock.parse_iso(created_at).timestamp()
+    start = math.floor(epoch / length) * length
+    begin = datetime.fromtimestamp(start, tz=UTC)
+    return begin, begin + timedelta(seconds=length)
+
+
+def group_name(webhook_id: str, tag: str) -> str:
+    """An execution name (unique per state machine for 90 days): the same group always gets
+    the same name, so every member's start of it is idempotent."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{webhook_id}-{tag}")[:80]
+
+
+def window_group(
+    *,
+    community_id: str,
+    webhook_id: str,
+    created_at: str,
+    window_seconds: int,
+    schedule: Sequence[int],
+    time_scale: float,
+) -> tuple[str, dict[str, Any], str]:
+    """The group of a delivery whose first attempt failed: (name, workflow document, the
+    members' first retry time). The first wait counts from the window's end, so no member is
+    retried earlier than the schedule, and later by at most the window."""
+    begin, end = window(created_at, window_seconds, time_scale)
+    first_retry = due_at(retry_wait(schedule, 0), time_scale, start=end)
+    name = group_name(webhook_id, f"w{int(begin.timestamp() * 1000)}")
+    document = workflow_document(
+        community_id=community_id,
+        webhook_id=webhook_id,
+        group=name,
+        since=clock.iso(begin),
+        until=clock.iso(end),
+        attempt=1,
+        wait_seconds=seconds_until(first_retry, time_scale),
+    )
+    return name, document, first_retry
+
+
+def workflow_document(
+    *,
+    community_id: str,
+    webhook_id: str,
+    group: str,
+    since: str,
+    until: str,
+    attempt: int,
+    wait_seconds: int,
+    done: bool = False,
 ) -> dict[str, Any]:
-    """The retry workflow's input for a cycle after attempt `attempt`, waiting `waits` before
-    each further attempt.
-
-    The workflow indexes its schedule by absolute attempt number (the wait after attempt n is
-    schedule[n - 1], and max_attempts = 1 + len(schedule)), so a cycle starting after attempt
-    n > 1 (resend, recover) pads the schedule with n - 1 unused entries.
-    """
-    first = max(int(attempt), 1)
+    """The retry workflow's input and every step's answer. The members are the deliveries of
+    the webhook created in [since, until) that carry ``retry_group == group``; ``attempt``
+    counts the group's rounds (informational: each member keeps its own count and budget)."""
     return {
-        "delivery_id": delivery_id,
         "community_id": community_id,
         "webhook_id": webhook_id,
-        "attempt": first,
-        "schedule": [0] * (first - 1) + [int(w) for w in waits],
+        "group": group,
+        "since": since,
+        "until": until,
+        "attempt": int(attempt),
+        "wait_seconds": max(int(wait_seconds), 0),
+        "done": done,
     }

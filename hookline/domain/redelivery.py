@@ -5,25 +5,20 @@ queue). Both are capped per call and answer a count; calling again continues."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hookline import catalog, clock
-from hookline.domain import filters, policy
+from hookline import catalog, clock, ids
+from hookline.domain import filters, policy, retry
 from hookline.domain.delivery import DeliveryContext, delivery_id_for, new_delivery
 from hookline.domain.delivery_actions import active_webhook
 from hookline.domain.dispatch import DeliveryOrder
 from hookline.domain.models import Delivery, Webhook
-from hookline.domain.retry import mark, metric
-from hookline.errors import ConditionFailed
-from hookline.observability import carry, logger
+from hookline.observability import logger
 
 #: At most this many deliveries are queued by one recover call.
 RECOVER_LIMIT = 1000
 #: The states recover takes deliveries from: they ended without a 2xx.
 RECOVERABLE_STATES = ("failed", "cancelled")
-#: Retry cycles started concurrently by one recover call (each start is one network call).
-_RECOVER_CONCURRENCY = 16
 #: At most this many deliveries are queued by one replay call.
 REPLAY_LIMIT = 1000
 #: Stored events read per page by replay.
@@ -43,7 +38,8 @@ def recover(
     states: Sequence[str] = ("failed",),
 ) -> dict[str, Any]:
     """Queue every delivery of a webhook in one of `states`, created in [since, until), for a
-    new retry cycle whose first attempt is due at once; at most RECOVER_LIMIT per call."""
+    new retry cycle whose first attempt is due at once, as one retry group; at most
+    RECOVER_LIMIT per call."""
     webhook = active_webhook(ctx, community_id, webhook_id)
     candidates: list[Delivery] = []
     for state in dict.fromkeys(states):
@@ -52,13 +48,7 @@ def recover(
         )
     candidates.sort(key=lambda d: (d.created_at, d.id))
     truncated = len(candidates) > RECOVER_LIMIT
-    waits = policy.recovery_waits(webhook.retry_count, ctx.settings.retry_schedule)
-
-    def queue(delivery: Delivery) -> bool:
-        return _queue_recovery(ctx, delivery, waits)
-
-    with ThreadPoolExecutor(max_workers=_RECOVER_CONCURRENCY) as pool:
-        queued = sum(pool.map(carry(queue), candidates[:RECOVER_LIMIT]))
+    queued = _queue_recovery(ctx, webhook, candidates[:RECOVER_LIMIT], since, until)
     message = f"Queued {queued} deliveries ({', '.join(dict.fromkeys(states))}) for re-sending."
     if truncated:
         message += _more(RECOVER_LIMIT, "queue the rest")
@@ -73,45 +63,41 @@ def recover(
     }
 
 
-def _queue_recovery(ctx: DeliveryContext, delivery: Delivery, waits: Sequence[int]) -> bool:
-    attempt = max(delivery.attempts, 1)
+def _queue_recovery(
+    ctx: DeliveryContext,
+    webhook: Webhook,
+    deliveries: Sequence[Delivery],
+    since: str,
+    until: str | None,
+) -> int:
+    """One retry group of the recovered deliveries: each gets 1 + retry_count new attempts, the
+    first at once (wait 0)."""
+    if not deliveries:
+        return 0
+    now = clock.now_iso()
+    name = policy.group_name(
+        webhook.id, f"r{int(clock.now().timestamp() * 1000)}-{ids.new_id('g')}"
+    )
+    group = retry.Group(
+        name,
+        policy.workflow_document(
+            community_id=webhook.community_id,
+            webhook_id=webhook.id,
+            group=name,
+            since=since,
+            until=until or now,
+            attempt=0,
+            wait_seconds=0,
+        ),
+        now,
+    )
+    extra = 1 + webhook.retry_count
     try:
-        ctx.deliveries.update(
-            delivery.community_id,
-            delivery.id,
-            {
-                "state": "retrying",
-                "next_attempt_at": clock.now_iso(),
-                "max_attempts": attempt + len(waits),
-                "updated_at": clock.now_iso(),
-            },
-            expect={"state": delivery.state},
-            remove=("reason",),
-        )
-    except ConditionFailed:
-        return False
-    try:
-        ctx.scheduler.schedule(
-            delivery_id=delivery.id,
-            community_id=delivery.community_id,
-            webhook_id=delivery.webhook_id,
-            attempt=attempt,
-            waits=waits,
-        )
-    except Exception as exc:
-        logger.warning(
-            "could not queue a recovery",
-            extra={"delivery_id": delivery.id, "error": type(exc).__name__},
-        )
-        mark(
-            ctx,
-            delivery.community_id,
-            delivery.id,
-            {"state": delivery.state, "reason": delivery.reason or ""},
-        )
-        return False
-    metric(ctx, "RetryScheduled")
-    return True
+        marked = retry.enlist(ctx, deliveries, group, lambda d: policy.budget(d.attempts, extra))
+    except Exception:
+        logger.warning("could not queue a recovery", extra={"webhook_id": webhook.id})
+        return 0
+    return len(marked)
 
 
 def replay(

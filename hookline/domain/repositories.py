@@ -489,6 +489,15 @@ class DeliveryRepository:
         items = self.table.batch_get([(partition, _delivery_sk(d)) for d in delivery_ids])
         return {str(i["id"]) for i in items}
 
+    def retry_group(self, webhook_id: str, group: str, since: str, until: str) -> list[Delivery]:
+        """The members of a retry group still retrying: the webhook's deliveries created in
+        [since, until) that carry ``retry_group == group``, oldest first."""
+        return list(
+            self.deliveries_of(
+                webhook_id, since=since, until=until, state="retrying", retry_group=group
+            )
+        )
+
     def delete_pending(self, community_id: str, delivery_id: str) -> None:
         """Remove a delivery that was never attempted (no-op for any other)."""
         with contextlib.suppress(ConditionFailed):
@@ -510,9 +519,13 @@ class DeliveryRepository:
         until: str | None = None,
         state: str | None = None,
         limit: int | None = None,
+        retry_group: str | None = None,
     ) -> Iterator[Delivery]:
-        """Deliveries of one webhook, oldest first, optionally created in [since, until) and in
-        a state."""
+        """Deliveries of one webhook, oldest first, optionally created in [since, until), in
+        a state and in a retry group."""
+        where = _delivery_filter(state)
+        if retry_group is not None:
+            where["retry_group"] = retry_group
         cursor: str | None = None
         seen = 0
         while True:
@@ -524,7 +537,7 @@ class DeliveryRepository:
                     before=until,
                     limit=200,
                     cursor=cursor,
-                    where=_delivery_filter(state),
+                    where=where,
                 )
             )
             for item in page.items:

@@ -1,56 +1,34 @@
-"""The retry workflow's steps: start a cycle, make a retry attempt, record a crashed one, give
-up, cancel, and the auto-disable bookkeeping.
+"""Retry cycles: start them (a failed first attempt joins its webhook's retry group; a resend,
+a recover or a resumed delivery enlists in a group of its own) and end them (give up, cancel,
+and the auto-disable bookkeeping).
 
-The retry workflow (statemachine/retry.asl.json, or the local stack's timer running it) owns
-the attempt counter and the waits; each step here makes its attempt and answers what comes next,
-as hookline.domain.policy decides.
+The retry workflow (statemachine/retry.asl.json, or the local stack's timer running it) runs one
+execution per group; its steps are in hookline.domain.retry_workflow, and every wait and budget
+comes from hookline.domain.policy.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hookline import catalog, clock, ids
-from hookline.domain import pacing, policy
-from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
-from hookline.domain.delivery import DeliveryContext, attempt_delivery, url_host
+from hookline import catalog, clock
+from hookline.domain import policy
+from hookline.domain.attempts import AttemptOutcome
+from hookline.domain.delivery import DeliveryContext, OnFailure, url_host
 from hookline.domain.models import Attempt, Delivery, Webhook
 from hookline.domain.publishing import publish
 from hookline.errors import ConditionFailed, NotFound
-from hookline.observability import emit, logger
+from hookline.observability import carry, emit, logger
 
-#: How much of a crash's error text an attempt record keeps.
-_CRASH_TEXT_LIMIT = 300
-
-Outcome = Literal["delivered", "retry", "failed", "cancelled", "wait"]
 _FINAL_STATES = ("delivered", "failed", "cancelled")
-_OUTCOME_OF_STATE: dict[str, Outcome] = {
-    "delivered": "delivered",
-    "failed": "failed",
-    "cancelled": "cancelled",
-}
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the retry workflow does after an attempt (the AttemptFunction's answer)."""
-
-    outcome: Outcome
-    next_wait_seconds: int = 0
-    attempt: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "next_wait_seconds": self.next_wait_seconds,
-            "attempt": self.attempt,
-        }
+#: Members marked concurrently when many deliveries enlist at once (recover).
+_ENLIST_CONCURRENCY = 16
 
 
 def metric(ctx: DeliveryContext, name: str) -> None:
@@ -58,26 +36,191 @@ def metric(ctx: DeliveryContext, name: str) -> None:
     emit({name: (MetricUnit.Count, 1)}, stage=ctx.settings.stage)
 
 
+@dataclass(frozen=True)
+class Group:
+    """A retry group: its execution name, the workflow's input, and its members' first retry."""
+
+    name: str
+    document: dict[str, Any]
+    first_retry_at: str
+    #: The schedule's first wait and the time scale its times were computed with.
+    first_wait: int = 0
+    time_scale: float = 1.0
+
+
+def window_group(ctx: DeliveryContext, delivery: Delivery) -> Group:
+    """The group a delivery joins when its first attempt fails: its webhook's window."""
+    settings = ctx.settings
+    name, document, first_at = policy.window_group(
+        community_id=delivery.community_id,
+        webhook_id=delivery.webhook_id,
+        created_at=delivery.created_at,
+        window_seconds=settings.retry_group_window_seconds,
+        schedule=settings.retry_schedule,
+        time_scale=settings.retry_time_scale,
+    )
+    first_wait = policy.retry_wait(settings.retry_schedule, 0)
+    return Group(name, document, first_at, first_wait, settings.retry_time_scale)
+
+
+def joining(group: Group, webhook: Webhook) -> OnFailure:
+    """What a failed first attempt writes with its record: `retrying` in its group (nothing
+    when it gets no retries: a 410, or retry_count 0; the caller gives up)."""
+
+    def fields(outcome: AttemptOutcome) -> Mapping[str, Any]:
+        if outcome.gone or webhook.retry_count <= 0:
+            return {}
+        next_at = group.first_retry_at
+        if outcome.retry_after_seconds:
+            # A Retry-After longer than the first wait lengthens this member's (the group wakes
+            # for it later).
+            later = policy.due_at(
+                policy.lengthen(group.first_wait, outcome.retry_after_seconds),
+                group.time_scale,
+            )
+            next_at = max(next_at, later)
+        return {
+            "state": "retrying",
+            "retry_group": group.name,
+            "next_attempt_at": next_at,
+            "max_attempts": policy.budget(1, webhook.retry_count),
+        }
+
+    return fields
+
+
+def after_first_failure(
+    ctx: DeliveryContext,
+    delivery: Delivery,
+    webhook: Webhook,
+    outcome: AttemptOutcome,
+    group: Group,
+) -> None:
+    """After the record of a failed first attempt: give up, or start (join) its group's
+    workflow. A failed start raises: the order comes back and ``rejoin`` starts it again."""
+    if outcome.gone:
+        give_up(ctx, delivery.community_id, delivery.id, gone_reason(), gone=True)
+    elif delivery.state != "retrying":
+        give_up(
+            ctx,
+            delivery.community_id,
+            delivery.id,
+            "Retries are off for this webhook (retry_count 0).",
+        )
+    else:
+        join(ctx, group)
+
+
+def rejoin(ctx: DeliveryContext, delivery: Delivery) -> bool:
+    """Start again the window group a `retrying` delivery was written into (the invocation may
+    have died between the write and the start); False when it is not in its window group."""
+    if delivery.state != "retrying" or delivery.attempts != 1 or not delivery.retry_group:
+        return False
+    group = window_group(ctx, delivery)
+    if group.name != delivery.retry_group:
+        return False
+    join(ctx, group)
+    return True
+
+
+def join(ctx: DeliveryContext, group: Group) -> None:
+    """Start the group's workflow; an existing execution of that name is joined."""
+    ctx.scheduler.schedule(name=group.name, document=group.document)
+    metric(ctx, "RetryScheduled")
+
+
+def enlist(
+    ctx: DeliveryContext,
+    deliveries: Sequence[Delivery],
+    group: Group,
+    budget: Callable[[Delivery], int],
+) -> list[Delivery]:
+    """Mark deliveries `retrying` in ``group`` (each only if its state has not changed
+    meanwhile), then start the group's workflow; if the start fails, every mark is undone and
+    the error raised. The marked deliveries are returned."""
+
+    def mark_one(delivery: Delivery) -> Delivery | None:
+        try:
+            ctx.deliveries.update(
+                delivery.community_id,
+                delivery.id,
+                {
+                    "state": "retrying",
+                    "retry_group": group.name,
+                    "next_attempt_at": group.first_retry_at,
+                    "max_attempts": budget(delivery),
+                    "updated_at": clock.now_iso(),
+                },
+                expect={"state": delivery.state},
+                remove=("reason",),
+            )
+        except ConditionFailed:
+            return None
+        return delivery
+
+    with ThreadPoolExecutor(max_workers=_ENLIST_CONCURRENCY) as pool:
+        marked = [d for d in pool.map(carry(mark_one), deliveries) if d is not None]
+    if not marked:
+        return []
+    try:
+        join(ctx, group)
+    except Exception as exc:
+        logger.warning(
+            "could not start retries", extra={"group": group.name, "error": type(exc).__name__}
+        )
+        for delivery in marked:
+            _undo(ctx, delivery, f"Retries could not be scheduled: {type(exc).__name__}.")
+        raise
+    return marked
+
+
+def _undo(ctx: DeliveryContext, delivery: Delivery, reason: str) -> None:
+    try:
+        ctx.deliveries.update(
+            delivery.community_id,
+            delivery.id,
+            {"state": delivery.state, "reason": reason, "updated_at": clock.now_iso()},
+            expect={"state": "retrying"},
+            remove=("next_attempt_at", "retry_group"),
+        )
+    except ConditionFailed:
+        return
+
+
+def single_group(ctx: DeliveryContext, delivery: Delivery, wait_seconds: int, tag: str) -> Group:
+    """A group of one delivery (a resend's new cycle, a resumed one)."""
+    scale = ctx.settings.retry_time_scale
+    created = clock.parse_iso(delivery.created_at)
+    name = policy.group_name(delivery.webhook_id, f"{tag}-{delivery.id}-a{delivery.attempts}")
+    return Group(
+        name,
+        policy.workflow_document(
+            community_id=delivery.community_id,
+            webhook_id=delivery.webhook_id,
+            group=name,
+            since=delivery.created_at,
+            until=clock.iso(created + timedelta(milliseconds=1)),
+            attempt=1,
+            wait_seconds=wait_seconds,
+        ),
+        policy.due_at(wait_seconds, scale),
+    )
+
+
 def start_retries(
     ctx: DeliveryContext, delivery: Delivery, webhook: Webhook, outcome: AttemptOutcome
 ) -> None:
-    """After a failed attempt (the dispatcher's first, or a resend): start a retry cycle.
+    """After a failed attempt outside the workflow (a resend, or a first attempt whose retries
+    never started): a new cycle of `webhook.retry_count` retries in a group of its own.
 
-    Sets the delivery `retrying` with `next_attempt_at` and asks the scheduler for
-    `webhook.retry_count` more attempts. No retries allowed (retry_count 0) fails the delivery
-    at once; a 410 answer fails it and disables the webhook at once. If the scheduler raises,
-    the delivery goes back to `pending` with the reason and the error is re-raised: the
-    dispatcher reports a batch item failure, and when the stream hands the event over again it
-    makes the delivery's next attempt (it retries only `pending` deliveries).
+    No retries allowed (retry_count 0) fails the delivery at once; a 410 answer fails it and
+    disables the webhook. If the start fails the delivery keeps its state (with the reason) and
+    the error is raised.
     """
-    attempt_no = max(delivery.attempts, 1)
     if outcome.gone:
         give_up(ctx, delivery.community_id, delivery.id, gone_reason(), gone=True)
         return
-    waits = policy.waits_for(
-        webhook.retry_count, ctx.settings.retry_schedule, outcome.retry_after_seconds
-    )
-    if not waits:
+    if webhook.retry_count <= 0:
         give_up(
             ctx,
             delivery.community_id,
@@ -85,51 +228,21 @@ def start_retries(
             "Retries are off for this webhook (retry_count 0).",
         )
         return
-    next_at = policy.due_at(waits[0], ctx.settings.retry_time_scale)
-    try:
-        ctx.deliveries.update(
-            delivery.community_id,
-            delivery.id,
-            {
-                "state": "retrying",
-                "next_attempt_at": next_at,
-                "max_attempts": attempt_no + len(waits),
-                "updated_at": clock.now_iso(),
-            },
-            remove=("reason",),
-        )
-        ctx.scheduler.schedule(
-            delivery_id=delivery.id,
-            community_id=delivery.community_id,
-            webhook_id=delivery.webhook_id,
-            attempt=attempt_no,
-            waits=waits,
-        )
-    except Exception as exc:
-        logger.warning(
-            "could not start retries",
-            extra={"delivery_id": delivery.id, "error": type(exc).__name__},
-        )
-        mark(
-            ctx,
-            delivery.community_id,
-            delivery.id,
-            {
-                "state": "pending",
-                "reason": f"Retries could not be scheduled: {type(exc).__name__}.",
-            },
-        )
-        raise
-    metric(ctx, "RetryScheduled")
+    wait = policy.lengthen(
+        policy.retry_wait(ctx.settings.retry_schedule, 0), outcome.retry_after_seconds
+    )
+    group = single_group(ctx, delivery, wait, "s")
+    made = delivery.attempts
+    enlist(ctx, [delivery], group, lambda _: policy.budget(made, webhook.retry_count))
 
 
 def resume_retries(ctx: DeliveryContext, delivery: Delivery, webhook: Webhook) -> bool:
     """Start the retries of a `pending` delivery whose last attempt was made and failed but whose
-    retry cycle never started (the scheduler failed, or the invocation died in between), without
-    another attempt. False when there is no failed attempt to resume from: the caller attempts.
+    retry cycle never started (the invocation died in between), without another attempt. False
+    when there is no failed attempt to resume from: the caller attempts.
 
-    For the dispatcher, when the stream hands over an event again, so that a delivery still
-    gets exactly 1 + retry_count attempts. A Retry-After of the recorded attempt is not kept.
+    For the dispatcher, when an order comes back, so that a delivery still gets exactly
+    1 + retry_count attempts. A Retry-After of the recorded attempt is not kept.
     """
     if delivery.state != "pending" or delivery.attempts < 1:
         return False
@@ -146,6 +259,12 @@ def resume_retries(ctx: DeliveryContext, delivery: Delivery, webhook: Webhook) -
     )
     start_retries(ctx, delivery, webhook, outcome)
     return True
+
+
+def _recorded(
+    ctx: DeliveryContext, community_id: str, delivery_id: str, attempt_no: int
+) -> Attempt | None:
+    return ctx.deliveries.attempt(community_id, delivery_id, attempt_no)
 
 
 def gone_reason() -> str:
@@ -167,8 +286,9 @@ def mark(
         return None
 
 
-def cancel(ctx: DeliveryContext, delivery: Delivery, reason: str) -> Decision:
-    """End a delivery whose retries can no longer go anywhere (webhook deleted, deactivated...)."""
+def cancel(ctx: DeliveryContext, delivery: Delivery, reason: str) -> None:
+    """End a delivery whose retries can no longer go anywhere (webhook deleted, deactivated...);
+    a delivery that changed state meanwhile is left alone."""
     try:
         ctx.deliveries.update(
             delivery.community_id,
@@ -178,220 +298,8 @@ def cancel(ctx: DeliveryContext, delivery: Delivery, reason: str) -> Decision:
             remove=("next_attempt_at",),
         )
     except ConditionFailed:
-        current = ctx.deliveries.find(delivery.community_id, delivery.id)
-        state = current.state if current else "cancelled"
-        return Decision(_OUTCOME_OF_STATE.get(state, "cancelled"), 0, delivery.attempts)
+        return
     logger.info("delivery cancelled", extra={"delivery_id": delivery.id, "reason": reason})
-    return Decision("cancelled", 0, delivery.attempts)
-
-
-def _recorded(
-    ctx: DeliveryContext, community_id: str, delivery_id: str, attempt_no: int
-) -> Attempt | None:
-    return ctx.deliveries.attempt(community_id, delivery_id, attempt_no)
-
-
-def _replay(
-    delivery: Delivery,
-    recorded: Attempt,
-    schedule: Sequence[int],
-    max_attempts: int,
-    time_scale: float,
-) -> Decision:
-    """The decision for an attempt that was already made (a repeated invocation)."""
-    n = recorded.attempt
-    if recorded.success:
-        return Decision("delivered", 0, n)
-    if recorded.status_code == 410 or n >= max_attempts:
-        return Decision("failed", 0, n)
-    wait = policy.next_wait(schedule, n, None)
-    if delivery.next_attempt_at and delivery.attempts == n:
-        # The attempt was made early (a resend while retrying) or by an earlier invocation:
-        # wait for the next attempt the delivery shows, so the cycle keeps its times.
-        wait = policy.seconds_until(delivery.next_attempt_at, time_scale)
-    return Decision("retry", wait, n)
-
-
-def _after_failure(
-    ctx: DeliveryContext,
-    delivery: Delivery,
-    attempt_no: int,
-    schedule: Sequence[int],
-    max_attempts: int,
-    retry_after: int | None,
-) -> Decision:
-    if attempt_no >= max_attempts:
-        # The workflow marks the delivery failed (give_up) when it sees this.
-        return Decision("failed", 0, attempt_no)
-    wait = policy.next_wait(schedule, attempt_no, retry_after)
-    next_at = policy.due_at(wait, ctx.settings.retry_time_scale)
-    _set_retrying(ctx, delivery, next_at)
-    return Decision("retry", wait, attempt_no)
-
-
-def _set_retrying(ctx: DeliveryContext, delivery: Delivery, next_at: str) -> None:
-    for state in ("pending", "retrying"):
-        try:
-            ctx.deliveries.update(
-                delivery.community_id,
-                delivery.id,
-                {"state": "retrying", "next_attempt_at": next_at, "updated_at": clock.now_iso()},
-                expect={"state": state},
-            )
-            return
-        except ConditionFailed:
-            continue
-
-
-def _prior_decision(
-    ctx: DeliveryContext,
-    community_id: str,
-    delivery_id: str,
-    attempt_no: int,
-    waits: Sequence[int],
-    limit: int,
-) -> tuple[Delivery | None, Decision | None]:
-    """What a retry step decides without attempting: a vanished delivery is cancelled, a final
-    one keeps its state, and an attempt already recorded is replayed (steps are retried by Step
-    Functions, so they must be idempotent). Otherwise (delivery, None): the step goes ahead."""
-    delivery = ctx.deliveries.find(community_id, delivery_id)
-    if delivery is None:
-        return None, Decision("cancelled", 0, attempt_no)
-    if delivery.state in _FINAL_STATES:
-        return delivery, Decision(_OUTCOME_OF_STATE[delivery.state], 0, delivery.attempts)
-    recorded = _recorded(ctx, community_id, delivery_id, attempt_no)
-    if recorded is not None:
-        return delivery, _replay(delivery, recorded, waits, limit, ctx.settings.retry_time_scale)
-    if delivery.attempts >= attempt_no:
-        # An early resend claimed this attempt and is making it: it counts as made here.
-        if attempt_no >= limit:
-            return delivery, Decision("failed", 0, attempt_no)
-        return delivery, Decision("retry", policy.next_wait(waits, attempt_no, None), attempt_no)
-    return delivery, None
-
-
-def run_attempt(
-    ctx: DeliveryContext,
-    community_id: str,
-    delivery_id: str,
-    attempt_no: int,
-    waits: Sequence[int],
-    *,
-    max_attempts: int | None = None,
-) -> Decision:
-    """One retry attempt (number `attempt_no`) and what the workflow does next.
-
-    `waits` is the workflow's schedule (the wait before attempts 2..max_attempts; max_attempts
-    defaults to 1 + len(waits)). A webhook deleted or deactivated meanwhile cancels the delivery;
-    a delivery already delivered stays delivered; an attempt already made is not made again.
-    Otherwise the attempt is sent with the webhook's current secrets and the answer decides:
-    delivered, retry after the scheduled wait (longer for a Retry-After), or failed (no attempts
-    left, or a 410 which also disables the webhook).
-    """
-    limit = policy.max_attempts(waits, max_attempts)
-    delivery, decided = _prior_decision(ctx, community_id, delivery_id, attempt_no, waits, limit)
-    if decided is not None:
-        return decided
-    assert delivery is not None
-
-    webhook = ctx.webhooks.find(delivery.community_id, delivery.webhook_id)
-    if webhook is None:
-        return cancel(ctx, delivery, "The webhook was deleted while retries were pending.")
-    if not webhook.is_active:
-        why = f" ({webhook.disabled_reason})" if webhook.disabled_reason else ""
-        return cancel(
-            ctx, delivery, f"The webhook was deactivated while retries were pending{why}."
-        )
-    try:
-        event = ctx.events.get(delivery.community_id, delivery.event_id)
-    except NotFound:
-        return cancel(ctx, delivery, "The event expired before it could be delivered.")
-
-    try:
-        _, outcome = attempt_delivery(
-            ctx,
-            delivery,
-            webhook,
-            event,
-            attempt_no,
-            wait_at_most=pacing.MAX_WAIT_IN_PROCESS_SECONDS,
-        )
-    except pacing.NotYet as later:
-        # The webhook's turn is far off: the workflow waits and makes this same attempt then.
-        return Decision("wait", later.retry_in_seconds, attempt_no - 1)
-    if outcome.success:
-        return Decision("delivered", 0, attempt_no)
-    if outcome.gone:
-        give_up(ctx, community_id, delivery_id, gone_reason(), gone=True)
-        return Decision("failed", 0, attempt_no)
-    return _after_failure(ctx, delivery, attempt_no, waits, limit, outcome.retry_after_seconds)
-
-
-def record_crash(
-    ctx: DeliveryContext,
-    community_id: str,
-    delivery_id: str,
-    attempt_no: int,
-    waits: Sequence[int],
-    error: Any = None,
-    *,
-    max_attempts: int | None = None,
-) -> Decision:
-    """The invocation making attempt `attempt_no` crashed: it counts as a failed attempt.
-
-    Records an Attempt with error "attempt crashed: ..." (unless that attempt was recorded before
-    the crash) and decides like any failed attempt.
-    """
-    limit = policy.max_attempts(waits, max_attempts)
-    delivery, decided = _prior_decision(ctx, community_id, delivery_id, attempt_no, waits, limit)
-    if decided is not None:
-        return decided
-    assert delivery is not None
-
-    text = f"attempt crashed: {_crash_text(error)}"[:RESPONSE_BODY_LIMIT]
-    now = clock.now_iso()
-    ctx.deliveries.add_attempt(
-        Attempt(
-            id=ids.new_id("att"),
-            delivery_id=delivery.id,
-            community_id=delivery.community_id,
-            webhook_id=delivery.webhook_id,
-            event_id=delivery.event_id,
-            event=delivery.event,
-            attempt=attempt_no,
-            error=text,
-            success=False,
-            created_at=now,
-        ),
-        expires_at=ctx.expires_at(),
-    )
-    delivery = ctx.deliveries.update(
-        delivery.community_id,
-        delivery.id,
-        {"attempts": max(delivery.attempts, attempt_no), "last_error": text, "updated_at": now},
-    )
-    logger.warning("attempt crashed", extra={"delivery_id": delivery_id, "attempt": attempt_no})
-    return _after_failure(ctx, delivery, attempt_no, waits, limit, None)
-
-
-def _crash_text(error: Any) -> str:
-    """A short description of a Step Functions error object ({"Error", "Cause"}) or exception."""
-    if isinstance(error, dict):
-        name = str(error.get("Error") or "error")
-        cause = error.get("Cause")
-        if isinstance(cause, str) and cause:
-            detail = cause
-            try:
-                parsed = json.loads(cause)
-                if isinstance(parsed, dict):
-                    detail = str(parsed.get("errorMessage") or parsed.get("errorType") or cause)
-            except ValueError:
-                pass
-            return f"{name}: {detail}"[:_CRASH_TEXT_LIMIT]
-        return name[:_CRASH_TEXT_LIMIT]
-    if isinstance(error, BaseException):
-        return f"{type(error).__name__}: {error}"[:_CRASH_TEXT_LIMIT]
-    return str(error or "unknown error")[:_CRASH_TEXT_LIMIT]
 
 
 def give_up(

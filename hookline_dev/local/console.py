@@ -149,7 +149,8 @@ class Console:
         self._print(lines)
 
     def retry(self, document: dict[str, Any], seconds: float) -> None:
-        """A retry wait starting after attempt `document["attempt"]` of a delivery."""
+        """A retry wait starting after round `document["attempt"]` of a retry group (or after
+        attempt `document["attempt"]` of a delivery)."""
         delivery_id = str(document.get("delivery_id", ""))
         done = int(document.get("attempt", 0))
         webhook = self._webhook(
@@ -158,13 +159,17 @@ class Console:
         scaled = seconds * self.time_scale
         at_scale = f" ({scaled:.3g} s at --time-scale {self.time_scale:g})"
         # The time is added when the line is printed, which may be after it was held.
+        what = f"round {done + 1}" if document.get("group") else f"attempt {done + 1}"
         line = (
-            f"retry of {delivery_id} to {webhook}: attempt {done + 1} "
+            f"retry of {delivery_id} to {webhook}: {what} "
             f"in {seconds:g} s{at_scale if scaled != seconds else ''}"
         )
         key = (delivery_id, done)
         with self._lock:
-            if key not in self._printed:
+            if document.get("group"):
+                # A retry group's wait: its round's attempt lines were printed before it.
+                lines = [line, *self._stale_locked()]
+            elif key not in self._printed:
                 self._held[key] = (time.monotonic(), line)
                 lines = self._stale_locked()
             else:

@@ -5,7 +5,7 @@ handler, so the local control flow is the deployed one. Only the clock differs: 
 Retry interval is multiplied by `time_scale` (0.01 turns a 300 s wait into 3 s).
 
 One timer thread owns a heap of due executions; a few daemon workers run them until their next
-Wait. Starting the same (delivery, attempt) twice is a no-op, like a Step Functions execution name.
+Wait. Starting a name twice is a no-op (joined), like a Step Functions execution name.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,6 @@ Listener = Callable[[Execution, str, float], None]
 
 def definition_path() -> Path:
     return repo_root() / "statemachine" / "retry.asl.json"
-
-
-def execution_name(delivery_id: str, attempt: int) -> str:
-    """The deployed scheduler's execution name, so idempotency matches."""
-    from hookline.adapters.stepfunctions import execution_name as deployed
-
-    return deployed(delivery_id, attempt)
 
 
 class LocalRetryScheduler:
@@ -98,28 +91,9 @@ class LocalRetryScheduler:
 
     # -- the port ---------------------------------------------------------------------------
 
-    def schedule(
-        self,
-        *,
-        delivery_id: str,
-        community_id: str,
-        webhook_id: str,
-        attempt: int,
-        waits: Sequence[int],
-    ) -> None:
-        # The same input StepFunctionsScheduler sends (a later cycle pads the schedule).
-        from hookline.domain.policy import workflow_input
-
-        self.start_execution(
-            execution_name(delivery_id, attempt),
-            workflow_input(
-                delivery_id=delivery_id,
-                community_id=community_id,
-                webhook_id=webhook_id,
-                attempt=attempt,
-                waits=waits,
-            ),
-        )
+    def schedule(self, *, name: str, document: Mapping[str, Any]) -> None:
+        # The same name and input StepFunctionsScheduler sends; an existing name is joined.
+        self.start_execution(name, dict(document))
 
     # -- executions -------------------------------------------------------------------------
 

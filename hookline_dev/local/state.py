@@ -27,6 +27,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -259,37 +260,41 @@ def dispatched_keys(records: list[dict[str, Any]], response: Any) -> list[str]:
 
 
 def resume_retries(tables: LocalTables, scheduler: Any) -> list[tuple[str, int]]:
-    """Schedule again every delivery that was waiting for a retry, due when it was due (at once
-    when that time has passed). Returns (delivery id, attempts made) of each."""
+    """Start again the retry group of every delivery that was waiting for a retry, its next
+    round due when its earliest member is due (at once when that time has passed). Returns
+    (delivery id, attempts made) of each."""
+    from hookline import clock
     from hookline.config import settings
     from hookline.domain import policy
-    from hookline.domain.policy import waits_for
 
-    schedule = settings().retry_schedule
+    scale = settings().retry_time_scale
     resumed: list[tuple[str, int]] = []
+    groups: dict[str, list[dict[str, Any]]] = {}
     for item in tables.deliveries.scan_all():
         # Delivery items (hookline.domain.repositories.DeliveryRepository: sk "D#<id>").
         if not str(item.get("sk", "")).startswith("D#") or item.get("state") != "retrying":
             continue
-        community_id, webhook_id = item["community_id"], item["webhook_id"]
-        webhook = tables.webhooks.get(f"C#{community_id}", f"W#{webhook_id}")
-        if webhook is None:
-            continue
-        done = max(int(item.get("attempts", 1)), 1)
-        retry_count = int(webhook.get("retry_count", 3))
-        waits = waits_for(retry_count, schedule)[done - 1 :] or [0]
-        due = item.get("next_attempt_at")
-        if due:
-            waits[0] = policy.seconds_until(due, settings().retry_time_scale)
-        delivery_id = str(item["id"])
+        if item.get("retry_group"):
+            groups.setdefault(str(item["retry_group"]), []).append(item)
+    for name, items in groups.items():
+        created = sorted(str(i["created_at"]) for i in items)
+        dues = [i.get("next_attempt_at") for i in items]
+        wait = min((policy.seconds_until(str(d), scale) for d in dues if d), default=0)
+        last = clock.parse_iso(created[-1]) + timedelta(milliseconds=1)
         scheduler.schedule(
-            delivery_id=delivery_id,
-            community_id=community_id,
-            webhook_id=webhook_id,
-            attempt=done,
-            waits=waits,
+            name=name,
+            document=policy.workflow_document(
+                community_id=str(items[0]["community_id"]),
+                webhook_id=str(items[0]["webhook_id"]),
+                group=name,
+                since=created[0],
+                until=clock.iso(last),
+                attempt=1,
+                wait_seconds=wait,
+            ),
         )
-        resumed.append((delivery_id, done))
+        for item in items:
+            resumed.append((str(item["id"]), max(int(item.get("attempts", 1)), 1)))
     return resumed
 
 
