@@ -136,15 +136,21 @@ class Console:
             f"{_time()}  {record.event:<24} {webhook:<44} {outcome} {mark:<14} "
             f"{record.response_time_ms:>5} ms  attempt {record.attempt}"
         )
-        key = (record.delivery_id, record.attempt)
+        keys = [(record.delivery_id, record.attempt)]
+        group = record.item.get("retry_group")
+        if group and record.attempt == 1:
+            keys.append((str(group), 1))  # a first attempt names the window group it joined
         with self._lock:
-            self._printed[key] = None
+            for key in keys:
+                self._printed[key] = None
             while len(self._printed) > _KEEP:
                 self._printed.popitem(last=False)
             lines = [line]
-            held = self._held.pop(key, None)
-            if held is not None:
-                lines.append(f"{_time()}  {held[1]}")
+            # A later round's line waits for the next attempt line of that number at its webhook.
+            for key in [*keys, (f"webhook:{record.webhook_id}", record.attempt)]:
+                held = self._held.pop(key, None)
+                if held is not None:
+                    lines.append(f"{_time()}  {held[1]}")
             lines.extend(f"{_time()}  {stale}" for stale in self._stale_locked())
         self._print(lines)
 
@@ -164,16 +170,21 @@ class Console:
             f"retry of {delivery_id} to {webhook}: {what} "
             f"in {seconds:g} s{at_scale if scaled != seconds else ''}"
         )
-        key = (delivery_id, done)
+        group = document.get("group")
+        if not group:
+            key = (delivery_id, done)
+        elif done <= 1:
+            key = (str(group), done)  # after the first attempts of the window group's members
+        else:
+            key = (f"webhook:{document.get('webhook_id', '')}", done)
         with self._lock:
-            if document.get("group"):
-                # A retry group's wait: its round's attempt lines were printed before it.
+            if (group and done == 0) or key in self._printed:
+                # Nothing to follow yet (a recovered group's first round), or already printed.
                 lines = [line, *self._stale_locked()]
-            elif key not in self._printed:
+            else:
+                # Held until the attempt line it follows (at most RETRY_LINE_HOLD_SECONDS).
                 self._held[key] = (time.monotonic(), line)
                 lines = self._stale_locked()
-            else:
-                lines = [line, *self._stale_locked()]
         self._print([f"{_time()}  {line}" for line in lines])
 
     def attempts_printed_before(self, keys: list[tuple[str, int]]) -> None:

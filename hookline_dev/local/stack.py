@@ -367,7 +367,10 @@ class LocalStack:
         self._reported_order.append(found.id)
         if len(self._reported_order) > REPORTED_KEPT:
             self._reported.discard(self._reported_order.popleft())
-        attempt = AttemptRecord.from_item(found.model_dump())
+        recorded = found.model_dump()
+        if item.get("retry_group"):
+            recorded["retry_group"] = item["retry_group"]  # the group a first attempt joined
+        attempt = AttemptRecord.from_item(recorded)
         self.attempts.append(attempt)
         self.console.attempt(attempt)
         for listener in list(self._attempt_listeners):
