@@ -11,7 +11,7 @@ import pytest
 import standardwebhooks
 
 from hookline import clock, wiring
-from hookline.domain import redelivery, retry, retry_workflow
+from hookline.domain import delivery_endings, redelivery, retry, retry_workflow
 from hookline.domain.delivery import DeliveryContext
 from hookline.domain.models import Delivery, Webhook
 from tests.api_events import OPERATOR, admin, call_api, load, request
@@ -65,7 +65,7 @@ class Api:
     def failed_delivery(self, webhook: Webhook) -> Delivery:
         """A delivery whose attempt failed and that gave up (as after its last retry)."""
         delivery, _ = self.world.first_attempt(webhook)
-        retry.give_up(self.world.ctx, delivery.community_id, delivery.id)
+        delivery_endings.give_up(self.world.ctx, delivery.community_id, delivery.id)
         return self.world.delivery(delivery.id)
 
     def base(self, webhook_id: str) -> str:

@@ -272,7 +272,7 @@ def emitted_metrics() -> dict[str, set[frozenset[str]]]:
 
     from hookline import wiring
     from hookline.config import Settings
-    from hookline.domain import retry
+    from hookline.domain import delivery_endings, retry
     from hookline_dev.memory import MemoryTables
     from tests.conftest import RecordingMailer, RecordingScheduler
     from tests.incoming_helpers import World as IncomingWorld
@@ -297,7 +297,7 @@ def emitted_metrics() -> dict[str, set[frozenset[str]]]:
             dead = world.webhook(down.url_for("/dead"), retry_count=0)
             delivery, outcome = world.first_attempt(dead)
             retry.start_retries(world.ctx, delivery, dead, outcome)
-            retry.disable_webhook(world.ctx, dead, "test")
+            delivery_endings.disable_webhook(world.ctx, dead, "test")
             _, token = IncomingWorld.create(wiring.services()).incoming()
             post_form(token, {"email": "a@example.com"})
             post_form("no-such-token-0123456789", {"email": "a@example.com"})

@@ -12,7 +12,7 @@ import pytest
 import standardwebhooks
 
 from hookline import clock, wiring
-from hookline.domain import retry, retry_workflow, webhooks
+from hookline.domain import delivery_endings, retry, retry_workflow, webhooks
 from hookline.domain.dispatch import DeliveryOrder, deliver_order
 from hookline.domain.policy import MAX_WAIT_SECONDS, lengthen, retry_wait, wait_after
 from tests.receivers import Receiver
@@ -123,7 +123,7 @@ def _fail_for_good(world: World, webhook_id: str, count: int) -> None:
     webhook = world.get_webhook(webhook_id)
     for _ in range(count):
         delivery, _ = world.first_attempt(webhook)
-        retry.give_up(world.ctx, delivery.community_id, delivery.id)
+        delivery_endings.give_up(world.ctx, delivery.community_id, delivery.id)
 
 
 def _with_settings(world: World, **changes: Any) -> World:
@@ -213,9 +213,9 @@ def test_give_up_is_idempotent_and_skips_final_deliveries(world: World) -> None:
     with Receiver((200,)) as rx:
         webhook = world.webhook(rx.url_for("/hook"))
         delivery, _ = world.first_attempt(webhook)
-    assert retry.give_up(world.ctx, delivery.community_id, delivery.id) is not None
+    assert delivery_endings.give_up(world.ctx, delivery.community_id, delivery.id) is not None
     assert world.delivery(delivery.id).state == "delivered"
-    assert retry.give_up(world.ctx, world.community.id, "dlv_unknown") is None
+    assert delivery_endings.give_up(world.ctx, world.community.id, "dlv_unknown") is None
     assert world.events_of_type("delivery.failed") == []
 
 

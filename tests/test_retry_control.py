@@ -14,7 +14,7 @@ import pytest
 
 from hookline import clock, wiring
 from hookline.config import Settings
-from hookline.domain import dispatch, policy, redelivery, retry, retry_workflow
+from hookline.domain import delivery_endings, dispatch, policy, redelivery, retry, retry_workflow
 from hookline.domain.delivery import delivery_id_for
 from hookline.domain.models import Delivery, Webhook
 from hookline.domain.publishing import publish
@@ -233,7 +233,7 @@ def test_recover_takes_a_range_and_states(api: Api) -> None:  # noqa: F811
         webhook = api.webhook(rx.url_for("/hook"), retry_count=1)
         failed = api.failed_delivery(webhook)
         cancelled, _ = api.world.first_attempt(webhook)
-        retry.cancel(api.world.ctx, cancelled, "The webhook was deactivated.")
+        delivery_endings.cancel(api.world.ctx, cancelled, "The webhook was deactivated.")
         until = clock.now_iso()
         later = api.failed_delivery(webhook)
 

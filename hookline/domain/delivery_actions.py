@@ -15,8 +15,9 @@ from hookline.domain.delivery import (
     attempt_delivery,
     new_delivery,
 )
+from hookline.domain.delivery_endings import give_up, gone_reason, mark
 from hookline.domain.models import Attempt, Delivery, Event, Webhook
-from hookline.domain.retry import give_up, gone_reason, mark, start_retries
+from hookline.domain.retry import start_retries
 from hookline.errors import ConditionFailed, Conflict, NotFound
 
 

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from hookline import clock
-from hookline.domain import filters, pacing, retry, subscriptions
+from hookline.domain import delivery_endings, filters, pacing, retry, subscriptions
 from hookline.domain.delivery import (
     DeliveryContext,
     attempt_and_record,
@@ -229,7 +229,7 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
         webhook = ctx.webhooks.find(order.community_id, order.webhook_id)
         if webhook is None or not webhook.is_active:
             if existing is not None:
-                retry.cancel(ctx, existing, "The webhook was deleted or deactivated.")
+                delivery_endings.cancel(ctx, existing, "The webhook was deleted or deactivated.")
             return "skipped"
         if existing is not None:
             # Attempted and failed, but its retries never started (the invocation died): start

@@ -20,8 +20,8 @@ from hookline import clock, ids
 from hookline.domain import pacing, policy
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
 from hookline.domain.delivery import DeliveryContext, attempt_delivery
+from hookline.domain.delivery_endings import cancel, give_up, gone_reason
 from hookline.domain.models import Attempt, Delivery, Webhook
-from hookline.domain.retry import cancel, give_up, gone_reason
 from hookline.errors import NotFound
 from hookline.observability import carry, logger
 
