@@ -35,11 +35,6 @@ class InvalidUrl(HooklineError):
     status = 400
 
 
-class InvalidJson(HooklineError):
-    code = "invalid_json"
-    status = 400
-
-
 class Unauthorized(HooklineError):
     code = "unauthorized"
     status = 401

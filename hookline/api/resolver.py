@@ -18,7 +18,6 @@ from hookline.errors import (
     InvalidParam,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     UnsupportedMediaType,
 )
 from hookline.observability import logger
@@ -188,8 +187,3 @@ def _methods_of(app: APIGatewayRestResolver, path: str) -> set[str]:
         return set()
     best = max(_literal_segments(r) for r in matching)
     return {r.method.upper() for r in matching if _literal_segments(r) == best}
-
-
-def check_body_size(body: str | None) -> None:
-    if body is not None and len(body.encode()) > MAX_BODY_BYTES:
-        raise PayloadTooLarge("Request body is larger than 256 KB.")

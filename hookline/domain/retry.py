@@ -20,7 +20,7 @@ from hookline.domain import policy
 from hookline.domain.attempts import AttemptOutcome
 from hookline.domain.delivery import DeliveryContext, OnFailure
 from hookline.domain.delivery_endings import give_up, gone_reason, metric
-from hookline.domain.models import Attempt, Delivery, Webhook
+from hookline.domain.models import Delivery, Webhook
 from hookline.errors import ConditionFailed
 from hookline.observability import carry, logger
 
@@ -238,7 +238,7 @@ def resume_retries(ctx: DeliveryContext, delivery: Delivery, webhook: Webhook) -
     """
     if delivery.state != "pending" or delivery.attempts < 1:
         return False
-    last = _recorded(ctx, delivery.community_id, delivery.id, delivery.attempts)
+    last = ctx.deliveries.attempt(delivery.community_id, delivery.id, delivery.attempts)
     if last is None or last.success:
         return False
     outcome = AttemptOutcome(
@@ -251,9 +251,3 @@ def resume_retries(ctx: DeliveryContext, delivery: Delivery, webhook: Webhook) -
     )
     start_retries(ctx, delivery, webhook, outcome)
     return True
-
-
-def _recorded(
-    ctx: DeliveryContext, community_id: str, delivery_id: str, attempt_no: int
-) -> Attempt | None:
-    return ctx.deliveries.attempt(community_id, delivery_id, attempt_no)
