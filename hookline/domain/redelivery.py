@@ -41,22 +41,23 @@ def recover(
     new retry cycle whose first attempt is due at once, as one retry group; at most
     RECOVER_LIMIT per call."""
     webhook = active_webhook(ctx, community_id, webhook_id)
+    wanted = list(dict.fromkeys(states))  # each once, in the order given
     candidates: list[Delivery] = []
-    for state in dict.fromkeys(states):
+    for state in wanted:
         candidates += ctx.deliveries.deliveries_of(
             webhook_id, since=since, until=until, state=state, limit=RECOVER_LIMIT + 1
         )
     candidates.sort(key=lambda d: (d.created_at, d.id))
     truncated = len(candidates) > RECOVER_LIMIT
     queued = _queue_recovery(ctx, webhook, candidates[:RECOVER_LIMIT], since, until)
-    message = f"Queued {queued} deliveries ({', '.join(dict.fromkeys(states))}) for re-sending."
+    message = f"Queued {queued} deliveries ({', '.join(wanted)}) for re-sending."
     if truncated:
         message += _more(RECOVER_LIMIT, "queue the rest")
     return {
         "queued": queued,
         "since": since,
         "until": until,
-        "state": list(dict.fromkeys(states)),
+        "state": wanted,
         "limit": RECOVER_LIMIT,
         "truncated": truncated,
         "message": message,
