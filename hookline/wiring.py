@@ -45,7 +45,8 @@ class Services:
             "mailer": mailer,
             "sender": sender,
             "queue": queue,
-            "rate_limiter": rate_limiter or _Deferred(functools.partial(_rate_limiter, tables)),
+            # The pace is kept beside the tables (DynamoDB, or memory for in-memory tables).
+            "rate_limiter": rate_limiter or _Deferred(tables.rate_limiter),
         }
         self._making = threading.Lock()
 
@@ -118,12 +119,6 @@ def _queue(config: Settings) -> DeliveryQueue:
     from hookline.adapters.sqs import SqsDeliveryQueue
 
     return SqsDeliveryQueue(config.delivery_queue_url)
-
-
-def _rate_limiter(tables: Any) -> RateLimiter:
-    """The pace is kept beside the tables (in DynamoDB, or in memory for in-memory tables)."""
-    limiter: RateLimiter = tables.rate_limiter()
-    return limiter
 
 
 def _build() -> Services:
