@@ -49,6 +49,7 @@ PRICES = {
     "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KB chunk
     "apigw_rest_request": 3.50 / 1e6,
     "apigw_http_request": 1.00 / 1e6,  # what-if only: issue 12's WAF rule needs the REST API
+    "waf_request": 0.60 / 1e6,  # per request the web ACL inspects (plus $5/ACL, $1/rule a month)
     "eventbridge_custom_event": 1.00 / 1e6,
     "eventbridge_api_destination": 0.20 / 1e6,
 }
@@ -347,6 +348,8 @@ def template_settings() -> dict[str, Any]:
             (glob.get("Environment") or {}).get("Variables", {}).get("DISPATCH_CONCURRENCY", 32)
         ),
         "authorizer_cache_ttl_s": int(params["AuthorizerCacheTtlSeconds"]["Default"]),
+        # the web ACL is on the stage unless the parameter's default turns it off
+        "waf": str(params["WafRateLimitPerIp"]["Default"]) != "0",
         "retry_schedule": [int(s) for s in str(params["RetrySchedule"]["Default"]).split(",")],
         "state_machine_type": machine.get("Type", "STANDARD"),
     }
@@ -360,8 +363,11 @@ def _median_ms(samples: Sequence[float]) -> float:
     return float(sorted(samples)[len(samples) // 2] * 1000) if samples else 0.0
 
 
-def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, Any]:
-    """POST /v1/communities/<id>/events through functions/api (ApiFunction)."""
+def _publish_path(
+    eng: harness.Engine, tables: Any, repeats: int, *, batch: int = 0
+) -> dict[str, Any]:
+    """POST /v1/communities/<id>/events through functions/api (ApiFunction); with `batch`,
+    POST .../events/batch with that many events, the figures then per event."""
     from hookline.domain.communities import issue_key
     from hookline.domain.repositories import CommunityRepository
     from hookline_dev.local.lambdas import LambdaContext, load_handler
@@ -369,15 +375,17 @@ def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, A
     key, _ = issue_key(CommunityRepository(tables.communities), eng.community.id, "bench")
     template = json.loads((harness.ROOT / "events" / "api-publish-event.json").read_text())
     handler = load_handler("api")
-    body = json.dumps({"event": "post.created", "data": harness._data(880, 1)})
+    one = {"event": "post.created", "data": harness._data(880, 1)}
+    body = json.dumps({"events": [one] * batch} if batch else one)
+    route, expected = ("events/batch", 207) if batch else ("events", 202)
     first: list[Op] = []
     steady: list[Op] = []
     cpu: list[float] = []
     for index in range(repeats):
         event = copy.deepcopy(template)
-        path = f"/v1/communities/{eng.community.id}/events"
+        path = f"/v1/communities/{eng.community.id}/{route}"
         event["path"] = path
-        event["pathParameters"] = {"proxy": f"{eng.community.id}/events"}
+        event["pathParameters"] = {"proxy": f"{eng.community.id}/{route}"}
         event["requestContext"]["path"] = "/dev" + path
         event["requestContext"]["authorizer"] = {
             "principalId": key.id,
@@ -391,7 +399,10 @@ def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, A
         with harness.quiet():
             response = handler(event, LambdaContext(function_name="hookline-api"))
         cpu.append(time.thread_time() - started)
-        if response["statusCode"] != 202:
+        published = json.loads(response["body"]).get("data") if batch else None
+        if response["statusCode"] != expected or (
+            published and any(r["status"] != 202 for r in published)
+        ):
             raise RuntimeError(f"publish answered {response['statusCode']}: {response['body']}")
         taken = tables.take()
         if index == 0:
@@ -399,10 +410,20 @@ def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, A
         steady = taken
     # The first request of a key also records its last_used_at (at most once a minute per key,
     # so nothing per request at any real rate): the model prices a later, steady-state one.
+    per = max(batch, 1)
     return {
-        "cpu_ms": _median_ms(cpu),
-        "dynamodb": units(steady),
-        "dynamodb_first_request": units(first),
+        "events_per_request": per,
+        "cpu_ms": _median_ms(cpu) / per,
+        "dynamodb": _per_event(units(steady), per),
+        "dynamodb_first_request": _per_event(units(first), per),
+    }
+
+
+def _per_event(counted: dict[str, Any], events: int) -> dict[str, Any]:
+    """Counted units of one request, per event of it."""
+    by_request = {k: v / events for k, v in counted["by_request"].items()}
+    return {k: v / events for k, v in counted.items() if k != "by_request"} | {
+        "by_request": by_request
     }
 
 
@@ -443,6 +464,8 @@ def _dispatch_path(
 #: receiving 10 deliveries/s fail, 6 per window; B7: a dead endpoint receiving 1 delivery/s,
 #: 60 per window.
 GROUP_MEMBERS_B6 = 6
+#: Events per request in the batch-publishing scenario (the route's maximum).
+PUBLISH_BATCH = 100
 GROUP_MEMBERS_B7 = 60
 
 
@@ -531,6 +554,7 @@ def measure(farm: ReceiverFarm, *, batch: int = 100, repeats: int = 20) -> dict[
         harness.add_webhooks(eng, [farm.url(i) for i in range(SUBSCRIBED)])
         passes[name] = {
             "publish": _publish_path(eng, tables, repeats),
+            "publish_batch": _publish_path(eng, tables, max(repeats // 4, 2), batch=PUBLISH_BATCH),
             "dispatch": _dispatch_path(eng, tables, farm, batch),
             "retry_recovers": _retry_cycle(
                 eng, tables, farm, recovers=True, members=GROUP_MEMBERS_B6
@@ -560,6 +584,7 @@ def model(
     failure_rate: float = FAILURE_RATE,
     subscribed: int = SUBSCRIBED,
     retry_key: str = "retry_recovers",
+    publish_key: str = "publish",
 ) -> dict[str, Any]:
     """Dollars per million events, by component (see the README for the formula)."""
     p = PRICES
@@ -570,7 +595,8 @@ def model(
 
     batch = settings["dispatch_batch_size"]
     queue_batch = settings["queue_batch_size"]
-    pub = measured["publish"]
+    pub = measured[publish_key]
+    requests = 1 / pub["events_per_request"]  # front-door requests per event
     disp = measured["dispatch"]
     cycle = measured[retry_key]
 
@@ -612,8 +638,9 @@ def model(
     failed = subscribed * failure_rate  # failed first attempts per event
 
     per_event = {
-        "API Gateway REST (publish)": p["apigw_rest_request"],
-        "ApiFunction requests": p["lambda_request"],
+        "API Gateway REST (publish)": requests * p["apigw_rest_request"],
+        "AWS WAF (web ACL on the stage)": requests * p["waf_request"] if settings["waf"] else 0.0,
+        "ApiFunction requests": requests * p["lambda_request"],
         "ApiFunction duration": api_s * mem["ApiFunction"] * p["lambda_gb_s_arm64"],
         "DispatchFunction requests": p["lambda_request"] / batch,
         "DispatchFunction duration": dispatch_s_per_event
@@ -691,6 +718,7 @@ def model(
             "failure_rate": failure_rate,
             "subscribed": subscribed,
             "retry_scenario": retry_key,
+            "events_per_publish": pub["events_per_request"],
         },
         "durations_s": {
             "api_invocation": api_s,
@@ -705,11 +733,48 @@ def model(
         "dead_delivery_total": sum(dead.values()) * 1e6,
         "eventbridge": eventbridge,
         "eventbridge_total": eb_total,
-        "eventbridge_with_rest_front_door": eb_total + p["apigw_rest_request"] * 1e6,
-        # What-if, not a plan: an HTTP API cannot carry the AWS WAF per-IP rule (issue 12).
-        "total_with_http_api_front_door": total
-        - (p["apigw_rest_request"] - p["apigw_http_request"]) * 1e6,
+        "eventbridge_with_rest_front_door": eb_total
+        + (per_event["API Gateway REST (publish)"] + per_event["AWS WAF (web ACL on the stage)"])
+        * 1e6,
+        "what_if": what_if(
+            per_million,
+            total,
+            index_wru_per_delivery=disp["dynamodb_per_delivery"]["gsi_wru"],
+            first_successes=subscribed - failed,
+            requests_per_event=requests,
+        ),
         "ratio_to_eventbridge": total / eb_total,
+    }
+
+
+def what_if(
+    per_million: Mapping[str, float],
+    total: float,
+    *,
+    index_wru_per_delivery: float,
+    first_successes: float,
+    requests_per_event: float,
+) -> dict[str, float]:
+    """Totals of designs not built, from the same counted parts: what B6's $8 would take.
+
+    1. The management API (publishing included) on an HTTP API: $1.00/M instead of REST's
+       $3.50, but an HTTP API cannot carry a web ACL, so management calls would lose the
+       per-IP and per-key WAF rules (the hooks would keep them on the REST API).
+    2. On top of 1, a delivery that succeeds at once written without its `by_webhook` entry
+       (only retrying deliveries indexed): a webhook's listings would then read its whole
+       community's partition, at a cost that grows with the community's other webhooks.
+    """
+    p = PRICES
+    http = (
+        total
+        - per_million["API Gateway REST (publish)"]
+        - per_million["AWS WAF (web ACL on the stage)"]
+        + requests_per_event * p["apigw_http_request"] * 1e6
+    )
+    unindexed = http - first_successes * index_wru_per_delivery * p["dynamodb_wru"] * 1e6
+    return {
+        "management API on an HTTP API (no WAF for it)": http,
+        "... and first-time successes not in the by_webhook index": unindexed,
     }
 
 
@@ -727,6 +792,9 @@ def run(
         "main": model(settings, measured),
         "slow endpoints (1 s)": model(settings, measured, endpoint_ms=1000.0),
         "failing deliveries never recover": model(settings, measured, retry_key="retry_never"),
+        f"batches of {PUBLISH_BATCH} (POST .../events/batch)": model(
+            settings, measured, publish_key="publish_batch"
+        ),
     }
     return {
         "name": "B6 cost model",

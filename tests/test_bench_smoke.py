@@ -158,8 +158,22 @@ def test_b6_cost_model_counts_the_real_paths() -> None:
     assert measured["retry_never"]["transitions"] == pytest.approx(
         measured["retry_never"]["transitions_per_group"] / 60
     )
+    # The batch route stores every event of its request (one put each) for one front-door
+    # request, so the per-request parts shrink with the batch and the per-event ones do not.
+    batch = measured["publish_batch"]
+    assert batch["events_per_request"] == b6_cost.PUBLISH_BATCH
+    assert batch["dynamodb"]["by_request"]["events.put"] == 1
+    batched = result["scenarios"][f"batches of {b6_cost.PUBLISH_BATCH} (POST .../events/batch)"]
     main = result["scenarios"]["main"]
     assert main["total"] == pytest.approx(sum(main["per_million"].values()))
+    front_door = main["per_million"]["API Gateway REST (publish)"]
+    assert batched["per_million"]["API Gateway REST (publish)"] == pytest.approx(
+        front_door / b6_cost.PUBLISH_BATCH
+    )
+    # The template puts a web ACL on the stage by default: every request pays its fee.
+    assert template["waf"] is True
+    assert main["per_million"]["AWS WAF (web ACL on the stage)"] == pytest.approx(0.60)
+    assert list(main["what_if"].values()) == sorted(main["what_if"].values(), reverse=True)
     assert "Cost per million events" in notes.readme(
         {"b6": result},
         {"finished": "now", "machine": harness.machine(), "load_start": [0.0]},
