@@ -17,6 +17,7 @@ from bench import (
     b4_coldstart,
     b5_latency,
     b6_cost,
+    dynamodb_units,
     harness,
     notes,
     report,
@@ -182,10 +183,10 @@ def test_b6_cost_model_counts_the_real_paths() -> None:
 
 
 def test_item_size_follows_dynamodb_rules() -> None:
-    assert b6_cost.item_size({"pk": "C#1"}) == 2 + 3
-    assert b6_cost.attribute_size(12345) == 4  # 5 digits -> ceil(5/2) + 1
-    assert b6_cost.attribute_size(True) == 1
-    assert b6_cost.attribute_size({"a": "xy"}) == 3 + 1 + 2 + 1
+    assert dynamodb_units.item_size({"pk": "C#1"}) == 2 + 3
+    assert dynamodb_units.attribute_size(12345) == 4  # 5 digits -> ceil(5/2) + 1
+    assert dynamodb_units.attribute_size(True) == 1
+    assert dynamodb_units.attribute_size({"a": "xy"}) == 3 + 1 + 2 + 1
 
 
 def test_run_cli_quick_writes_the_report_and_leaves_the_readme(tmp_path: Path) -> None:
