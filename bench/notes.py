@@ -363,9 +363,16 @@ def readme(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             "the failed first attempts at one webhook within a minute share one Standard "
             "workflow billed per state transition "
             f"({transitions:.2f} per failed delivery when the first retry succeeds, assuming "
-            f"{b6['measured']['retry_recovers']['members']} per group). The API Gateway REST "
-            "front door alone is $3.50, and stays: issue 12's WAF rule needs it (an HTTP API, "
-            f"$1.00/M, would make the total {money(main['total_with_http_api_front_door'])}). "
+            f"{b6['measured']['retry_recovers']['members']} per group). The front door alone "
+            "(API Gateway REST and the WAF web ACL issue 12 put on its stage) is "
+            + money(
+                main["per_million"]["API Gateway REST (publish)"]
+                + main["per_million"]["AWS WAF (web ACL on the stage)"]
+            )
+            + ". What $8 would take, from the same counted parts (not built: each gives up "
+            "something issue 12 or the delivery log has): "
+            + "; ".join(f"{name}: {money(value)}" for name, value in main["what_if"].items())
+            + ". "
             f"**B7**, a delivery to an endpoint that fails every attempt, costs "
             f"{money(main['dead_delivery_total'])} per million: "
             + ", ".join(

@@ -17,6 +17,7 @@ from bench import (
     b4_coldstart,
     b5_latency,
     b6_cost,
+    dynamodb_units,
     harness,
     notes,
     report,
@@ -158,8 +159,22 @@ def test_b6_cost_model_counts_the_real_paths() -> None:
     assert measured["retry_never"]["transitions"] == pytest.approx(
         measured["retry_never"]["transitions_per_group"] / 60
     )
+    # The batch route stores every event of its request (one put each) for one front-door
+    # request, so the per-request parts shrink with the batch and the per-event ones do not.
+    batch = measured["publish_batch"]
+    assert batch["events_per_request"] == b6_cost.PUBLISH_BATCH
+    assert batch["dynamodb"]["by_request"]["events.put"] == 1
+    batched = result["scenarios"][f"batches of {b6_cost.PUBLISH_BATCH} (POST .../events/batch)"]
     main = result["scenarios"]["main"]
     assert main["total"] == pytest.approx(sum(main["per_million"].values()))
+    front_door = main["per_million"]["API Gateway REST (publish)"]
+    assert batched["per_million"]["API Gateway REST (publish)"] == pytest.approx(
+        front_door / b6_cost.PUBLISH_BATCH
+    )
+    # The template puts a web ACL on the stage by default: every request pays its fee.
+    assert template["waf"] is True
+    assert main["per_million"]["AWS WAF (web ACL on the stage)"] == pytest.approx(0.60)
+    assert list(main["what_if"].values()) == sorted(main["what_if"].values(), reverse=True)
     assert "Cost per million events" in notes.readme(
         {"b6": result},
         {"finished": "now", "machine": harness.machine(), "load_start": [0.0]},
@@ -168,10 +183,10 @@ def test_b6_cost_model_counts_the_real_paths() -> None:
 
 
 def test_item_size_follows_dynamodb_rules() -> None:
-    assert b6_cost.item_size({"pk": "C#1"}) == 2 + 3
-    assert b6_cost.attribute_size(12345) == 4  # 5 digits -> ceil(5/2) + 1
-    assert b6_cost.attribute_size(True) == 1
-    assert b6_cost.attribute_size({"a": "xy"}) == 3 + 1 + 2 + 1
+    assert dynamodb_units.item_size({"pk": "C#1"}) == 2 + 3
+    assert dynamodb_units.attribute_size(12345) == 4  # 5 digits -> ceil(5/2) + 1
+    assert dynamodb_units.attribute_size(True) == 1
+    assert dynamodb_units.attribute_size({"a": "xy"}) == 3 + 1 + 2 + 1
 
 
 def test_run_cli_quick_writes_the_report_and_leaves_the_readme(tmp_path: Path) -> None:

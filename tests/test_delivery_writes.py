@@ -1,5 +1,6 @@
-"""What a delivery costs in DynamoDB writes, as DynamoDB bills them (bench/b6_cost.py's counting
-tables: item sizes, and every index template.yaml declares with its projection)."""
+"""What a delivery costs in DynamoDB writes, as DynamoDB bills them (the counting tables of
+bench/dynamodb_units.py: item sizes, and every index template.yaml declares with its
+projection)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.b6_cost import CountingTables, Index, Op
+from bench.dynamodb_units import CountingTables, Index, Op
 from hookline import wiring
 from hookline.adapters import http_attempt
 from hookline.config import Settings

@@ -271,7 +271,7 @@ def resume_retries(tables: LocalTables, scheduler: Any) -> list[tuple[str, int]]
     resumed: list[tuple[str, int]] = []
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in tables.deliveries.scan_all():
-        # Delivery items (hookline.domain.repositories.DeliveryRepository: sk "D#<id>").
+        # Delivery items (hookline.domain.delivery_repository.DeliveryRepository: sk "D#<id>").
         if not str(item.get("sk", "")).startswith("D#") or item.get("state") != "retrying":
             continue
         if item.get("retry_group"):
