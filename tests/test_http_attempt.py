@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hookline.adapters import http_attempt
+from hookline.adapters import http_attempt, http_pools
 from hookline.adapters.http_attempt import post, retry_after_seconds
 from tests.receivers import Receiver, Reply
 
@@ -29,9 +29,9 @@ BODY = '{"event":"test.ping","data":{"name":"Zoë"}}'.encode()
 
 @pytest.fixture(autouse=True)
 def _fresh_pools() -> Iterator[None]:
-    http_attempt.close_pools()
+    http_pools.close_pools()
     yield
-    http_attempt.close_pools()
+    http_pools.close_pools()
 
 
 def _free_port() -> int:
@@ -513,7 +513,7 @@ def tls_receiver(
     sni_seen: list[str] = []
     server_ctx.sni_callback = lambda sock, name, ctx: sni_seen.append(name or "")  # type: ignore[assignment,func-returns-value]
     client_ctx = ssl.create_default_context(cafile=str(ca))
-    monkeypatch.setattr(http_attempt, "_TLS_CONTEXT", client_ctx)
+    monkeypatch.setattr(http_pools, "_TLS_CONTEXT", client_ctx)
     with Receiver(ssl_context=server_ctx) as rx:
         yield rx, sni_seen
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from hookline import wiring
-from hookline.adapters import http_attempt
+from hookline.adapters import http_attempt, http_pools
 from hookline.config import Settings
 from hookline.domain import communities
 from hookline.domain.delivery import delivery_id_for
@@ -157,9 +157,9 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ConnectSpy]:
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    http_attempt.close_pools()
+    http_pools.close_pools()
     yield recorder
-    http_attempt.close_pools()
+    http_pools.close_pools()
 
 
 def _literal_url(host: str, path: str = "/hook") -> str:
