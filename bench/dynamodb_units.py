@@ -4,7 +4,7 @@ Item sizes follow DynamoDB's documented sizing rules; a write costs 1 WRU per KB
 the old and new item, plus the writes of every index template.yaml declares for the table, by
 its projection; a read 1 RRU per 4 KB strongly consistent, half that eventually consistent.
 ``CountingTables`` wraps the in-memory tables and records each request's cost (bench/b6_cost.py
-and tests/test_delivery_writes.py use it).
+and tests/delivery/test_delivery_writes.py use it).
 """
 
 from __future__ import annotations

@@ -215,7 +215,8 @@ def _b4(b4: Mapping[str, Any]) -> list[str]:
             "at import: the Tracer patches botocore only, pydantic models and request bodies "
             "build their validators on first use, the AWS clients are made on the first "
             "request, and the API loads powertools idempotency only for a request with an "
-            "Idempotency-Key (tests/test_cold_start.py keeps it so). What remains is importing "
+            "Idempotency-Key (tests/deploy/test_cold_start.py keeps it so). What remains is "
+            "importing "
             "pydantic, powertools (Logger/Metrics, the event handler with its validation, "
             "batch, their data classes and asyncio), the X-Ray SDK (with wrapt, which imports "
             "asyncio and importlib.metadata too) and hookline's own modules, all of which the "
@@ -231,7 +232,7 @@ def _b4(b4: Mapping[str, Any]) -> list[str]:
         entry = funcs[worst]
         out.append(
             "The layer ships python3.12 bytecode (unchecked-hash `.pyc`, layers/hookline/"
-            "Makefile; tests/test_layer.py checks it). Without it Lambda's read-only `/opt` "
+            "Makefile; tests/deploy/test_layer.py checks it). Without it Lambda's read-only `/opt` "
             "makes every cold start compile each module it imports from the layer again: "
             f"{num(entry['layer_compile_ms']['median'])} ms of CPU for the "
             f"{entry['layer_modules']} layer modules `{worst}` loads here, "

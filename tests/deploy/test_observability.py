@@ -19,7 +19,7 @@ from hookline import observability
 from hookline.adapters import http_attempt
 from tests.receivers import Receiver
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted(ROOT.glob("functions/*/app.py"))
 REQUIRED = ("logger.inject_lambda_context", "tracer.capture_lambda_handler", "metrics.log_metrics")
 #: Dimensions a metric may carry: a handful of values each (never an id).

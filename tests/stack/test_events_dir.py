@@ -14,7 +14,7 @@ import pytest
 from hookline.api import portal_assets
 from hookline_dev.template import load_template
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 TESTS = ROOT / "tests"
 SAMPLES = sorted(EVENTS.glob("*.json"))
@@ -95,7 +95,7 @@ def test_sample_is_used_by_a_test(path: Path) -> None:
     names = (path.name, f'"{path.stem}"', f"'{path.stem}'")
     users = [
         test.name
-        for test in TESTS.glob("*.py")
+        for test in TESTS.rglob("*.py")
         if test.name != Path(__file__).name
         and any(name in test.read_text(encoding="utf-8") for name in names)
     ]

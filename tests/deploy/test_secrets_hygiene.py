@@ -3,7 +3,8 @@ fail and retry, rotate, incoming webhooks with a password, a required signature 
 URL), no API response contains a secret, key, token or password, except the one response that
 hands it out: creating the key/webhook/incoming webhook, or rotating it.
 
-(The captured logs of the same kinds of scenario are checked by tests/test_logging_hygiene.py.)
+(The captured logs of the same kinds of scenario are checked by
+tests/deploy/test_logging_hygiene.py.)
 """
 
 from __future__ import annotations

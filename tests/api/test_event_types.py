@@ -17,7 +17,7 @@ from hookline.domain.repositories import EventRepository, WebhookRepository
 from hookline.errors import Conflict, InvalidParam, NotFound
 from tests.delivery_helpers import make_community
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ORDER = {
     "type": "object",
     "required": ["order_id", "amount"],

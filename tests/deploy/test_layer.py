@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hookline_dev.local.lambdas import FUNCTIONS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 _IMPORT_HANDLERS = """
 import importlib.util, json, sys

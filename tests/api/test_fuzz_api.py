@@ -40,11 +40,11 @@ SLOW_EXAMPLES = 150
 #: business rules the schemas do not state (the event catalog, URL and slug rules, a cursor's
 #: shape, fields only create requires) make it fire on correct 400s. Every other check runs.
 EXCLUDED_CHECKS: list[Any] = [positive_data_acceptance]
-DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
 
 def _labels() -> list[str]:
-    """Operation labels, from the committed copy of the document (tests/test_openapi.py keeps
+    """Operation labels, from the committed copy of the document (tests/api/test_openapi.py keeps
     it identical to the served one); the test itself fuzzes the served document."""
     committed = schemathesis.openapi.from_dict(json.loads(DOCUMENT.read_text()))
     return sorted(result.ok().label for result in committed.get_all_operations())  # type: ignore[union-attr]

@@ -27,7 +27,7 @@ from tests.delivery_helpers import (
 from tests.incoming_helpers import World, post_form
 from tests.receivers import Receiver
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [*sorted((ROOT / "hookline").rglob("*.py")), *sorted((ROOT / "functions").rglob("*.py"))]
 
 #: Keys powertools puts on every line (inject_lambda_context, correlation id, X-Ray).

@@ -10,7 +10,7 @@ from hookline_dev import template
 from hookline_dev.local import sam_local
 from tests.localstack_fixtures import local_stack  # noqa: F401
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_env_json_is_in_step_with_the_template() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted(p.parent.name for p in ROOT.glob("functions/*/app.py"))
 
 

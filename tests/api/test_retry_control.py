@@ -18,8 +18,8 @@ from hookline.domain import delivery_endings, dispatch, policy, redelivery, retr
 from hookline.domain.delivery import delivery_id_for
 from hookline.domain.models import Delivery, Webhook
 from hookline.domain.publishing import publish
+from tests.api.test_deliveries_api import Api, api  # noqa: F401
 from tests.receivers import Receiver
-from tests.test_deliveries_api import Api, api  # noqa: F401
 
 SCHEDULE = [300, 1800, 7200]
 

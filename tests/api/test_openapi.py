@@ -19,7 +19,7 @@ from hookline.wiring import Services
 from hookline_dev import openapi
 from tests.apigw import api_event, call, sample
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "openapi.json"
 METHODS = ("get", "put", "post", "patch", "delete")
 #: Route modules' request models that give no field an example (reported, not edited here).

@@ -22,7 +22,7 @@ from hookline import clock, ids
 from hookline.domain.delivery import build_request
 from hookline.domain.models import Event, PreviousSecret, Webhook
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node")
 
 

@@ -25,7 +25,7 @@ from hookline_dev.local.poller import EventSourceMapping, pattern_matches
 from hookline_dev.local.scheduler import LocalRetryScheduler
 from tests.localstack_fixtures import local_stack  # noqa: F401
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PROXY_ROUTES = (
     Route("POST", "/v1/hooks/{token}", "inbound", authorized=False),
     Route("ANY", "/v1/{proxy+}", "api", authorized=True),

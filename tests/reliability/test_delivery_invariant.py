@@ -17,8 +17,8 @@ signature with ``webhook-id`` = the delivery id, and nothing is left pending or 
 Receivers count what they got; the test compares.
 
 The one window the invariant leaves out on purpose - an invocation dying after its POST and
-before recording it - is at-least-once by design (tests/test_fault_injection.py shows the resend
-carries the same webhook-id).
+before recording it - is at-least-once by design (tests/reliability/test_fault_injection.py
+shows the resend carries the same webhook-id).
 """
 
 from __future__ import annotations

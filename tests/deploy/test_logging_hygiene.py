@@ -42,7 +42,7 @@ from tests.incoming_helpers import inbound_event, multipart
 from tests.receivers import Receiver
 from tests.retry_fixtures import attempt_payload
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Correct-Horse-Battery-9"
 HEADER_SECRET = "crm-header-credential-7f3a9c"
 DELIVERY_KEYS = ("community_id", "webhook_id", "event_id", "delivery_id", "attempt")

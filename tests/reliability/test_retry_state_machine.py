@@ -9,7 +9,7 @@ response queue (tests/asl_engines.py). The driver reads every Task's payload
 from the execution history as the state machine schedules it, runs the real handler on exactly
 that payload and queues its answer. So that the invocation cannot outrun the driver, the test
 swaps moto's result list for one whose emptiness check waits (briefly) for the next answer.
-(tests/test_state_machine.py covers the control flow alone, with scripted results.)
+(tests/reliability/test_state_machine.py covers the control flow alone, with scripted results.)
 """
 
 from __future__ import annotations
