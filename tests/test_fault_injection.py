@@ -28,7 +28,8 @@ from hookline.adapters import dynamodb
 from hookline.adapters.dynamodb import DynamoTables
 from hookline.config import Settings
 from hookline.domain import policy
-from hookline.domain.delivery import delivery_id_for
+from hookline.domain.delivery import delivery_id_for, new_delivery
+from hookline.domain.dispatch import DeliveryOrder
 from hookline.ports import Sender
 from hookline_dev.local.scheduler import LocalRetryScheduler
 from hookline_dev.memory import MemoryTables
@@ -370,6 +371,53 @@ def test_a_failed_start_execution_still_ends_after_one_plus_retry_count_attempts
     assert delivery is not None and delivery.state == "failed"
     assert [a.attempt for a in pipeline.attempts(delivery_id)] == [1, 2, 3]
     assert len(requests) == 3
+
+
+# -- a member written after its window's group ended ----------------------------------------
+
+
+@pytest.mark.parametrize("failing_starts", [0, 1])
+def test_an_order_delayed_past_its_window_groups_last_round_still_gets_its_retries(
+    pipeline: Pipeline, failing_starts: int
+) -> None:
+    """A replayed delivery (written `pending`, created in the same window as an early member)
+    whose order comes after the window's group ran its last round and ended: its failed first
+    attempt must start a group that runs (a later generation), also when that start fails
+    once and the order comes back (the replayed order rejoins)."""
+    with Receiver(by_attempt({}, default=(500,))) as rx:
+        hook = pipeline.webhook(rx.url_for("/hook"), retry_count=2)
+        early_event, _ = pipeline.publish()
+        pipeline.stream.deliver([early_event])
+        early = pipeline.delivery(delivery_id_for(early_event, hook.id))
+        assert early is not None and early.state == "retrying"
+        late_event, _ = pipeline.publish()
+        late = new_delivery(late_event, hook, now=clock.parse_iso(early.created_at))
+        assert pipeline.ctx.deliveries.create(
+            late.model_copy(update={"replayed": True}), expires_at=pipeline.ctx.expires_at()
+        )
+        pipeline.retries.run()  # the window's group: every round, then its end
+        assert [e.status for e in pipeline.retries.executions.values()] == ["SUCCEEDED"]
+
+        pipeline.faults.failing_starts = failing_starts
+        pipeline.queue.send([DeliveryOrder(hook.id, late_event, replayed=True).to_message()])
+        pipeline.queue.drain()
+        assert pipeline.retries.start_failures == failing_starts
+        joined = pipeline.delivery(late.id)
+        assert joined is not None and joined.state == "retrying"
+        assert joined.retry_group != early.retry_group
+        pipeline.retries.run()
+        requests = rx.requests
+
+    for delivery_id in (early.id, late.id):
+        assert _log(pipeline, delivery_id) == [(n, False, 500) for n in (1, 2, 3)]
+        delivery = pipeline.delivery(delivery_id)
+        assert delivery is not None and delivery.state == "failed"
+        failed = pipeline.ctx.events.get(pipeline.community.id, f"evt_failed_{delivery_id}")
+        assert failed.event == "delivery.failed" and failed.data["attempts"] == 3
+    assert Counter(attempt_of(r) for r in requests) == {
+        (d, n): 1 for d in (early.id, late.id) for n in (1, 2, 3)
+    }
+    assert all(e.status == "SUCCEEDED" for e in pipeline.retries.executions.values())
 
 
 def test_the_local_retry_timer_runs_a_groups_loop_as_step_functions_would() -> None:
