@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import standardwebhooks
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hookline import clock, wiring
-from hookline.domain import delivery_endings, retry, retry_workflow, webhooks
+from hookline.domain import delivery_endings, policy, retry, retry_workflow, webhooks
 from hookline.domain.dispatch import DeliveryOrder, deliver_order
 from hookline.domain.policy import MAX_WAIT_SECONDS, lengthen, retry_wait, wait_after
 from tests.receivers import Receiver
@@ -54,6 +56,73 @@ def test_retry_after_lengthens_the_first_wait_capped_at_a_day() -> None:
     assert lengthen(300, 60) == 300  # never shortens
     assert lengthen(300, 10**9) == MAX_WAIT_SECONDS
     assert wait_after((300, 1800), 3, 4, 2, retry_after=9000) == 9000
+
+
+# -- window group generations --------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    created_ms=st.integers(min_value=1_700_000_000_000, max_value=1_900_000_000_000),
+    delay=st.floats(min_value=0, max_value=20_000, allow_nan=False),
+    window_seconds=st.sampled_from([0, 1, 5, 60, 600]),
+    first_wait=st.sampled_from([0, 1, 60, 300]),
+    time_scale=st.sampled_from([1.0, 0.01, 0.0005]),
+)
+def test_a_member_never_joins_a_group_whose_first_round_comes_within_the_margin_of_its_write(
+    created_ms: int, delay: float, window_seconds: int, first_wait: int, time_scale: float
+) -> None:
+    """Whenever a member's write lands (a late order, a paced replay), the generation it joins
+    has its first round - the earliest round that can end the group - at least the join margin
+    after the write, so that round reads it; and no member is retried before the schedule."""
+    created = datetime.fromtimestamp(created_ms / 1000, tz=UTC)
+    written = created + timedelta(seconds=delay * time_scale)
+    schedule = (first_wait, 1800)
+    args = {
+        "created_at": clock.iso(created),
+        "window_seconds": window_seconds,
+        "schedule": schedule,
+        "time_scale": time_scale,
+    }
+    generation = policy.generation(written_at=written, **args)
+    name, document, first_retry_at = policy.window_group(
+        community_id="com_1", webhook_id="wh_1", generation=generation, **args
+    )
+    first_retry = clock.parse_iso(first_retry_at)
+    margin = timedelta(seconds=policy.join_margin(window_seconds) * time_scale)
+    slack = timedelta(milliseconds=1)  # ISO times keep milliseconds
+    assert first_retry - written >= margin - slack
+    assert first_retry - created >= timedelta(seconds=first_wait * time_scale) - slack
+    if generation:
+        # A late member waits the schedule's first wait after its own write.
+        assert first_retry - written >= timedelta(seconds=first_wait * time_scale) - slack
+    # Every generation reads the window's members; its name says which generation it is.
+    assert policy.generation_of(name) == generation == policy.generation_of(document["group"])
+    begin, end = policy.window(clock.iso(created), window_seconds, time_scale)
+    assert (document["since"], document["until"]) == (clock.iso(begin), clock.iso(end))
+    if written < end:
+        assert generation == 0  # a timely member never costs an execution of its own
+
+
+def test_late_members_share_a_generation_per_window_long_span_of_writes() -> None:
+    created = clock.parse_iso("2026-12-02T10:00:00.000Z")
+    args = {
+        "created_at": clock.iso(created),
+        "window_seconds": 60,
+        "schedule": (300, 1800),
+        "time_scale": 1.0,
+    }
+    # The window [10:00, 10:01) retries at 10:06; it takes writes until 30 s before that.
+    at = [created + timedelta(seconds=s) for s in (5, 329, 331, 389, 391, 3600)]
+    assert [policy.generation(written_at=t, **args) for t in at] == [0, 0, 1, 1, 2, 55]
+    names = [
+        policy.window_group(community_id="c", webhook_id="wh_1", generation=g, **args)[0]
+        for g in (0, 1, 2)
+    ]
+    assert names == ["wh_1-w1796205600000", "wh_1-w1796205600000-g1", "wh_1-w1796205600000-g2"]
+    # Not window groups: a resend's group of its own, a recover's.
+    assert policy.generation_of("wh_1-s-dlv_1-a3") is None
+    assert policy.generation_of("wh_1-r1796205600000-g-01abc") is None
 
 
 # -- start_retries (the dispatcher's call after a failed first attempt) ----------------------

@@ -2,10 +2,11 @@
 
 For random mixes of publishes (repeated client ids included), receiver answers (2xx, 4xx, 5xx,
 timeout, connection reset), crashes (an invocation dying before its POST, in the delivery
-consumer or in the retry Lambda; an attempt Lambda's answer lost, retried by the Task or caught)
-and stream redeliveries (batches of any size, the whole stream handed over again; queue
-messages handed over again after a crash or a partial batch response), every (event, subscribed
-webhook) pair ends
+consumer or in the retry Lambda; an attempt Lambda's answer lost, retried by the Task or caught),
+late orders (a delivery written `pending` with the others, its order coming after their retry
+groups ended) and stream redeliveries (batches of any size, the whole stream handed over again;
+queue messages handed over again after a crash or a partial batch response), every (event,
+subscribed webhook) pair ends
 
 * ``delivered``: received at least once, answered 2xx exactly once, and never sent again after
   that 2xx; or
@@ -34,7 +35,8 @@ from hypothesis import strategies as st
 
 from hookline import catalog
 from hookline.config import Settings
-from hookline.domain.delivery import delivery_id_for
+from hookline.domain.delivery import delivery_id_for, new_delivery
+from hookline.domain.dispatch import DeliveryOrder
 from hookline.domain.models import Event, Webhook
 from tests.receivers import Receiver, Recorded, Reply
 from tests.reliability_harness import Pipeline, attempt_of
@@ -58,7 +60,12 @@ REPLIES: dict[str, Reply] = {
 STATUS: dict[str, int | None] = {"2xx": 200, "4xx": 404, "5xx": 500, "reset": None, "timeout": None}
 EVENT_TYPES = ("post.created", "member.joined", "post.updated")
 PATTERNS: tuple[tuple[str, ...], ...] = (("*",), ("post.*",), ("member.*",), ("post.created",))
-FAULTS = ("crash_before_send", "lost:Lambda.ServiceException", "lost:Sandbox.Timedout")
+FAULTS = (
+    "crash_before_send",
+    "lost:Lambda.ServiceException",
+    "lost:Sandbox.Timedout",
+    "late_order",
+)
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,7 @@ def run_scenario(scenario: Scenario, receivers: Receivers) -> Pipeline:
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 receivers.plan[(delivery_id, attempt)] = scenario.outcome(index, w, attempt)
     lost: list[tuple[str, int, str]] = []
+    late: list[tuple[Event, Webhook]] = []
     for e, w, attempt, kind in scenario.faults:
         found = [event for index, event in events if index == e]
         if not found or w >= len(hooks):
@@ -179,8 +187,17 @@ def run_scenario(scenario: Scenario, receivers: Receivers) -> Pipeline:
         key = (delivery_id_for(found[0], hooks[w].id), attempt)
         if kind == "crash_before_send":
             pipeline.faults.crash_before_send.add(key)
+        elif kind == "late_order":
+            if catalog.matches(hooks[w].events, found[0].event):
+                late.append((found[0], hooks[w]))
         elif attempt > 1:
             lost.append((*key, kind.removeprefix("lost:")))
+
+    # A late order: its delivery is written `pending` now (as a replay writes it), in the
+    # window of the others, and its order comes only after their retry groups have ended.
+    for event, hook in late:
+        pending = new_delivery(event, hook).model_copy(update={"replayed": True})
+        pipeline.ctx.deliveries.create(pending, expires_at=pipeline.ctx.expires_at())
 
     stream = [event for _, event in events]
     pipeline.stream.deliver(stream, batch_size=scenario.batch_size)
@@ -192,6 +209,10 @@ def run_scenario(scenario: Scenario, receivers: Receivers) -> Pipeline:
         if delivery is not None and delivery.retry_group:
             pipeline.faults.lost_answers.setdefault((delivery.retry_group, attempt), error)
     pipeline.retries.run()
+    if late:
+        pipeline.queue.send([DeliveryOrder(h.id, e, replayed=True).to_message() for e, h in late])
+        pipeline.queue.drain()
+        pipeline.retries.run()
 
     for w, hook in enumerate(hooks):
         received = [r for r in receivers.all[w].requests if r.path.startswith(f"/{run}/{w}")]
@@ -284,6 +305,7 @@ def test_a_scenario_with_every_kind_of_trouble() -> None:
         (1, 0): ["reset", "5xx", "timeout", "2xx"],  # two answers of the retry Lambda lost
         (0, 1): ["4xx", "4xx"],  # failed after 1 + retry_count
         (1, 2): ["5xx"],  # retry_count 0: failed at once
+        (3, 0): ["5xx"] * 4,  # its order comes after webhook 0's groups ended
     }
     outcomes = ["2xx"] * (MAX_EVENTS * MAX_WEBHOOKS * MAX_ATTEMPTS)
     for (event, webhook), answers in plan.items():
@@ -291,13 +313,19 @@ def test_a_scenario_with_every_kind_of_trouble() -> None:
             outcomes[(event * MAX_WEBHOOKS + webhook) * MAX_ATTEMPTS + attempt - 1] = answer
     scenario = Scenario(
         webhooks=[(("*",), 3), (("post.*",), 1), (("member.*",), 0)],
-        publishes=[("post.created", None), ("member.joined", None), ("post.updated", 0)],
+        publishes=[
+            ("post.created", None),
+            ("member.joined", None),
+            ("post.updated", 0),
+            ("member.joined", None),
+        ],
         outcomes=outcomes,
         faults=[
             (0, 0, 1, "crash_before_send"),
             (0, 0, 2, "crash_before_send"),
             (1, 0, 3, "lost:Lambda.ServiceException"),
             (1, 0, 4, "lost:Sandbox.Timedout"),
+            (3, 0, 1, "late_order"),
         ],
         batch_size=1,
         redeliver_all=True,

@@ -15,10 +15,12 @@ swaps moto's result list for one whose emptiness check waits (briefly) for the n
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -26,12 +28,13 @@ import pytest
 from moto import mock_aws
 from moto.awslambda_simple.models import lambda_simple_backends
 
-from hookline import wiring
+from hookline import clock, wiring
 from hookline.adapters import dynamodb, http_attempt, stepfunctions
 from hookline.adapters.dynamodb import DynamoTables
 from hookline.adapters.stepfunctions import StepFunctionsScheduler
 from hookline.config import Settings
-from hookline.domain import delivery_actions, dispatch
+from hookline.domain import delivery_actions, dispatch, policy
+from hookline.domain.delivery import new_delivery
 from hookline.domain.models import Delivery, Webhook
 from hookline_dev.template import create_tables, table_environment
 from tests.asl_engines import CRASH, MOTO_CONFIG, REGION, MotoWorkflow, Result, actions
@@ -188,7 +191,8 @@ def test_success_on_the_second_attempt_ends_the_workflow(stack: Stack) -> None:
         False,
     )
     assert started["since"] <= delivery.created_at < started["until"]
-    assert 0 <= started["wait_seconds"] <= WINDOW
+    # To the window's end, then the first wait: at least the join margin (the schedule's is 0).
+    assert 0 <= started["wait_seconds"] <= math.ceil(WINDOW + policy.join_margin(WINDOW))
     assert stack.invocations(execution) == stack.ran
     assert actions(stack.ran) == [("attempt", 1)]
     stored = world.delivery(delivery.id)
@@ -311,3 +315,45 @@ def test_a_start_that_fails_raises_and_the_redelivered_order_heals_it(stack: Sta
         assert stack.drive(stack.group_arn(stored))["status"] == "SUCCEEDED"
         assert len(rx.requests) == 2
     assert world.delivery(order.delivery_id).state == "delivered"
+
+
+def test_a_member_written_after_its_window_group_ended_gets_a_later_generation(
+    stack: Stack,
+) -> None:
+    """A replayed delivery (written `pending` in the window, its order delayed) whose first
+    attempt fails after its window's group has run its last round: it must not join that ended
+    execution (it would stay `retrying` for ever) but a later generation of the window."""
+    world = World.create()
+    with Receiver([(500,), (200,), (500,), (500,)]) as rx:
+        webhook = world.webhook(rx.url_for("/hook"), retry_count=1)
+        fresh_window()
+        (early,) = first_attempts(world, webhook)
+        late_event = world.event()
+        late = new_delivery(late_event, webhook).model_copy(update={"replayed": True})
+        assert world.ctx.deliveries.create(late, expires_at=world.ctx.expires_at())
+        assert policy.window(early.created_at, WINDOW, 1.0) == policy.window(
+            late.created_at, WINDOW, 1.0
+        )
+
+        first = stack.group_arn(early)
+        assert stack.drive(first)["status"] == "SUCCEEDED"  # early: 500, then 200
+        order = dispatch.DeliveryOrder(webhook.id, late_event, replayed=True)
+        assert dispatch.deliver_order(world.ctx, order) == "failed"
+
+        joined = world.delivery(late.id)
+        assert joined.state == "retrying" and joined.retry_group != early.retry_group
+        assert policy.generation_of(joined.retry_group) == 1
+        # Its first retry is the schedule's first wait (here the join margin) after its write.
+        first_attempt = world.ctx.deliveries.attempt(late.community_id, late.id, 1)
+        assert first_attempt is not None
+        assert clock.parse_iso(joined.next_attempt_at or "") >= clock.parse_iso(
+            first_attempt.created_at
+        ) + timedelta(seconds=policy.join_margin(WINDOW))
+        assert stack.drive(stack.group_arn(joined))["status"] == "SUCCEEDED"
+        assert len(rx.requests) == 4
+
+    stored = world.delivery(late.id)
+    assert (stored.state, stored.attempts) == ("failed", 2)  # 1 + retry_count, then visibly
+    failed = world.ctx.events.get(world.community.id, f"evt_failed_{late.id}")
+    assert failed.event == "delivery.failed"
+    assert world.delivery(early.id).state == "delivered"

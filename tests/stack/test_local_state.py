@@ -10,13 +10,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 
-from hookline_dev.local.state import JOURNAL, KEY_FILE
+from hookline import clock
+from hookline.config import settings
+from hookline.domain import policy
+from hookline_dev.local.state import JOURNAL, KEY_FILE, resume_retries
+from tests.conftest import RecordingScheduler
 
 #: Retry waits x0.005: the 300 s first retry takes 1.5 s, the 1800 s second one 9 s.
 TIME_SCALE = "0.005"
@@ -234,3 +240,53 @@ def test_the_operator_key_can_come_from_the_environment_and_reset_forgets_data(
     assert reset.operator_key != given
     assert reset.call("GET", "/v1/event-types", key).status_code == 401
     reset.stop()
+
+
+def test_a_resumed_window_group_keeps_its_window_and_first_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart the retrying members' groups start again. A window group keeps the whole
+    window (not just its members' span) and its first round, so a member of that window written
+    after the restart, which joins the group by name, is read and attempted on time."""
+    monkeypatch.setenv("RETRY_GROUP_WINDOW_SECONDS", "60")
+    monkeypatch.setenv("RETRY_SCHEDULE", "300,1800")
+    monkeypatch.delenv("RETRY_TIME_SCALE", raising=False)
+    settings.cache_clear()
+    try:
+        begin = clock.now().replace(second=0, microsecond=0)
+        created = [clock.iso(begin + timedelta(seconds=s)) for s in (10, 20)]
+        name, window, first_retry = policy.window_group(
+            community_id="com_1",
+            webhook_id="wh_1",
+            created_at=created[0],
+            window_seconds=60,
+            schedule=(300, 1800),
+            time_scale=1.0,
+        )
+        later = clock.iso(clock.parse_iso(first_retry) + timedelta(hours=1))  # a Retry-After
+        items = [
+            {
+                "sk": f"D#dlv_{n}",
+                "id": f"dlv_{n}",
+                "state": "retrying",
+                "community_id": "com_1",
+                "webhook_id": "wh_1",
+                "created_at": at,
+                "retry_group": name,
+                "next_attempt_at": later,
+                "attempts": 1,
+            }
+            for n, at in enumerate(created)
+        ]
+        tables = SimpleNamespace(deliveries=SimpleNamespace(scan_all=lambda: items))
+        scheduler = RecordingScheduler()
+        assert resume_retries(tables, scheduler) == [("dlv_0", 1), ("dlv_1", 1)]  # type: ignore[arg-type]
+    finally:
+        settings.cache_clear()
+    [started] = scheduler.started
+    assert started["name"] == name
+    document = started["document"]
+    assert (document["since"], document["until"]) == (window["since"], window["until"])
+    late_member = clock.iso(begin + timedelta(seconds=50))
+    assert document["since"] <= late_member < document["until"]
+    assert document["wait_seconds"] <= policy.seconds_until(first_retry, 1.0)

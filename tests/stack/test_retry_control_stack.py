@@ -3,6 +3,7 @@ the real ASL at --time-scale 0.005 (300 s -> 1.5 s, 1800 s -> 9 s), loopback rec
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from hookline import clock
+from hookline.domain import policy
 from tests.localstack_fixtures import LocalStackHandle, start_local_stack
 from tests.receivers import Receiver
 
@@ -169,3 +171,44 @@ def test_replay_to_a_new_webhook_delivers_each_stored_event_once(community: Comm
         assert len(ids) == 3 and len(set(ids)) == 3
         bodies = {r.body for r in rx.requests}
         assert all(any(e.encode() in b for b in bodies) for e in published)
+
+
+def test_a_paced_replay_to_a_dead_endpoint_fails_every_delivery_visibly(
+    community: Community,
+) -> None:
+    """A replay writes its deliveries at once (one group window) and a rate limit spreads their
+    first attempts over seconds: the later ones fail after the window's group took its last
+    members (even after it ended). Each must still get 1 + retry_count attempts and end
+    `failed`, with its delivery.failed event; none may stay `retrying`."""
+    since = clock.now_iso()
+    count = 4
+    with Receiver((200,)) as watcher, Receiver((500,)) as dead:
+        community.webhook(watcher.url_for("/failed"), events=["delivery.failed"])
+        published = {community.publish(f"backlog {n}") for n in range(count)}
+        webhook_id = community.webhook(dead.url_for("/hook"), rate_limit=1, retry_count=1)
+        answer = community.call("POST", f"/webhooks/{webhook_id}/replay", json={"since": since})
+        assert answer.status_code == 202 and answer.json()["queued"] == count, answer.text
+
+        def ended() -> list[dict[str, Any]] | None:
+            listed = community.deliveries(webhook_id)
+            done = [d for d in listed if d["state"] == "failed"]
+            return listed if len(listed) == count and len(done) == count else None
+
+        listed = community.stack.wait_for(ended, timeout=60)
+        community.stack.wait_for(lambda: len(watcher.requests) >= count, timeout=10)
+        time.sleep(2 * SCALE * 300)  # a retry the group would still owe would have come
+        sent = sorted(r.header("webhook-id") or "" for r in dead.requests)
+        failures = [json.loads(r.body) for r in watcher.requests]
+
+    assert all(d["attempts"] == 2 for d in listed), listed
+    assert {d["event_id"] for d in listed} == published
+    ids = {d["id"] for d in listed}
+    assert sent == sorted([*ids, *ids])  # exactly 1 + retry_count each, nothing more
+    assert sorted(f["data"]["delivery_id"] for f in failures) == sorted(ids)
+    # The attempts a minute apart in workflow time came too late for one group: later
+    # generations of the window took them, and every group ran to its end.
+    groups = [
+        e for e in community.stack.scheduler.executions() if e.input["webhook_id"] == webhook_id
+    ]
+    assert len(groups) > 1 and all(e.status == "SUCCEEDED" for e in groups)
+    assert any(policy.generation_of(e.name) for e in groups)
