@@ -122,23 +122,27 @@ def _b2(b2: Mapping[str, Any]) -> list[str]:
         "attempts yet (see docs/architecture.md).",
     ]
     local = b2["p99_ratio"].get("local stack")
-    if local:
-        lw, lo = v["local stack, with slow"], v["local stack, without slow"]
+    if local and "pooled" in local:
+        pooled = b2["local_pooled_p99_ms"]
         out.append(
             "Through `hookline local` over HTTP (a fresh stack per run, "
             f"{w['local_healthy_webhooks']} healthy webhooks, {w['local_events']} events per "
-            "community, the production "
-            f"{w['delivery_timeout_s']:g} s timeout): healthy p99 "
-            f"{num(lw['p99_ms']['median'])} ms with the hung endpoint against "
-            f"{num(lo['p99_ms']['median'])} ms without it, {spread(local, 2)}{TIMES}"
+            f"community at {w['rate_per_s']:g}/s, the production "
+            f"{w['delivery_timeout_s']:g} s timeout): healthy p99 of all rounds pooled "
+            f"{num(pooled['with slow'])} ms with the hung endpoint against "
+            f"{num(pooled['without slow'])} ms without it, {num(local['pooled'], 2)}{TIMES}"
             + (
                 " (met)."
                 if b2.get("met_local_stack")
-                else " (missed). The p50 does not move; in the runs examined the tail was the "
-                "deliveries published about 2 s in, when every DeliverFunction invocation still "
-                "waiting on the hung endpoint applies the slow-endpoint hold "
-                "(`SLOW_ATTEMPT_SECONDS`) at the same moment, all in the one process and GIL that "
-                "Lambda would spread over separate instances."
+                else " (missed). Per-stage timestamps place the tail at the end of the "
+                "slow-endpoint hold (`SLOW_ENDPOINT_HOLD_SECONDS`, 30 s after the first attempt "
+                "still running at `SLOW_ATTEMPT_SECONDS`), not at its start: the orders that "
+                "reached the held webhook in its last 10 s wait in process for its end "
+                "(pacing's in-process horizon) and the orders it deferred come back then, so "
+                "all of them are sent to the still-hung endpoint at once, each holding a "
+                "DeliverFunction invocation for the timeout, until the queue's "
+                "MaximumConcurrency is used up and healthy orders wait for a free invocation. "
+                "The hold caps nothing at that moment (docs/architecture.md)."
             )
         )
     out += [
