@@ -15,9 +15,9 @@ deliveries to the 19 healthy endpoints, p50/p99.
   with the production timeout: one community's ``LOCAL_HEALTHY`` healthy webhooks, the other
   community's hung one (or none), both communities publishing at the same rate; a fresh stack
   per run, so deferred orders of the hung endpoint do not spill into the next run. A run lasts
-  past the end of the slow-endpoint hold (``dispatch.SLOW_ENDPOINT_HOLD_SECONDS``, then the
-  orders it deferred come back), as a user's stack would; its ratio is that of the p99s of all
-  rounds' latencies pooled (a run's p99 is nearly its single worst event: each event's
+  well past the hung endpoint's first timeouts (its orders then wait for their slow-lane turns
+  on the queue), as a user's stack would; its ratio is that of the p99s of all rounds'
+  latencies pooled (a run's p99 is nearly its single worst event: each event's
   ``LOCAL_HEALTHY`` deliveries stall together), the per-round ratios its spread.
 * sequential: what CMS plugins do inline or from cron — one worker, one event after another,
   POSTing to the endpoints in order with ``requests`` (the slow endpoint is 10th of 20).
