@@ -144,3 +144,24 @@ def test_a_slot_survives_the_queue_and_a_bad_one_is_refused(
     for bad in ("soon", True, 1.5):
         with pytest.raises(ValueError, match="slot_ms"):
             DeliveryOrder.from_message({**order.to_message(), "slot_ms": bad})
+
+
+def test_orders_waiting_for_a_worker_do_not_make_a_fast_endpoint_slow(lane: Any) -> None:
+    """A batch bigger than the worker pool: orders still queued or just taken up when the check
+    comes (SLOW_ATTEMPT_SECONDS after the batch began) are not slow attempts."""
+    wiring.configure(
+        settings=Settings(
+            operator_key=OPERATOR_KEY,
+            allow_private_targets=True,
+            delivery_timeout_seconds=TIMEOUT,
+            dispatch_concurrency=1,
+        )
+    )
+    services = wiring.services()
+    community, _ = make_community(services)
+    with Receiver((200, {}, b"", 0.2)) as quick:  # answers in 0.2 s, under the 0.3 s mark
+        hook = make_webhook(services, community.id, quick.url_for("/ok"))
+        ctx = delivery_context(services)
+        orders = [DeliveryOrder(hook.id, make_event(community)) for _ in range(3)]
+        assert deliver_orders(ctx, orders) == ["delivered"] * 3
+    assert ctx.webhooks.get(community.id, hook.id).slow_until is None

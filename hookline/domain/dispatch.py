@@ -19,6 +19,7 @@ attempts nothing that is already recorded.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -176,8 +177,12 @@ def deliver_orders(
     """
     if not orders:
         return []
+    began = time.monotonic()
+    #: When each order's thread took it up (one waiting for a worker is not slow).
+    taken_up: dict[str, float] = {}
 
     def run(order: DeliveryOrder) -> Result | BaseException:
+        taken_up[order.delivery_id] = time.monotonic()
         try:
             return deliver_order(ctx, order)
         except Exception as exc:
@@ -191,8 +196,13 @@ def deliver_orders(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hookline-deliver") as pool:
         futures = [pool.submit(carry(run), order) for order in orders]
         _, running = wait(futures, timeout=SLOW_ATTEMPT_SECONDS)
-        pairs = zip(orders, futures, strict=True)
-        slow = {(o.community_id, o.webhook_id) for o, f in pairs if f in running}
+        # Running for most of SLOW_ATTEMPT_SECONDS, not waiting for a worker most of it.
+        late = began + SLOW_ATTEMPT_SECONDS / 2
+        slow = {
+            (o.community_id, o.webhook_id)
+            for o, f in zip(orders, futures, strict=True)
+            if f in running and taken_up.get(o.delivery_id, late + 1) <= late
+        }
         for community_id, webhook_id in slow:
             _mark_slow(ctx, community_id, webhook_id)
         return [future.result() for future in futures]
