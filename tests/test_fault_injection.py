@@ -28,7 +28,7 @@ from hookline import clock
 from hookline.adapters import dynamodb
 from hookline.adapters.dynamodb import DynamoTables
 from hookline.config import Settings
-from hookline.domain import dispatch, pacing, policy
+from hookline.domain import dispatch, policy
 from hookline.domain.delivery import delivery_id_for
 from hookline.ports import Sender
 from hookline_dev.local.scheduler import LocalRetryScheduler
@@ -287,8 +287,6 @@ def test_a_slow_lane_order_dying_around_its_deferral_is_sent_once(
         requests = rx.requests
 
     assert deaths and pipeline.queue.crashes == 1
-    sent = sorted(r.received_at for r in requests)
-    assert all(b - a >= TIMEOUT / pacing.SLOW_LANE_CAP - 0.05 for a, b in itertools.pairwise(sent))
     received = Counter(r.header("webhook-id") for r in requests)
     assert received == Counter({delivery_id_for(e, hook.id): 1 for e in events})
     for event in events:
