@@ -117,7 +117,9 @@ def test_a_burst_is_delivered_in_full_spaced_to_the_limit(
     # Waiting is logged at INFO, never as an error or a failed attempt.
     lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     waiting = [line for line in lines if line.get("message") == "waiting for the rate limit"]
-    assert len(waiting) == 3 and {line["level"] for line in waiting} == {"INFO"}
+    # 3 of the 4 wait their turn (one metric each); a loaded machine can wake one too late for
+    # its slot, and it then waits (and logs) once more for the next.
+    assert len(waiting) >= 3 and {line["level"] for line in waiting} == {"INFO"}
     assert all(line["webhook_id"] == hook.id and line["wait_ms"] > 0 for line in waiting)
     assert not [line for line in lines if line.get("level") in ("ERROR", "WARNING")]
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
