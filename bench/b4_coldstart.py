@@ -18,10 +18,10 @@ app``), in an environment that resembles Lambda's:
   the Lambda runtime does not.
 
 Measured per run: wall and CPU time of the whole child process (interpreter start + import +
-the first ``wiring.services()``, which makes the tables adapter, importing boto3, and leaves
+the first ``wiring.services()``, which makes the tables adapter, importing botocore, and leaves
 the other adapters and every AWS client to their first use), the import time inside the
 child, and peak RSS. The baseline is ``import boto3`` measured the same way in the same
-interleaved rounds. Apart from the rounds, ``first_client_ms`` times the DynamoDB resource that
+interleaved rounds. Apart from the rounds, ``first_client_ms`` times the DynamoDB client that
 every function's first request creates, and ``ready_ratio`` adds it to the cold start; the same
 runs time compiling the source of every module of the layer they loaded (``layer_compile_ms``,
 CPU): what each cold start would add if the layer shipped no bytecode.
@@ -144,7 +144,7 @@ else:
     first_client = init
     if sys.argv[5] == "1":
         from hookline.adapters import dynamodb
-        dynamodb.resource()
+        dynamodb.client()
         first_client = time.perf_counter()
 import json, re
 # What a cold start would spend compiling the layer's modules it loaded, had they no bytecode.

@@ -55,7 +55,7 @@ built = sorted(
     if isinstance(value, type) and issubclass(value, models.Record)
     and value.__pydantic_complete__
 )
-clients = dynamodb.resource.cache_info().currsize
+clients = dynamodb.client.cache_info().currsize
 event = models.Event.model_validate(
     {"id": "evt_1", "community_id": "com_1", "event": "member.created", "data": {},
      "timestamp": "2026-01-01T00:00:00Z"}
@@ -74,6 +74,20 @@ def test_a_cold_start_builds_no_client_and_no_validator(function: str, tmp_path:
     validator; the first request that needs one builds it."""
     probe = _in_lambda(function, _BUILT, tmp_path)
     assert probe == {"built": [], "clients": 0, "event_built_on_use": True}
+
+
+@pytest.mark.parametrize("function", HANDLERS)
+def test_no_function_imports_boto3(function: str, tmp_path: Path) -> None:
+    """Every adapter uses botocore's own clients: boto3 (its resource layer and s3transfer,
+    with multiprocessing) stays out of the cold start and out of the first DynamoDB client."""
+    probe = _in_lambda(
+        function,
+        "import json, sys\nfrom hookline import wiring\nfrom hookline.adapters import dynamodb\n"
+        "wiring.services()\ndynamodb.client()\n"
+        "print(json.dumps(sorted(m for m in ('boto3', 's3transfer') if m in sys.modules)))",
+        tmp_path,
+    )
+    assert probe == []
 
 
 _PATCHED = """
