@@ -76,15 +76,23 @@ def test_a_cold_start_builds_no_client_and_no_validator(function: str, tmp_path:
     assert probe == {"built": [], "clients": 0, "event_built_on_use": True}
 
 
+_UNNEEDED = ("boto3", "s3transfer", "aws_lambda_powertools.utilities.parser")
+
+
 @pytest.mark.parametrize("function", HANDLERS)
-def test_no_function_imports_boto3(function: str, tmp_path: Path) -> None:
-    """Every adapter uses botocore's own clients: boto3 (its resource layer and s3transfer,
-    with multiprocessing) stays out of the cold start and out of the first DynamoDB client."""
+def test_no_function_imports_what_no_request_uses(function: str, tmp_path: Path) -> None:
+    """Neither the cold start nor the first DynamoDB client imports:
+
+    * boto3: every adapter uses botocore's own clients, so boto3's resource layer and
+      s3transfer (with multiprocessing) stay out;
+    * powertools' parser models: the batch utility builds dozens of pydantic models at import
+      when pydantic is already imported (``utilities.batch.types``), so a function that uses it
+      imports it before anything imports pydantic."""
     probe = _in_lambda(
         function,
         "import json, sys\nfrom hookline import wiring\nfrom hookline.adapters import dynamodb\n"
         "wiring.services()\ndynamodb.client()\n"
-        "print(json.dumps(sorted(m for m in ('boto3', 's3transfer') if m in sys.modules)))",
+        f"print(json.dumps(sorted(m for m in {_UNNEEDED!r} if m in sys.modules)))",
         tmp_path,
     )
     assert probe == []
