@@ -98,6 +98,20 @@ def test_no_function_imports_what_no_request_uses(function: str, tmp_path: Path)
     assert probe == []
 
 
+@pytest.mark.parametrize("function", HANDLERS)
+def test_a_handler_imports_with_the_collector_paused_then_resumed(
+    function: str, tmp_path: Path
+) -> None:
+    """The imports run with the cyclic collector paused (hookline.coldstart); afterwards it is
+    running again, with what the imports made frozen out of its way."""
+    probe = _in_lambda(
+        function,
+        "import gc, json\nprint(json.dumps([gc.isenabled(), gc.get_freeze_count() > 10_000]))",
+        tmp_path,
+    )
+    assert probe == [True, True]
+
+
 _PATCHED = """
 import json
 import botocore.client
