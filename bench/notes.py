@@ -236,9 +236,9 @@ def _b4(b4: Mapping[str, Any]) -> list[str]:
                 "first request builds a plain DynamoDB client, not a resource. And its imports "
                 "run with the cyclic garbage collector paused (hookline/coldstart.py): the "
                 "collections that would otherwise trip while the imports create several hundred "
-                "thousand long-lived objects walk them all and free nothing, about a third of a "
-                "handler's import CPU; the collector resumes afterwards with those objects "
-                "frozen (`gc.freeze`). The floor rows do neither."
+                "thousand long-lived objects walk them all and free nothing (up to a sixth of a "
+                "handler's import CPU, most in the API); the collector resumes afterwards with "
+                "those objects frozen (`gc.freeze`). The floor rows do neither."
             )
         out.append(
             "Nothing is built at import that the first request does not need: the Tracer "
