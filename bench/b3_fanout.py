@@ -53,7 +53,7 @@ def _lookups(totals: Sequence[int], repeats: int) -> dict[str, Any]:
     it that is turning the items into pydantic Webhook models (the rest is the in-memory
     adapter copying items; on DynamoDB it would be the Query and boto3's deserialisation)."""
     from hookline.domain.models import Webhook
-    from hookline.domain.repositories import _record_fields
+    from hookline.domain.repositories import record_fields
 
     out = {}
     for total in totals:
@@ -67,7 +67,7 @@ def _lookups(totals: Sequence[int], repeats: int) -> dict[str, Any]:
             lookups.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             for item in items:
-                Webhook.model_validate(_record_fields(item))
+                Webhook.model_validate(record_fields(item))
             validations.append((time.perf_counter() - started) * 1000)
         out[f"{total:,}"] = {
             "lookup_ms": harness.summary(lookups),

@@ -11,7 +11,7 @@ app``), in an environment that resembles Lambda's:
   else installed in this virtualenv (awscrt and pyOpenSSL, which botocore picks up when
   present, and every development tool) cannot be imported;
 * bytecode compiled beforehand (a warm-up run writes it to a scratch PYTHONPYCACHEPREFIX), as
-  the layer ships it (layers/hookline/Makefile compiles it; tests/test_layer.py checks);
+  the layer ships it (layers/hookline/Makefile compiles it; tests/deploy/test_layer.py checks);
 * an interpreter started without this virtualenv's .pth files (``-S``, then ``site`` imported
   and site-packages put on sys.path by hand): the editable install's finder they load would
   add the same ~10 ms to both sides and import pathlib, re and urllib.parse for them, which

@@ -25,16 +25,13 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from bench import harness
+from bench.dynamodb_units import CountingTables, Op, PlainTables, uncounted, units
 from bench.receiver import ReceiverFarm
 from hookline.domain.retry_workflow import GROUP_CONCURRENCY
-from hookline.ports import Item, Page, Query
-from hookline_dev.memory import MemoryTable, MemoryTables
 
 PRICES_AS_OF = "2026-11-23"
 REGION = "us-east-1"
@@ -49,6 +46,7 @@ PRICES = {
     "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KB chunk
     "apigw_rest_request": 3.50 / 1e6,
     "apigw_http_request": 1.00 / 1e6,  # what-if only: issue 12's WAF rule needs the REST API
+    "waf_request": 0.60 / 1e6,  # per request the web ACL inspects (plus $5/ACL, $1/rule a month)
     "eventbridge_custom_event": 1.00 / 1e6,
     "eventbridge_api_destination": 0.20 / 1e6,
 }
@@ -58,246 +56,6 @@ SUBSCRIBED = 3
 FAILURE_RATE = 0.01
 ASSUMED_ENDPOINT_MS = 100.0
 ASSUMED_DYNAMODB_MS = 5.0
-
-
-# --------------------------------------------------------------------------------------------
-# DynamoDB item size and request units
-
-
-def attribute_size(value: Any) -> int:
-    """Bytes DynamoDB counts for one attribute value (its documented sizing rules)."""
-    if value is None or isinstance(value, bool):
-        return 1
-    if isinstance(value, str):
-        return len(value.encode("utf-8"))
-    if isinstance(value, bytes | bytearray):
-        return len(value)
-    if isinstance(value, int | float | Decimal):
-        digits = len(str(abs(Decimal(str(value)))).replace(".", "").lstrip("0")) or 1
-        return math.ceil(digits / 2) + 1
-    if isinstance(value, Mapping):
-        return 3 + sum(len(str(k).encode()) + attribute_size(v) + 1 for k, v in value.items())
-    if isinstance(value, list | tuple | set):
-        return 3 + sum(attribute_size(v) + 1 for v in value)
-    return len(str(value).encode())
-
-
-def item_size(item: Mapping[str, Any]) -> int:
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
-
-
-def _wru(size: int) -> int:
-    return max(1, math.ceil(size / 1024))
-
-
-def _rru(size: int, *, consistent: bool = True) -> float:
-    """Read units of `size` bytes: 1 per 4 KB strongly consistent, half that eventually."""
-    units = max(1, math.ceil(size / 4096))
-    return float(units) if consistent else units / 2
-
-
-@dataclass
-class Op:
-    table: str
-    kind: str  # get, put, update, delete, query, batch_get
-    wru: int = 0
-    rru: float = 0
-    gsi_wru: int = 0
-
-
-@dataclass(frozen=True)
-class Index:
-    """One GSI as template.yaml declares it: its keys and what it projects."""
-
-    name: str
-    hash_key: str
-    range_key: str | None
-    projection: Mapping[str, Any]
-
-    def entry(self, item: Item | None, table_keys: Sequence[str]) -> Item | None:
-        """The index entry `item` has (None when it lacks the index's keys: a sparse index)."""
-        keys = [self.hash_key, *([self.range_key] if self.range_key else [])]
-        if item is None or any(k not in item for k in keys):
-            return None
-        kind = self.projection.get("ProjectionType", "ALL")
-        if kind == "ALL":
-            return dict(item)
-        kept = {*keys, *table_keys}
-        if kind == "INCLUDE":
-            kept |= set(self.projection.get("NonKeyAttributes") or ())
-        return {k: v for k, v in item.items() if k in kept}
-
-    def write_units(
-        self, before: Item | None, after: Item | None, table_keys: Sequence[str]
-    ) -> int:
-        """What one base-table write costs this index, as DynamoDB bills it: a new entry is one
-        write of its size, a removed one a delete, a changed key both, a changed projected
-        attribute one write, and nothing when the entry does not change."""
-        old, new = self.entry(before, table_keys), self.entry(after, table_keys)
-        if old is None and new is None:
-            return 0
-        if old is None:
-            return _wru(item_size(new))  # type: ignore[arg-type]
-        if new is None:
-            return _wru(item_size(old))
-        keys = [self.hash_key, *([self.range_key] if self.range_key else [])]
-        if any(old[k] != new[k] for k in keys):
-            return _wru(item_size(old)) + _wru(item_size(new))
-        return _wru(item_size(new)) if old != new else 0
-
-
-def template_indexes() -> dict[str, tuple[tuple[str, ...], list[Index]]]:
-    """Logical id -> (the table's key attributes, its GSIs), read from template.yaml."""
-    from hookline_dev.template import table_specs
-
-    return {
-        spec.logical_id: (
-            (spec.hash_key, *([spec.range_key] if spec.range_key else [])),
-            [
-                Index(name, hash_key, range_key, spec.projections.get(name, {}))
-                for name, (hash_key, range_key) in spec.indexes.items()
-            ],
-        )
-        for spec in table_specs()
-    }
-
-
-class CountingTable:
-    """A MemoryTable that records what each request would cost on DynamoDB, every GSI the
-    template declares for the table included."""
-
-    def __init__(
-        self,
-        inner: MemoryTable,
-        log: list[Op],
-        *,
-        keys: Sequence[str] = ("pk", "sk"),
-        gsis: Sequence[Index] = (),
-    ):
-        self.inner = inner
-        self.name = inner.name
-        self.indexes = inner.indexes
-        self.log = log
-        self.keys = tuple(keys)
-        self.gsis = tuple(gsis)
-
-    def _gsi_cost(self, before: Item | None, after: Item | None) -> int:
-        return sum(index.write_units(before, after, self.keys) for index in self.gsis)
-
-    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
-        item = self.inner.get(pk, sk)
-        units = _rru(item_size(item or {}), consistent=consistent)
-        self.log.append(Op(self.name, "get" if consistent else "get (eventual)", rru=units))
-        return item
-
-    def put(self, item: Item, *, if_absent: bool = False) -> None:
-        before = self.inner.get(item["pk"], item["sk"])
-        size = max(item_size(item), item_size(before or {}))
-        try:
-            self.inner.put(item, if_absent=if_absent)
-        except Exception:
-            self.log.append(Op(self.name, "put (condition failed)", wru=_wru(size)))
-            raise
-        self.log.append(Op(self.name, "put", wru=_wru(size), gsi_wru=self._gsi_cost(before, item)))
-
-    def update(self, pk: str, sk: str, **kwargs: Any) -> Item:
-        before = self.inner.get(pk, sk)
-        try:
-            after = self.inner.update(pk, sk, **kwargs)
-        except Exception:
-            self.log.append(Op(self.name, "update (condition failed)", wru=1))
-            raise
-        size = max(item_size(after), item_size(before or {}))
-        self.log.append(
-            Op(self.name, "update", wru=_wru(size), gsi_wru=self._gsi_cost(before, after))
-        )
-        return after
-
-    def delete(self, pk: str, sk: str, **kwargs: Any) -> None:
-        before = self.inner.get(pk, sk)
-        self.inner.delete(pk, sk, **kwargs)
-        self.log.append(
-            Op(
-                self.name,
-                "delete",
-                wru=_wru(item_size(before or {})),
-                gsi_wru=self._gsi_cost(before, None),
-            )
-        )
-
-    def query(self, query: Query) -> Page:
-        page = self.inner.query(query)
-        read = sum(item_size(i) for i in page.items)
-        # Index queries are eventually consistent; the adapter reads the table itself strongly.
-        self.log.append(Op(self.name, "query", rru=_rru(read, consistent=query.index is None)))
-        return page
-
-    def batch_get(self, keys: Sequence[tuple[str, str]]) -> list[Item]:
-        items = self.inner.batch_get(keys)
-        units = sum(_rru(item_size(i)) for i in items) or 1
-        self.log.append(Op(self.name, "batch_get", rru=units))
-        return items
-
-
-#: The template's logical id of each table role.
-TABLE_ROLES = {
-    "communities": "CommunitiesTable",
-    "webhooks": "WebhooksTable",
-    "events": "EventsTable",
-    "deliveries": "DeliveryLogTable",
-    "directory": "DirectoryTable",
-}
-
-
-@dataclass
-class CountingTables:
-    log: list[Op] = field(default_factory=list)
-    memory: MemoryTables = field(default_factory=MemoryTables)
-    communities: CountingTable = field(init=False)
-    webhooks: CountingTable = field(init=False)
-    events: CountingTable = field(init=False)
-    deliveries: CountingTable = field(init=False)
-    directory: CountingTable = field(init=False)
-
-    def __post_init__(self) -> None:
-        declared = template_indexes()
-        for role, logical_id in TABLE_ROLES.items():
-            keys, gsis = declared[logical_id]
-            table = CountingTable(getattr(self.memory, role), self.log, keys=keys, gsis=gsis)
-            setattr(self, role, table)
-
-    def rate_limiter(self) -> Any:
-        return self.memory.rate_limiter()
-
-    def take(self) -> list[Op]:
-        taken = list(self.log)
-        self.log.clear()
-        return taken
-
-
-class PlainTables(MemoryTables):
-    """In-memory tables without counting, for the CPU measurements (counting costs CPU)."""
-
-    def take(self) -> list[Op]:
-        return []
-
-
-def _raw(table: Any) -> Any:
-    return getattr(table, "inner", table)
-
-
-def units(ops: Sequence[Op]) -> dict[str, Any]:
-    by_kind: dict[str, int] = {}
-    for op in ops:
-        key = f"{op.table}.{op.kind}"
-        by_kind[key] = by_kind.get(key, 0) + 1
-    return {
-        "requests": len(ops),
-        "wru": sum(op.wru + op.gsi_wru for op in ops),
-        "gsi_wru": sum(op.gsi_wru for op in ops),
-        "rru": round(sum(op.rru for op in ops), 3),
-        "by_request": by_kind,
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,6 +105,8 @@ def template_settings() -> dict[str, Any]:
             (glob.get("Environment") or {}).get("Variables", {}).get("DISPATCH_CONCURRENCY", 32)
         ),
         "authorizer_cache_ttl_s": int(params["AuthorizerCacheTtlSeconds"]["Default"]),
+        # the web ACL is on the stage unless the parameter's default turns it off
+        "waf": str(params["WafRateLimitPerIp"]["Default"]) != "0",
         "retry_schedule": [int(s) for s in str(params["RetrySchedule"]["Default"]).split(",")],
         "state_machine_type": machine.get("Type", "STANDARD"),
     }
@@ -360,8 +120,11 @@ def _median_ms(samples: Sequence[float]) -> float:
     return float(sorted(samples)[len(samples) // 2] * 1000) if samples else 0.0
 
 
-def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, Any]:
-    """POST /v1/communities/<id>/events through functions/api (ApiFunction)."""
+def _publish_path(
+    eng: harness.Engine, tables: Any, repeats: int, *, batch: int = 0
+) -> dict[str, Any]:
+    """POST /v1/communities/<id>/events through functions/api (ApiFunction); with `batch`,
+    POST .../events/batch with that many events, the figures then per event."""
     from hookline.domain.communities import issue_key
     from hookline.domain.repositories import CommunityRepository
     from hookline_dev.local.lambdas import LambdaContext, load_handler
@@ -369,15 +132,17 @@ def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, A
     key, _ = issue_key(CommunityRepository(tables.communities), eng.community.id, "bench")
     template = json.loads((harness.ROOT / "events" / "api-publish-event.json").read_text())
     handler = load_handler("api")
-    body = json.dumps({"event": "post.created", "data": harness._data(880, 1)})
+    one = {"event": "post.created", "data": harness._data(880, 1)}
+    body = json.dumps({"events": [one] * batch} if batch else one)
+    route, expected = ("events/batch", 207) if batch else ("events", 202)
     first: list[Op] = []
     steady: list[Op] = []
     cpu: list[float] = []
     for index in range(repeats):
         event = copy.deepcopy(template)
-        path = f"/v1/communities/{eng.community.id}/events"
+        path = f"/v1/communities/{eng.community.id}/{route}"
         event["path"] = path
-        event["pathParameters"] = {"proxy": f"{eng.community.id}/events"}
+        event["pathParameters"] = {"proxy": f"{eng.community.id}/{route}"}
         event["requestContext"]["path"] = "/dev" + path
         event["requestContext"]["authorizer"] = {
             "principalId": key.id,
@@ -391,7 +156,10 @@ def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, A
         with harness.quiet():
             response = handler(event, LambdaContext(function_name="hookline-api"))
         cpu.append(time.thread_time() - started)
-        if response["statusCode"] != 202:
+        published = json.loads(response["body"]).get("data") if batch else None
+        if response["statusCode"] != expected or (
+            published and any(r["status"] != 202 for r in published)
+        ):
             raise RuntimeError(f"publish answered {response['statusCode']}: {response['body']}")
         taken = tables.take()
         if index == 0:
@@ -399,10 +167,20 @@ def _publish_path(eng: harness.Engine, tables: Any, repeats: int) -> dict[str, A
         steady = taken
     # The first request of a key also records its last_used_at (at most once a minute per key,
     # so nothing per request at any real rate): the model prices a later, steady-state one.
+    per = max(batch, 1)
     return {
-        "cpu_ms": _median_ms(cpu),
-        "dynamodb": units(steady),
-        "dynamodb_first_request": units(first),
+        "events_per_request": per,
+        "cpu_ms": _median_ms(cpu) / per,
+        "dynamodb": _per_event(units(steady), per),
+        "dynamodb_first_request": _per_event(units(first), per),
+    }
+
+
+def _per_event(counted: dict[str, Any], events: int) -> dict[str, Any]:
+    """Counted units of one request, per event of it."""
+    by_request = {k: v / events for k, v in counted["by_request"].items()}
+    return {k: v / events for k, v in counted.items() if k != "by_request"} | {
+        "by_request": by_request
     }
 
 
@@ -443,6 +221,8 @@ def _dispatch_path(
 #: receiving 10 deliveries/s fail, 6 per window; B7: a dead endpoint receiving 1 delivery/s,
 #: 60 per window.
 GROUP_MEMBERS_B6 = 6
+#: Events per request in the batch-publishing scenario (the route's maximum).
+PUBLISH_BATCH = 100
 GROUP_MEMBERS_B7 = 60
 
 
@@ -463,7 +243,7 @@ def _retry_cycle(
     from hookline_dev.local.lambdas import LambdaContext, load_handler
     from hookline_dev.template import retry_state_machine_definition
 
-    raw_webhooks = WebhookRepository(_raw(tables.webhooks))  # uncounted: the bench's own edits
+    raw_webhooks = WebhookRepository(uncounted(tables.webhooks))  # uncounted: the bench's own edits
     failing_url = "http://127.0.0.1:9/unreachable"  # nothing listens on the discard port
     hook = harness.add_webhooks(eng, [failing_url], events=("member.*",))[0]
     events = harness.publish_events(eng, members, event_type="member.joined")
@@ -531,6 +311,7 @@ def measure(farm: ReceiverFarm, *, batch: int = 100, repeats: int = 20) -> dict[
         harness.add_webhooks(eng, [farm.url(i) for i in range(SUBSCRIBED)])
         passes[name] = {
             "publish": _publish_path(eng, tables, repeats),
+            "publish_batch": _publish_path(eng, tables, max(repeats // 4, 2), batch=PUBLISH_BATCH),
             "dispatch": _dispatch_path(eng, tables, farm, batch),
             "retry_recovers": _retry_cycle(
                 eng, tables, farm, recovers=True, members=GROUP_MEMBERS_B6
@@ -560,6 +341,7 @@ def model(
     failure_rate: float = FAILURE_RATE,
     subscribed: int = SUBSCRIBED,
     retry_key: str = "retry_recovers",
+    publish_key: str = "publish",
 ) -> dict[str, Any]:
     """Dollars per million events, by component (see the README for the formula)."""
     p = PRICES
@@ -570,7 +352,8 @@ def model(
 
     batch = settings["dispatch_batch_size"]
     queue_batch = settings["queue_batch_size"]
-    pub = measured["publish"]
+    pub = measured[publish_key]
+    requests = 1 / pub["events_per_request"]  # front-door requests per event
     disp = measured["dispatch"]
     cycle = measured[retry_key]
 
@@ -612,8 +395,9 @@ def model(
     failed = subscribed * failure_rate  # failed first attempts per event
 
     per_event = {
-        "API Gateway REST (publish)": p["apigw_rest_request"],
-        "ApiFunction requests": p["lambda_request"],
+        "API Gateway REST (publish)": requests * p["apigw_rest_request"],
+        "AWS WAF (web ACL on the stage)": requests * p["waf_request"] if settings["waf"] else 0.0,
+        "ApiFunction requests": requests * p["lambda_request"],
         "ApiFunction duration": api_s * mem["ApiFunction"] * p["lambda_gb_s_arm64"],
         "DispatchFunction requests": p["lambda_request"] / batch,
         "DispatchFunction duration": dispatch_s_per_event
@@ -691,6 +475,7 @@ def model(
             "failure_rate": failure_rate,
             "subscribed": subscribed,
             "retry_scenario": retry_key,
+            "events_per_publish": pub["events_per_request"],
         },
         "durations_s": {
             "api_invocation": api_s,
@@ -705,11 +490,48 @@ def model(
         "dead_delivery_total": sum(dead.values()) * 1e6,
         "eventbridge": eventbridge,
         "eventbridge_total": eb_total,
-        "eventbridge_with_rest_front_door": eb_total + p["apigw_rest_request"] * 1e6,
-        # What-if, not a plan: an HTTP API cannot carry the AWS WAF per-IP rule (issue 12).
-        "total_with_http_api_front_door": total
-        - (p["apigw_rest_request"] - p["apigw_http_request"]) * 1e6,
+        "eventbridge_with_rest_front_door": eb_total
+        + (per_event["API Gateway REST (publish)"] + per_event["AWS WAF (web ACL on the stage)"])
+        * 1e6,
+        "what_if": what_if(
+            per_million,
+            total,
+            index_wru_per_delivery=disp["dynamodb_per_delivery"]["gsi_wru"],
+            first_successes=subscribed - failed,
+            requests_per_event=requests,
+        ),
         "ratio_to_eventbridge": total / eb_total,
+    }
+
+
+def what_if(
+    per_million: Mapping[str, float],
+    total: float,
+    *,
+    index_wru_per_delivery: float,
+    first_successes: float,
+    requests_per_event: float,
+) -> dict[str, float]:
+    """Totals of designs not built, from the same counted parts: what B6's $8 would take.
+
+    1. The management API (publishing included) on an HTTP API: $1.00/M instead of REST's
+       $3.50, but an HTTP API cannot carry a web ACL, so management calls would lose the
+       per-IP and per-key WAF rules (the hooks would keep them on the REST API).
+    2. On top of 1, a delivery that succeeds at once written without its `by_webhook` entry
+       (only retrying deliveries indexed): a webhook's listings would then read its whole
+       community's partition, at a cost that grows with the community's other webhooks.
+    """
+    p = PRICES
+    http = (
+        total
+        - per_million["API Gateway REST (publish)"]
+        - per_million["AWS WAF (web ACL on the stage)"]
+        + requests_per_event * p["apigw_http_request"] * 1e6
+    )
+    unindexed = http - first_successes * index_wru_per_delivery * p["dynamodb_wru"] * 1e6
+    return {
+        "management API on an HTTP API (no WAF for it)": http,
+        "... and first-time successes not in the by_webhook index": unindexed,
     }
 
 
@@ -727,6 +549,9 @@ def run(
         "main": model(settings, measured),
         "slow endpoints (1 s)": model(settings, measured, endpoint_ms=1000.0),
         "failing deliveries never recover": model(settings, measured, retry_key="retry_never"),
+        f"batches of {PUBLISH_BATCH} (POST .../events/batch)": model(
+            settings, measured, publish_key="publish_batch"
+        ),
     }
     return {
         "name": "B6 cost model",

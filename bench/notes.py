@@ -247,7 +247,7 @@ def _b4(b4: Mapping[str, Any]) -> list[str]:
             "authorizer does not load the delivery code, the API loads powertools idempotency "
             "only for a request with an Idempotency-Key, and the batch utility is imported "
             "before pydantic so that it skips powertools' parser models "
-            "(tests/test_cold_start.py keeps all of it so). What remains above the floor is "
+            "(tests/deploy/test_cold_start.py keeps all of it so). What remains above the floor is "
             "powertools' batch utility with every event data class its package imports "
             "(DispatchFunction and DeliverFunction), the API's route modules (their pydantic "
             "models, dataclasses and powertools' route regexes) and hookline's own modules. "
@@ -261,7 +261,7 @@ def _b4(b4: Mapping[str, Any]) -> list[str]:
         entry = funcs[worst]
         out.append(
             "The layer ships python3.12 bytecode (unchecked-hash `.pyc`, layers/hookline/"
-            "Makefile; tests/test_layer.py checks it). Without it Lambda's read-only `/opt` "
+            "Makefile; tests/deploy/test_layer.py checks it). Without it Lambda's read-only `/opt` "
             "makes every cold start compile each module it imports from the layer again: "
             f"{num(entry['layer_compile_ms']['median'])} ms of CPU for the "
             f"{entry['layer_modules']} layer modules `{worst}` loads here, "
@@ -393,9 +393,16 @@ def readme(results: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             "the failed first attempts at one webhook within a minute share one Standard "
             "workflow billed per state transition "
             f"({transitions:.2f} per failed delivery when the first retry succeeds, assuming "
-            f"{b6['measured']['retry_recovers']['members']} per group). The API Gateway REST "
-            "front door alone is $3.50, and stays: issue 12's WAF rule needs it (an HTTP API, "
-            f"$1.00/M, would make the total {money(main['total_with_http_api_front_door'])}). "
+            f"{b6['measured']['retry_recovers']['members']} per group). The front door alone "
+            "(API Gateway REST and the WAF web ACL issue 12 put on its stage) is "
+            + money(
+                main["per_million"]["API Gateway REST (publish)"]
+                + main["per_million"]["AWS WAF (web ACL on the stage)"]
+            )
+            + ". What $8 would take, from the same counted parts (not built: each gives up "
+            "something issue 12 or the delivery log has): "
+            + "; ".join(f"{name}: {money(value)}" for name, value in main["what_if"].items())
+            + ". "
             f"**B7**, a delivery to an endpoint that fails every attempt, costs "
             f"{money(main['dead_delivery_total'])} per million: "
             + ", ".join(

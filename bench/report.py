@@ -498,11 +498,12 @@ def _b6(result: Mapping[str, Any], *, heading: str = "## B6 — cost model") -> 
         *cost_formula(),
         "",
         "Counted per publish (steady state): "
-        f"{m['publish']['dynamodb']['requests']} DynamoDB requests "
-        f"({m['publish']['dynamodb']['wru']} WRU of which {m['publish']['dynamodb']['gsi_wru']} "
+        f"{m['publish']['dynamodb']['requests']:g} DynamoDB requests "
+        f"({m['publish']['dynamodb']['wru']:g} WRU of which "
+        f"{m['publish']['dynamodb']['gsi_wru']:g} "
         f"for the events index, {m['publish']['dynamodb']['rru']:g} RRU; a key's first request "
         f"in a minute adds its last_used_at write: "
-        f"{m['publish']['dynamodb_first_request']['wru']} WRU); per "
+        f"{m['publish']['dynamodb_first_request']['wru']:g} WRU); per "
         f"delivery: {m['dispatch']['dynamodb_per_delivery']['requests']:.2f} requests "
         f"({m['dispatch']['dynamodb_per_delivery']['wru']:.2f} WRU of which "
         f"{m['dispatch']['dynamodb_per_delivery']['gsi_wru']:.2f} for the `by_webhook` index: "
@@ -510,9 +511,10 @@ def _b6(result: Mapping[str, Any], *, heading: str = "## B6 — cost model") -> 
             f"{v:g}{TIMES} {k}"
             for k, v in m["dispatch"]["dynamodb_per_delivery"]["by_request"].items()
         )
-        + f"); per retry cycle that succeeds: {m['retry_recovers']['dynamodb_cycle']['requests']}"
-        f" requests ({m['retry_recovers']['dynamodb_cycle']['wru']} WRU, "
-        f"{m['retry_recovers']['dynamodb_cycle']['rru']} RRU). Measured CPU: publish "
+        + "); per member of a retry group whose first retry succeeds: "
+        f"{m['retry_recovers']['dynamodb_cycle']['requests']:.2f} requests "
+        f"({m['retry_recovers']['dynamodb_cycle']['wru']:.2f} WRU, "
+        f"{m['retry_recovers']['dynamodb_cycle']['rru']:.2f} RRU). Measured CPU: publish "
         f"{m['publish']['cpu_ms']:.1f} ms, delivery {m['dispatch']['cpu_ms_per_delivery']:.2f} "
         f"ms, retry attempt {m['retry_recovers']['attempt_cpu_ms']:.1f} ms.",
         "",
@@ -540,16 +542,16 @@ def _b6(result: Mapping[str, Any], *, heading: str = "## B6 — cost model") -> 
         + " |"
     )
     lines.append(
-        "| EventBridge behind the same REST front door (+ API Gateway) | "
+        "| EventBridge behind the same front door (+ API Gateway REST and WAF) | "
         + " | ".join(money(s["eventbridge_with_rest_front_door"]) for s in sc.values())
         + " |"
     )
-    lines.append(
-        "| What-if, not built: Hookline with an HTTP API front door ($1.00/M; it cannot carry "
-        "issue 12's WAF rule) | "
-        + " | ".join(money(s["total_with_http_api_front_door"]) for s in sc.values())
-        + " |"
-    )
+    for name in main["what_if"]:
+        lines.append(
+            f"| What-if, not built: {name} | "
+            + " | ".join(money(s["what_if"][name]) for s in sc.values())
+            + " |"
+        )
     lines.append(
         "| Hookline / EventBridge | "
         + " | ".join(f"{s['ratio_to_eventbridge']:.1f}{TIMES}" for s in sc.values())
@@ -564,11 +566,15 @@ def _b6(result: Mapping[str, Any], *, heading: str = "## B6 — cost model") -> 
         f"DynamoDB Streams ${p['streams_get_records'] * 1e5:.2f}/100k GetRecords (not charged "
         f"when Lambda triggers read them); Step Functions Standard "
         f"${p['sfn_transition'] * 1e3:.3f}/1k state transitions; API Gateway REST "
-        f"${p['apigw_rest_request'] * 1e6:.2f}/M; EventBridge "
+        f"${p['apigw_rest_request'] * 1e6:.2f}/M (HTTP API ${p['apigw_http_request'] * 1e6:.2f}"
+        f"/M); AWS WAF ${p['waf_request'] * 1e6:.2f}/M requests the web ACL inspects (its fixed "
+        "$5 a month per ACL and $1 per rule are left out); EventBridge "
         f"${p['eventbridge_custom_event'] * 1e6:.2f}"
         f"/M custom events (64 KB chunks) and ${p['eventbridge_api_destination'] * 1e6:.2f}/M API "
         f"destination invocations (retries assumed billed as invocations). Endpoints answer in "
-        f"{a['endpoint_response_ms']:g} ms (1 s in the second column); a DynamoDB request takes "
+        f"{a['endpoint_response_ms']:g} ms (1 s in the second column); the last column publishes "
+        "with the batch route (one front-door request and one ApiFunction invocation for its "
+        "events; B6 itself is single publishes); a DynamoDB request takes "
         f"{a['dynamodb_request_ms']:g} ms; stream batches are full ({t['dispatch_batch_size']} "
         f"events; at low traffic batches are smaller and the per-invocation share grows); the "
         f"authorizer's answer is cached {t['authorizer_cache_ttl_s']} s per key, so its cost "

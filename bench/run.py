@@ -2,7 +2,7 @@
 
     python -m bench.run                    # everything, full size (< 15 min on 2 cores)
     python -m bench.run --only b2,b4       # some benchmarks, merged into the existing report
-    python -m bench.run --quick            # tiny sizes (what tests/test_bench_smoke.py runs)
+    python -m bench.run --quick            # tiny sizes (tests/benchmarks/test_bench_smoke.py)
     python -m bench.run --no-readme        # leave README.md alone
 
 Writes bench/results/latest.md, latest.json and PNG plots, and the README's performance

@@ -126,11 +126,13 @@ class MotoWorkflow:
     def wait(
         self,
         execution_arn: str,
-        timeout: float = 20.0,
+        timeout: float = 60.0,
         answer: Callable[[dict[str, Any]], Result] | None = None,
     ) -> dict[str, Any]:
         """Poll until the execution ends; returns describe_execution. With `answer`, queue
-        answer(payload) for each Task payload as the state machine schedules it."""
+        answer(payload) for each Task payload as the state machine schedules it. `timeout`
+        only guards against a hang: a loaded machine (a full parallel run) can take 20 s for
+        a 50-member group's three rounds."""
         deadline = time.monotonic() + timeout
         answered = 0
         while True:

@@ -12,8 +12,8 @@ What it guarantees:
   handshake itself is bounded per socket operation by the time left when it started.)
 * Redirects are never followed; the response body is read no further than 4 KiB.
 * Nothing raises: every failure becomes an ``AttemptOutcome`` with an ``error`` text.
-* Keep-alive: urllib3 pools, one per (scheme, address, port, host name), shared by all threads
-  and bounded in number, so repeated deliveries to a receiver reuse their connections.
+* Keep-alive: connections come from hookline.adapters.http_pools, which also enforces the
+  deadline, so repeated deliveries to a receiver reuse their connections.
 
 The caller passes complete headers; this adds only Host and Content-Length.
 """
@@ -22,26 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import heapq
 import http.client
 import ipaddress
-import itertools
 import math
 import socket
 import ssl
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
 from urllib.parse import urlsplit
 
-from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -54,6 +47,8 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util import SKIP_HEADER
 from urllib3.util.timeout import Timeout
 
+from hookline.adapters import http_pools
+from hookline.adapters.http_pools import Deadline
 from hookline.domain.attempts import RESPONSE_BODY_LIMIT, AttemptOutcome
 from hookline.domain.targets import is_forbidden_address, parse_host_ip
 
@@ -62,10 +57,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: Bytes of a response body we read at most; the rest is never downloaded.
 BODY_READ_LIMIT = 4096
-#: Idle keep-alive connections kept per pool (the dispatcher runs ~32 attempts at once).
-POOL_CONNECTIONS = 32
-#: Distinct pools kept; the least recently used is closed beyond this.
-MAX_POOLS = 256
 #: Retries of a request whose reused keep-alive connection turned out to be closed.
 _STALE_RETRIES = 2
 
@@ -74,214 +65,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 class _Refused(Exception):
     """No request can or may be sent; the message is the outcome's error."""
-
-
-# --------------------------------------------------------------------------------------------
-# Deadline enforcement
-
-
-class _Deadline:
-    """The total time budget of one attempt; cuts its sockets when it runs out."""
-
-    def __init__(self, at: float) -> None:
-        self.at = at
-        self.expired = False
-        self.reused = False
-        self._finished = False
-        self._conns: list[HTTPConnection] = []
-        self._lock = threading.Lock()
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    def watch(self, conn: HTTPConnection) -> None:
-        with self._lock:
-            if self._finished:
-                return
-            if conn not in self._conns:
-                self._conns.append(conn)
-            if self.expired:
-                _cut(conn)
-
-    def expire(self) -> None:
-        with self._lock:
-            if self._finished:
-                return
-            self.expired = True
-            for conn in self._conns:
-                _cut(conn)
-
-    def finish(self) -> None:
-        """Stop watching: after this the connections may go back to the pool safely."""
-        with self._lock:
-            self._finished = True
-            self._conns.clear()
-
-
-def _cut(conn: HTTPConnection) -> None:
-    sock = conn.sock
-    if sock is None:
-        return
-    # The plain socket's shutdown, also for an SSLSocket: it wakes a blocked reader or writer
-    # without touching TLS state that the owning thread is using.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _Watchdog:
-    """One daemon thread expiring deadlines in time order."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, _Deadline]] = []
-        self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def add(self, deadline: _Deadline) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (deadline.at, next(self._seq), deadline))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="hookline-http-deadline", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        _, _, deadline = heapq.heappop(self._heap)
-                        break
-                    wait = self._heap[0][0] - now if self._heap else None
-                    self._cond.wait(wait)
-            deadline.expire()
-
-
-_WATCHDOG = _Watchdog()
-_local = threading.local()
-
-
-def _active() -> _Deadline | None:
-    return getattr(_local, "deadline", None)
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    """An HTTPConnection that registers with the calling thread's deadline."""
-
-    _hl_requests = 0
-
-    def connect(self) -> None:
-        deadline = _active()
-        if deadline is not None:
-            deadline.watch(self)
-        self._hl_requests = 0
-        super().connect()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        deadline = _active()
-        if deadline is not None:
-            deadline.watch(self)
-            deadline.reused = self.sock is not None and self._hl_requests > 0
-        super().request(*args, **kwargs)  # connects first when needed, resetting the count
-        self._hl_requests += 1
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """An HTTPSConnection that registers with the calling thread's deadline."""
-
-    _hl_requests = 0
-
-    def connect(self) -> None:
-        deadline = _active()
-        if deadline is not None:
-            deadline.watch(self)
-        self._hl_requests = 0
-        super().connect()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        deadline = _active()
-        if deadline is not None:
-            deadline.watch(self)
-            deadline.reused = self.sock is not None and self._hl_requests > 0
-        super().request(*args, **kwargs)  # connects first when needed, resetting the count
-        self._hl_requests += 1
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-# --------------------------------------------------------------------------------------------
-# Pools and TLS
-
-_TLS_CONTEXT: ssl.SSLContext | None = None
-_pools: OrderedDict[tuple[str, str, int, str], HTTPConnectionPool] = OrderedDict()
-_pools_lock = threading.Lock()
-
-
-def _tls_context() -> ssl.SSLContext:
-    global _TLS_CONTEXT
-    if _TLS_CONTEXT is None:
-        try:
-            import certifi
-
-            context = ssl.create_default_context(cafile=certifi.where())
-        except ImportError:  # pragma: no cover - certifi ships with requests
-            context = ssl.create_default_context()
-        context.set_alpn_protocols(["http/1.1"])
-        _TLS_CONTEXT = context
-    return _TLS_CONTEXT
-
-
-def _pool(scheme: str, ip: str, port: int, server_name: str) -> HTTPConnectionPool:
-    key = (scheme, ip, port, server_name)
-    evicted: list[HTTPConnectionPool] = []
-    with _pools_lock:
-        pool = _pools.get(key)
-        if pool is not None:
-            _pools.move_to_end(key)
-            return pool
-        options: dict[str, Any] = {
-            "port": port,
-            "maxsize": POOL_CONNECTIONS,
-            "block": False,
-            "retries": False,
-        }
-        if scheme == "https":
-            pool = _HTTPSPool(
-                ip, ssl_context=_tls_context(), server_hostname=server_name, **options
-            )
-        else:
-            pool = _HTTPPool(ip, **options)
-        _pools[key] = pool
-        while len(_pools) > MAX_POOLS:
-            evicted.append(_pools.popitem(last=False)[1])
-    for old in evicted:
-        old.close()
-    return pool
-
-
-def _forget_pool(scheme: str, ip: str, port: int, server_name: str) -> None:
-    with _pools_lock:
-        _pools.pop((scheme, ip, port, server_name), None)
-
-
-def close_pools() -> None:
-    """Close every pooled connection (tests, or after changing TLS settings)."""
-    global _TLS_CONTEXT
-    with _pools_lock:
-        pools = list(_pools.values())
-        _pools.clear()
-    for pool in pools:
-        pool.close()
-    _TLS_CONTEXT = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,7 +84,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     return seen
 
 
-def _resolve(host: str, port: int, resolver: Resolver, deadline: _Deadline) -> list[IPAddress]:
+def _resolve(host: str, port: int, resolver: Resolver, deadline: Deadline) -> list[IPAddress]:
     remaining = deadline.remaining()
     if remaining <= 0:
         raise _Refused(f"DNS lookup for {host} timed out")
@@ -456,7 +239,7 @@ def _describe(exc: BaseException, target: _Target, ip: str, timeout: float) -> s
     return f"{type(exc).__name__}: {exc}"
 
 
-def _is_stale_reuse(exc: BaseException, deadline: _Deadline) -> bool:
+def _is_stale_reuse(exc: BaseException, deadline: Deadline) -> bool:
     if deadline.expired or not deadline.reused or not isinstance(exc, ProtocolError):
         return False
     inner = exc.args[1] if len(exc.args) > 1 else None
@@ -527,13 +310,12 @@ def _attempt_once(
     stale_left = _STALE_RETRIES
     closed_pool_retry = True
     while True:
-        deadline = _Deadline(started + timeout)
+        deadline = Deadline(started + timeout)
         remaining = deadline.remaining()
         if remaining <= 0:
             return AttemptOutcome.failure(_timeout_text(timeout), _ms(started))
-        pool = _pool(target.scheme, ip, target.port, server_name)
-        _WATCHDOG.add(deadline)
-        _local.deadline = deadline
+        pool = http_pools.pool(target.scheme, ip, target.port, server_name)
+        http_pools.arm(deadline)
         response: BaseHTTPResponse | None = None
         try:
             response = pool.urlopen(
@@ -554,7 +336,7 @@ def _attempt_once(
             outcome = _outcome(response, data, elapsed)
         except ClosedPoolError:
             # Evicted by another thread between lookup and use: take a fresh pool once.
-            _forget_pool(target.scheme, ip, target.port, server_name)
+            http_pools.forget_pool(target.scheme, ip, target.port, server_name)
             if closed_pool_retry:
                 closed_pool_retry = False
                 continue
@@ -570,8 +352,7 @@ def _attempt_once(
                 raise _ConnectFailed(message) from None  # nothing sent: try the next address
             return AttemptOutcome.failure(message, _ms(started))
         finally:
-            _local.deadline = None
-            deadline.finish()
+            http_pools.disarm(deadline)
             if response is not None:
                 # A connection that was cut, or still holds unread body, must not be reused.
                 if deadline.expired or not _fully_read(response):
@@ -612,7 +393,7 @@ def post(
         if target.literal is not None:
             addresses: list[IPAddress] = [target.literal]
         else:
-            budget = _Deadline(started + timeout)
+            budget = Deadline(started + timeout)
             addresses = _resolve(target.host, target.port, resolver or system_resolver, budget)
         if not allow_private:
             _check(target, addresses)

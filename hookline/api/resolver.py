@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -92,6 +93,12 @@ def refuse_shadowed_method(
     """``GET /events/batch`` matches ``/events/<event_id>``, but the path is the batch resource,
     which takes POST only: a method the most literal routes of a path do not take is a 405."""
     event = app.current_event
+    route = app.context.get("_route")
+    shadows = _shadows(app).get(id(route)) if route is not None else None
+    # The route powertools matched stands unless a more literal route of the same shape also
+    # matches the path (a few routes have one); an unmatched request gets the full search.
+    if shadows is not None and not any(s.rule.match(event.path) for s in shadows):
+        return next_middleware(app)
     allowed = _methods_of(app, event.path)
     if allowed and event.http_method.upper() not in allowed:
         return _method_not_allowed(event.http_method.upper(), event.path, allowed)
@@ -177,6 +184,37 @@ def _routes(app: APIGatewayRestResolver) -> list[Any]:
 
 def _literal_segments(route: Any) -> int:
     return sum(1 for part in str(route.path).split("/") if part and not part.startswith("<"))
+
+
+def _segments(route: Any) -> list[str | None]:
+    """A route's path segments, None for a parameter."""
+    return [None if p.startswith("<") else p for p in str(route.path).split("/") if p]
+
+
+def _may_shadow(literal: Any, route: Any) -> bool:
+    """Whether `literal`, with more literal segments, can match a path `route` matches."""
+    mine, theirs = _segments(literal), _segments(route)
+    return (
+        _literal_segments(literal) > _literal_segments(route)
+        and len(mine) == len(theirs)
+        and all(a is None or b is None or a == b for a, b in zip(mine, theirs, strict=True))
+    )
+
+
+_SHADOWS: weakref.WeakKeyDictionary[APIGatewayRestResolver, dict[int, list[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shadows(app: APIGatewayRestResolver) -> dict[int, list[Any]]:
+    """Per registered route (by id): the more literal routes that may shadow it, worked out
+    once per resolver (its routes are all registered before its first request)."""
+    found = _SHADOWS.get(app)
+    if found is None:
+        routes = _routes(app)
+        found = {id(r): [s for s in routes if _may_shadow(s, r)] for r in routes}
+        _SHADOWS[app] = found
+    return found
 
 
 def _methods_of(app: APIGatewayRestResolver, path: str) -> set[str]:

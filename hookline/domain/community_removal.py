@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hookline import clock
+from hookline.domain.delivery_repository import DeliveryRepository
 from hookline.domain.directory_repository import DirectoryRepository
 from hookline.domain.incoming_repository import IncomingRepository
 from hookline.domain.repositories import (
     CommunityRepository,
-    DeliveryRepository,
     WebhookRepository,
     community_pk,
     drop_partition,

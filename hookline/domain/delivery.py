@@ -21,14 +21,10 @@ from hookline import clock, ids
 from hookline.config import Settings
 from hookline.domain import pacing, rotation, signing, webhooks
 from hookline.domain.attempts import AttemptOutcome, kept_body
+from hookline.domain.delivery_repository import DeliveryRepository
 from hookline.domain.models import Attempt, Delivery, Event, Webhook
 from hookline.domain.payload import render_body
-from hookline.domain.repositories import (
-    CommunityRepository,
-    DeliveryRepository,
-    EventRepository,
-    WebhookRepository,
-)
+from hookline.domain.repositories import CommunityRepository, EventRepository, WebhookRepository
 from hookline.errors import NotFound
 from hookline.observability import emit, logger
 from hookline.ports import DeliveryQueue, Mailer, RateLimiter, RetryScheduler, Sender

@@ -20,17 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hookline.domain.models import Record
-from hookline.domain.repositories import drop_partition
+from hookline.domain.repositories import drop_partition, record_fields
 from hookline.errors import ConditionFailed
-from hookline.ports import Item, Query, Table
+from hookline.ports import Query, Table
 
 GroupKind = Literal["space", "course"]
-
-_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")
-
-
-def _fields(item: Item) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in _KEYS}
 
 
 class User(Record):
@@ -110,18 +104,18 @@ class DirectoryRepository:
 
     def get_user(self, community_id: str, user_id: str) -> User | None:
         item = self.table.get(_c(community_id), f"U#{user_id}")
-        return User.model_validate(_fields(item)) if item else None
+        return User.model_validate(record_fields(item)) if item else None
 
     def users(self, community_id: str, user_ids: list[str]) -> dict[str, User]:
         keys = [(_c(community_id), f"U#{uid}") for uid in dict.fromkeys(user_ids)]
-        found = (User.model_validate(_fields(i)) for i in self.table.batch_get(keys))
+        found = (User.model_validate(record_fields(i)) for i in self.table.batch_get(keys))
         return {user.id: user for user in found}
 
     def user_page(
         self, community_id: str, *, limit: int, cursor: str | None
     ) -> tuple[list[User], str | None]:
         page = self.table.query(Query(_c(community_id), prefix="U#", limit=limit, cursor=cursor))
-        return [User.model_validate(_fields(i)) for i in page.items], page.cursor
+        return [User.model_validate(record_fields(i)) for i in page.items], page.cursor
 
     def _lookup_key(self, community_id: str, tag: str, value: str) -> tuple[str, str]:
         sk = "SLUG" if tag.endswith("SLUG") else tag
@@ -172,12 +166,12 @@ class DirectoryRepository:
     def get_group(self, kind: GroupKind, community_id: str, group_id: str) -> Group | None:
         spec = KINDS[kind]
         item = self.table.get(_c(community_id), f"{spec.prefix}{group_id}")
-        return spec.model.model_validate(_fields(item)) if item else None
+        return spec.model.model_validate(record_fields(item)) if item else None
 
     def groups(self, kind: GroupKind, community_id: str, group_ids: list[str]) -> dict[str, Group]:
         spec = KINDS[kind]
         keys = [(_c(community_id), f"{spec.prefix}{gid}") for gid in dict.fromkeys(group_ids)]
-        found = (spec.model.model_validate(_fields(i)) for i in self.table.batch_get(keys))
+        found = (spec.model.model_validate(record_fields(i)) for i in self.table.batch_get(keys))
         return {group.id: group for group in found}
 
     def group_page(
@@ -187,7 +181,7 @@ class DirectoryRepository:
         page = self.table.query(
             Query(_c(community_id), prefix=spec.prefix, limit=limit, cursor=cursor)
         )
-        return [spec.model.model_validate(_fields(i)) for i in page.items], page.cursor
+        return [spec.model.model_validate(record_fields(i)) for i in page.items], page.cursor
 
     def update_group(
         self, kind: GroupKind, community_id: str, group_id: str, changes: dict[str, Any]
@@ -195,7 +189,7 @@ class DirectoryRepository:
         """Raises ConditionFailed when the group does not exist."""
         spec = KINDS[kind]
         item = self.table.update(_c(community_id), f"{spec.prefix}{group_id}", set=changes)
-        return spec.model.model_validate(_fields(item))
+        return spec.model.model_validate(record_fields(item))
 
     def delete_group(self, kind: GroupKind, community_id: str, group_id: str) -> None:
         self.table.delete(_c(community_id), f"{KINDS[kind].prefix}{group_id}")
@@ -292,7 +286,7 @@ class DirectoryRepository:
     ) -> tuple[list[Membership], str | None]:
         pk = f"{_c(community_id)}#{KINDS[kind].prefix}{group_id}"
         page = self.table.query(Query(pk, prefix="M#", limit=limit, cursor=cursor))
-        return [Membership.model_validate(_fields(i)) for i in page.items], page.cursor
+        return [Membership.model_validate(record_fields(i)) for i in page.items], page.cursor
 
     def memberships_of(self, kind: GroupKind, community_id: str, user_id: str) -> list[Membership]:
         pk = f"{_c(community_id)}#U#{user_id}"
@@ -300,7 +294,7 @@ class DirectoryRepository:
         cursor: str | None = None
         while True:
             page = self.table.query(Query(pk, prefix=KINDS[kind].prefix, limit=500, cursor=cursor))
-            found.extend(Membership.model_validate(_fields(i)) for i in page.items)
+            found.extend(Membership.model_validate(record_fields(i)) for i in page.items)
             cursor = page.cursor
             if cursor is None:
                 return found

@@ -215,7 +215,7 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
     }
     with bind(**keys):
         existing = ctx.deliveries.find(order.community_id, order.delivery_id)
-        if existing is not None and existing.state == "retrying" and not order.replayed:
+        if existing is not None and existing.state == "retrying":
             # Written into its retry group, but the invocation may have died before starting
             # the group's workflow: the idempotent start runs again.
             return "resumed" if retry.rejoin(ctx, existing) else "skipped"
@@ -239,7 +239,6 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
             delivery, stored = existing, True
         else:
             delivery, stored = new_delivery(event, webhook), False
-        group = retry.window_group(ctx, delivery)
         try:
             result = attempt_and_record(
                 ctx,
@@ -249,13 +248,13 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
                 1,
                 stored=stored,
                 wait_at_most=pacing.MAX_WAIT_IN_PROCESS_SECONDS,
-                on_failure=retry.joining(group, webhook),
+                on_failure=retry.joining(ctx, delivery, webhook),
             )
         except pacing.NotYet as later:
             return _defer(ctx, order, later.retry_in_seconds)
         if result.outcome.success:
             return "delivered"
-        retry.after_first_failure(ctx, result.delivery, webhook, result.outcome, group)
+        retry.after_first_failure(ctx, result.delivery, webhook, result.outcome)
         return "failed"
 
 

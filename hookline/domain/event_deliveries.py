@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from hookline.domain.delivery import delivery_id_for
+from hookline.domain.delivery_repository import DeliveryRepository
 from hookline.domain.models import Delivery, Event
-from hookline.domain.repositories import DeliveryRepository, WebhookRepository
+from hookline.domain.repositories import WebhookRepository
 
 
 def deliveries_of(

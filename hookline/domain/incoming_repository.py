@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from hookline.domain.models import Record
+from hookline.domain.repositories import record_fields
 from hookline.errors import (
     ConditionFailed,
     Conflict,
     NotFound,
 )
-from hookline.ports import Item, Query, Table
+from hookline.ports import Query, Table
 
 if TYPE_CHECKING:
     pass
@@ -24,13 +25,6 @@ IncomingStatus = Literal["active", "inactive"]
 Outcome = Literal["processed", "rejected", "error"]
 #: A webhook's body cap unless its settings give one.
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
-
-
-_KEYS = ("pk", "sk", "expires_at")
-
-
-def _fields(item: Item) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in _KEYS}
 
 
 class IncomingWebhook(Record):
@@ -95,7 +89,7 @@ class IncomingRepository:
 
     def find(self, community_id: str, incoming_id: str) -> IncomingWebhook | None:
         item = self.table.get(f"C#{community_id}", f"IN#{incoming_id}")
-        return IncomingWebhook.model_validate(_fields(item)) if item else None
+        return IncomingWebhook.model_validate(record_fields(item)) if item else None
 
     def get(self, community_id: str, incoming_id: str) -> IncomingWebhook:
         hook = self.find(community_id, incoming_id)
@@ -119,7 +113,7 @@ class IncomingRepository:
         result = self.table.query(
             Query(f"C#{community_id}", prefix="IN#", limit=limit, cursor=cursor)
         )
-        hooks = [IncomingWebhook.model_validate(_fields(i)) for i in result.items]
+        hooks = [IncomingWebhook.model_validate(record_fields(i)) for i in result.items]
         return hooks, result.cursor
 
     def update(
@@ -134,7 +128,7 @@ class IncomingRepository:
         item = self.table.update(
             f"C#{community_id}", f"IN#{incoming_id}", set=changes, remove=remove, expect=expect
         )
-        return IncomingWebhook.model_validate(_fields(item))
+        return IncomingWebhook.model_validate(record_fields(item))
 
     def rotate(self, hook: IncomingWebhook, new_hash: str, now: str) -> IncomingWebhook:
         """Point the webhook at a new token hash; the old token stops working at once."""
@@ -182,4 +176,4 @@ class IncomingRepository:
         page = self.table.query(
             Query(f"INLOG#{incoming_id}", descending=True, limit=limit, cursor=cursor)
         )
-        return [IncomingLog.model_validate(_fields(i)) for i in page.items], page.cursor
+        return [IncomingLog.model_validate(record_fields(i)) for i in page.items], page.cursor

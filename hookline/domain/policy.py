@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,6 +93,13 @@ def is_due(next_attempt_at: str | None, time_scale: float) -> bool:
 # -- retry groups ------------------------------------------------------------------------------
 
 
+#: A member joins a window's group only if it is written at least this long (workflow seconds,
+#: at most half the window) before the group's first round, so that round sees it (the write
+#: lands and the index shows it well within this): the group's last round can never end it
+#: before a member joins. A member written later goes to a later generation of the window.
+JOIN_MARGIN_SECONDS = 30
+
+
 def window(created_at: str, window_seconds: int, time_scale: float) -> tuple[datetime, datetime]:
     """The retry group window [start, end) a delivery created at ``created_at`` falls in (on
     the wall clock: the local stack's time scale shortens it as it shortens waits)."""
@@ -100,6 +108,75 @@ def window(created_at: str, window_seconds: int, time_scale: float) -> tuple[dat
     start = math.floor(epoch / length) * length
     begin = datetime.fromtimestamp(start, tz=UTC)
     return begin, begin + timedelta(seconds=length)
+
+
+def join_margin(window_seconds: int) -> float:
+    """JOIN_MARGIN_SECONDS, at most half the window; a window group's first wait is at least
+    this (a schedule starting with 0 still leaves its members the margin)."""
+    return min(JOIN_MARGIN_SECONDS, max(window_seconds, 0) / 2)
+
+
+@dataclass(frozen=True)
+class _Generations:
+    """A window's group generations on the wall clock: generation 0 takes the members written
+    before ``closes``; generation k >= 1 those written in the k-th window-long span after."""
+
+    begin: datetime
+    end: datetime
+    first_wait: timedelta
+    margin: timedelta
+
+    @classmethod
+    def of(
+        cls, created_at: str, window_seconds: int, schedule: Sequence[int], time_scale: float
+    ) -> _Generations:
+        begin, end = window(created_at, window_seconds, time_scale)
+        margin = join_margin(window_seconds)
+        first_wait = max(retry_wait(schedule, 0), margin)
+        return cls(
+            begin,
+            end,
+            timedelta(seconds=first_wait * time_scale),
+            timedelta(seconds=margin * time_scale),
+        )
+
+    @property
+    def closes(self) -> datetime:
+        return self.end + self.first_wait - self.margin
+
+    def of_write(self, written_at: datetime) -> int:
+        if written_at < self.closes:
+            return 0
+        return int((written_at - self.closes) / (self.end - self.begin)) + 1
+
+    def first_retry(self, generation: int) -> datetime:
+        """The end of the generation's span of writes plus the first wait: at least the margin
+        after its last member's write, and no earlier than the schedule for any member."""
+        if generation <= 0:
+            return self.end + self.first_wait
+        return self.closes + generation * (self.end - self.begin) + self.first_wait
+
+
+def generation(
+    *,
+    created_at: str,
+    written_at: datetime,
+    window_seconds: int,
+    schedule: Sequence[int],
+    time_scale: float,
+) -> int:
+    """The generation of its window's group a member written at ``written_at`` joins: 0 (the
+    window's own group) until the join margin before that group's first round; then k >= 1
+    for the k-th window-long span of writes after it (a redelivered or long-delayed order, a
+    paced replay), so no member joins a group whose rounds may have ended."""
+    return _Generations.of(created_at, window_seconds, schedule, time_scale).of_write(written_at)
+
+
+def generation_of(name: str | None) -> int | None:
+    """The generation a window group's name carries (see window_group); None for a name that
+    is not a window group's."""
+    found = re.search(r"-w\d+(?:-g(\d+))?$", name or "")
+    return None if found is None else int(found.group(1) or 0)
 
 
 def group_name(webhook_id: str, tag: str) -> str:
@@ -116,13 +193,18 @@ def window_group(
     window_seconds: int,
     schedule: Sequence[int],
     time_scale: float,
+    generation: int = 0,
 ) -> tuple[str, dict[str, Any], str]:
-    """The group of a delivery whose first attempt failed: (name, workflow document, the
-    members' first retry time). The first wait counts from the window's end, so no member is
-    retried earlier than the schedule, and later by at most the window."""
-    begin, end = window(created_at, window_seconds, time_scale)
-    first_retry = due_at(retry_wait(schedule, 0), time_scale, start=end)
-    name = group_name(webhook_id, f"w{int(begin.timestamp() * 1000)}")
+    """A generation of the group of a delivery whose first attempt failed: (name, workflow
+    document, the members' first retry time). Generation 0's first wait counts from the
+    window's end, so no member is retried earlier than the schedule, and later by at most the
+    window; generation k's counts from the end of its span of writes. Every generation has the
+    window's members: the same [since, until)."""
+    generations = _Generations.of(created_at, window_seconds, schedule, time_scale)
+    first_retry = clock.iso(generations.first_retry(generation))
+    begin, end = generations.begin, generations.end
+    tag = f"w{int(begin.timestamp() * 1000)}" + (f"-g{generation}" if generation > 0 else "")
+    name = group_name(webhook_id, tag)
     document = workflow_document(
         community_id=community_id,
         webhook_id=webhook_id,

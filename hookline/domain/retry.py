@@ -40,8 +40,9 @@ class Group:
     time_scale: float = 1.0
 
 
-def window_group(ctx: DeliveryContext, delivery: Delivery) -> Group:
-    """The group a delivery joins when its first attempt fails: its webhook's window."""
+def window_group(ctx: DeliveryContext, delivery: Delivery, generation: int = 0) -> Group:
+    """A generation of the group a delivery joins when its first attempt fails: its webhook's
+    window (hookline.domain.policy.window_group)."""
     settings = ctx.settings
     name, document, first_at = policy.window_group(
         community_id=delivery.community_id,
@@ -50,18 +51,34 @@ def window_group(ctx: DeliveryContext, delivery: Delivery) -> Group:
         window_seconds=settings.retry_group_window_seconds,
         schedule=settings.retry_schedule,
         time_scale=settings.retry_time_scale,
+        generation=generation,
     )
     first_wait = policy.retry_wait(settings.retry_schedule, 0)
     return Group(name, document, first_at, first_wait, settings.retry_time_scale)
 
 
-def joining(group: Group, webhook: Webhook) -> OnFailure:
-    """What a failed first attempt writes with its record: `retrying` in its group (nothing
-    when it gets no retries: a 410, or retry_count 0; the caller gives up)."""
+def _group_now(ctx: DeliveryContext, delivery: Delivery) -> Group:
+    """The generation of its window's group a member written now joins."""
+    settings = ctx.settings
+    generation = policy.generation(
+        created_at=delivery.created_at,
+        written_at=clock.now(),
+        window_seconds=settings.retry_group_window_seconds,
+        schedule=settings.retry_schedule,
+        time_scale=settings.retry_time_scale,
+    )
+    return window_group(ctx, delivery, generation)
+
+
+def joining(ctx: DeliveryContext, delivery: Delivery, webhook: Webhook) -> OnFailure:
+    """What a failed first attempt writes with its record: `retrying` in a generation of its
+    window's group chosen at the write (nothing when it gets no retries: a 410, or retry_count
+    0; the caller gives up)."""
 
     def fields(outcome: AttemptOutcome) -> Mapping[str, Any]:
         if outcome.gone or webhook.retry_count <= 0:
             return {}
+        group = _group_now(ctx, delivery)
         next_at = group.first_retry_at
         if outcome.retry_after_seconds:
             # A Retry-After longer than the first wait lengthens this member's (the group wakes
@@ -82,14 +99,11 @@ def joining(group: Group, webhook: Webhook) -> OnFailure:
 
 
 def after_first_failure(
-    ctx: DeliveryContext,
-    delivery: Delivery,
-    webhook: Webhook,
-    outcome: AttemptOutcome,
-    group: Group,
+    ctx: DeliveryContext, delivery: Delivery, webhook: Webhook, outcome: AttemptOutcome
 ) -> None:
-    """After the record of a failed first attempt: give up, or start (join) its group's
-    workflow. A failed start raises: the order comes back and ``rejoin`` starts it again."""
+    """After the record of a failed first attempt (``delivery`` as stored): give up, or start
+    (join) the group it was written into. A failed start raises: the order comes back and
+    ``rejoin`` starts it again."""
     if outcome.gone:
         give_up(ctx, delivery.community_id, delivery.id, gone_reason(), gone=True)
     elif delivery.state != "retrying":
@@ -99,16 +113,19 @@ def after_first_failure(
             delivery.id,
             "Retries are off for this webhook (retry_count 0).",
         )
-    else:
-        join(ctx, group)
+    elif not rejoin(ctx, delivery):
+        raise RuntimeError(f"delivery {delivery.id} is not in a window group")
 
 
 def rejoin(ctx: DeliveryContext, delivery: Delivery) -> bool:
-    """Start again the window group a `retrying` delivery was written into (the invocation may
-    have died between the write and the start); False when it is not in its window group."""
-    if delivery.state != "retrying" or delivery.attempts != 1 or not delivery.retry_group:
+    """Start (again) the window group a `retrying` delivery was written into (the invocation
+    may have died between the write and the start); False when it is not in a window group."""
+    if delivery.state != "retrying" or delivery.attempts != 1:
         return False
-    group = window_group(ctx, delivery)
+    generation = policy.generation_of(delivery.retry_group)
+    if generation is None:
+        return False
+    group = window_group(ctx, delivery, generation)
     if group.name != delivery.retry_group:
         return False
     join(ctx, group)

@@ -351,7 +351,7 @@ class LocalStack:
         self._attempt_listeners.append(callback)
 
     def _on_delivery_record(self, record: Record) -> None:
-        from hookline.domain.repositories import attempt_of_item
+        from hookline.domain.delivery_repository import attempt_of_item
 
         item = _image(record)
         if item is None or record.get("eventName") not in ("INSERT", "MODIFY"):

@@ -263,39 +263,59 @@ def resume_retries(tables: LocalTables, scheduler: Any) -> list[tuple[str, int]]
     """Start again the retry group of every delivery that was waiting for a retry, its next
     round due when its earliest member is due (at once when that time has passed). Returns
     (delivery id, attempts made) of each."""
-    from hookline import clock
-    from hookline.config import settings
-    from hookline.domain import policy
-
-    scale = settings().retry_time_scale
     resumed: list[tuple[str, int]] = []
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in tables.deliveries.scan_all():
-        # Delivery items (hookline.domain.repositories.DeliveryRepository: sk "D#<id>").
+        # Delivery items (hookline.domain.delivery_repository.DeliveryRepository: sk "D#<id>").
         if not str(item.get("sk", "")).startswith("D#") or item.get("state") != "retrying":
             continue
         if item.get("retry_group"):
             groups.setdefault(str(item["retry_group"]), []).append(item)
     for name, items in groups.items():
-        created = sorted(str(i["created_at"]) for i in items)
-        dues = [i.get("next_attempt_at") for i in items]
-        wait = min((policy.seconds_until(str(d), scale) for d in dues if d), default=0)
-        last = clock.parse_iso(created[-1]) + timedelta(milliseconds=1)
-        scheduler.schedule(
-            name=name,
-            document=policy.workflow_document(
-                community_id=str(items[0]["community_id"]),
-                webhook_id=str(items[0]["webhook_id"]),
-                group=name,
-                since=created[0],
-                until=clock.iso(last),
-                attempt=1,
-                wait_seconds=wait,
-            ),
-        )
+        scheduler.schedule(name=name, document=_resumed_document(name, items))
         for item in items:
             resumed.append((str(item["id"]), max(int(item.get("attempts", 1)), 1)))
     return resumed
+
+
+def _resumed_document(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workflow document of a group resumed with these members. A window group keeps its
+    whole window and its first round, so a member written after the restart still joins it."""
+    from hookline import clock
+    from hookline.config import settings
+    from hookline.domain import policy
+
+    config = settings()
+    scale = config.retry_time_scale
+    community_id, webhook_id = str(items[0]["community_id"]), str(items[0]["webhook_id"])
+    created = sorted(str(i["created_at"]) for i in items)
+    dues = [i.get("next_attempt_at") for i in items]
+    wait = min((policy.seconds_until(str(d), scale) for d in dues if d), default=0)
+    since = created[0]
+    until = clock.iso(clock.parse_iso(created[-1]) + timedelta(milliseconds=1))
+    generation = policy.generation_of(name)
+    if generation is not None:
+        window_name, window, _ = policy.window_group(
+            community_id=community_id,
+            webhook_id=webhook_id,
+            created_at=created[0],
+            window_seconds=config.retry_group_window_seconds,
+            schedule=config.retry_schedule,
+            time_scale=scale,
+            generation=generation,
+        )
+        if window_name == name:
+            since, until = window["since"], window["until"]
+            wait = min(wait, window["wait_seconds"])
+    return policy.workflow_document(
+        community_id=community_id,
+        webhook_id=webhook_id,
+        group=name,
+        since=since,
+        until=until,
+        attempt=1,
+        wait_seconds=wait,
+    )
 
 
 class JournaledFunctions(Functions):

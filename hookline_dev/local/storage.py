@@ -4,7 +4,7 @@ emulation and a write hook for the journal (hookline_dev.local.state).
 Every write (put, update, delete) appends one stream record, in Lambda's DynamoDB record shape
 and the table's StreamViewType, to each reader of the table's stream; the item is turned into
 DynamoDB's typed attributes in Lambda's JSON form once per write (`image`: what boto3's
-TypeSerializer makes of it, checked against moto's stream in tests/test_local_storage.py), for
+TypeSerializer makes of it, checked against moto's stream in tests/stack/test_local_storage.py), for
 the stream record and the journal alike. Conditional writes, indexes and query paging are
 MemoryTable's.
 """

@@ -22,14 +22,10 @@ from hookline.api.pagination import (
 )
 from hookline.api.resolver import validation_error
 from hookline.domain import delivery_actions, event_deliveries, publishing
+from hookline.domain.delivery_repository import DeliveryRepository
 from hookline.domain.event_types import CustomEventTypes
 from hookline.domain.models import Community, Event
-from hookline.domain.repositories import (
-    CommunityRepository,
-    DeliveryRepository,
-    EventRepository,
-    WebhookRepository,
-)
+from hookline.domain.repositories import CommunityRepository, EventRepository, WebhookRepository
 from hookline.errors import HooklineError, InvalidParam
 from hookline.wiring import services
 
