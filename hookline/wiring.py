@@ -123,7 +123,7 @@ def _queue(config: Settings) -> DeliveryQueue:
 
 def _build() -> Services:
     """The AWS adapters, except where configure() supplied a replacement (never built then).
-    Every function's first request reads a table, so the tables adapter (boto3) is made now;
+    Every function's first request reads a table, so the tables adapter (botocore) is made now;
     its DynamoDB client still waits for the first call. The rest waits for first use."""
     config: Settings = _overrides.get("settings") or settings()
     deferred = {"scheduler": _scheduler, "mailer": _mailer, "sender": _sender, "queue": _queue}

@@ -182,7 +182,7 @@ def aws_services(
 
     with mock_aws():
         ses.clear_client_cache()
-        dynamodb_adapter.resource.cache_clear()
+        dynamodb_adapter.client.cache_clear()
         overrides: dict[str, Any] = {}
         if mail:
             boto3.client("ses", region_name=REGION).verify_email_identity(EmailAddress=SENDER)
@@ -204,7 +204,7 @@ def aws_services(
             yield wiring.services()
         finally:
             ses.clear_client_cache()
-            dynamodb_adapter.resource.cache_clear()
+            dynamodb_adapter.client.cache_clear()
 
 
 def sent_mail() -> list[Any]:

@@ -1,12 +1,15 @@
 """ApiFunction: the management API (communities, keys, webhooks, events, logs, directory)."""
 
-from typing import Any
+from hookline import coldstart
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with coldstart.imports():
+    from typing import Any
 
-from hookline.api.app import handle
-from hookline.observability import api_keys, correlated, logger, metrics, tracer
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from hookline.api.app import handle
+    from hookline.observability import api_keys, correlated, logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

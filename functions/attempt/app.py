@@ -1,15 +1,18 @@
 """AttemptFunction: the RetryStateMachine's task. One round of a retry group, or the bookkeeping
 of a round that crashed; the state machine's Choice acts on the document returned."""
 
-from typing import Any, Literal
+from hookline import coldstart
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
+with coldstart.imports():
+    from typing import Any, Literal
 
-from hookline.domain import retry_workflow
-from hookline.domain.delivery import DeliveryContext
-from hookline.observability import correlated, logger, metrics, step_keys, tracer
-from hookline.wiring import services
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from hookline.domain import retry_workflow
+    from hookline.domain.delivery import DeliveryContext
+    from hookline.observability import correlated, logger, metrics, step_keys, tracer
+    from hookline.wiring import services
 
 
 class StepInput(BaseModel):

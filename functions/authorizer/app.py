@@ -2,22 +2,25 @@
 checks which community the key may act on. Its answer is cached per Authorization header, so the
 policy covers the whole API and the context carries the key's identity."""
 
-from typing import Any
+from hookline import coldstart
 
-from aws_lambda_powertools.utilities.data_classes import event_source
-from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-    APIGatewayAuthorizerRequestEvent,
-    APIGatewayAuthorizerResponse,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with coldstart.imports():
+    from typing import Any
 
-from hookline.adapters.operator_key import operator_key
-from hookline.domain import portal
-from hookline.domain.communities import authenticate, key_from_authorization
-from hookline.domain.repositories import CommunityRepository
-from hookline.errors import Unauthorized
-from hookline.observability import logger, metrics, tracer
-from hookline.wiring import services
+    from aws_lambda_powertools.utilities.data_classes import event_source
+    from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+        APIGatewayAuthorizerRequestEvent,
+        APIGatewayAuthorizerResponse,
+    )
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from hookline.adapters.operator_key import operator_key
+    from hookline.domain import portal
+    from hookline.domain.communities import authenticate, key_from_authorization
+    from hookline.domain.repositories import CommunityRepository
+    from hookline.errors import Unauthorized
+    from hookline.observability import logger, metrics, tracer
+    from hookline.wiring import services
 
 
 @logger.inject_lambda_context

@@ -4,19 +4,22 @@ again."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from hookline import coldstart
 
-from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with coldstart.imports():
+    import json
+    from typing import Any
 
-from hookline.adapters.batch import WholeBatchProcessor
-from hookline.domain.delivery import DeliveryContext
-from hookline.domain.dispatch import DeliveryOrder, deliver_orders
-from hookline.observability import logger, metrics, tracer
-from hookline.wiring import services
+    from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from hookline.adapters.batch import WholeBatchProcessor
+    from hookline.domain.delivery import DeliveryContext
+    from hookline.domain.dispatch import DeliveryOrder, deliver_orders
+    from hookline.observability import logger, metrics, tracer
+    from hookline.wiring import services
 
 
 def order_of(record: SQSRecord) -> DeliveryOrder:

@@ -4,24 +4,27 @@ records to hand over again."""
 
 from __future__ import annotations
 
-from typing import Any
+from hookline import coldstart
 
-from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
-    DynamoDBRecord,
-    DynamoDBRecordEventName,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with coldstart.imports():
+    from typing import Any
 
-from hookline.adapters.batch import WholeBatchProcessor
-from hookline.adapters.dynamodb import to_python
-from hookline.domain.delivery import DeliveryContext
-from hookline.domain.dispatch import queue_events
-from hookline.domain.models import Event
-from hookline.domain.repositories import event_from_item
-from hookline.observability import logger, metrics, tracer
-from hookline.wiring import services
+    from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+        DynamoDBRecord,
+        DynamoDBRecordEventName,
+    )
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from hookline.adapters.batch import WholeBatchProcessor
+    from hookline.adapters.dynamodb import to_python
+    from hookline.domain.delivery import DeliveryContext
+    from hookline.domain.dispatch import queue_events
+    from hookline.domain.models import Event
+    from hookline.domain.repositories import event_from_item
+    from hookline.observability import logger, metrics, tracer
+    from hookline.wiring import services
 
 
 def event_of(record: DynamoDBRecord) -> Event | None:

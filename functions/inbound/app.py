@@ -4,18 +4,21 @@ No authorizer: the token in the path is the credential. The function never logs 
 request body or a password; its one log line per call names the webhook, outcome and reason.
 """
 
-import base64
-import binascii
-import json
-from typing import Any
+from hookline import coldstart
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with coldstart.imports():
+    import base64
+    import binascii
+    import json
+    from typing import Any
 
-from hookline.domain import incoming_processor
-from hookline.observability import logger, metrics, tracer
-from hookline.wiring import services
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from hookline.domain import incoming_processor
+    from hookline.observability import logger, metrics, tracer
+    from hookline.wiring import services
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,18 +1,23 @@
-"""Table over DynamoDB (boto3 resource API). Clients are created lazily and cached."""
+"""Table over DynamoDB (botocore's low-level client). The client is created lazily and cached.
+
+Items cross the wire in DynamoDB's typed JSON: ``serialize`` writes it (as boto3's
+TypeSerializer would; boto3 itself stays off the cold start, see hookline.adapters.aws) and
+powertools' TypeDeserializer reads it. Conditions are expression strings with placeholders
+(``_Expression``).
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 
-import boto3
-from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+from aws_lambda_powertools.shared.dynamodb_deserializer import DYNAMODB_CONTEXT, TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from hookline.adapters import aws
 from hookline.adapters import cursor as cursors
 from hookline.config import Settings
 from hookline.errors import ConditionFailed
@@ -27,17 +32,11 @@ INDEXES: dict[str, tuple[str, str]] = {
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=64)
 
 
-_creating = threading.Lock()
-
-
 @lru_cache(maxsize=1)
-def resource() -> Any:
-    """The process's DynamoDB resource, created on first use (creating the first client is the
-    dearest part of a cold start). The dispatcher's threads share it safely: they only call
-    Table actions, which go straight to the thread-safe client, never lazy-loaded attributes.
-    The lock keeps two threads from using boto3's default session at once."""
-    with _creating:
-        return boto3.resource("dynamodb", config=_CONFIG)
+def client() -> Any:
+    """The process's DynamoDB client, created on first use (creating the first client is the
+    dearest part of a cold start). The dispatcher's threads share it: clients are thread-safe."""
+    return aws.client("dynamodb", _CONFIG)
 
 
 def to_python(value: Any) -> Any:
@@ -63,38 +62,125 @@ def to_dynamo(value: Any) -> Any:
     return value
 
 
-def _condition(expect: Mapping[str, Any]) -> ConditionBase:
-    parts: list[ConditionBase] = [
-        Attr(name).not_exists() if value is None else Attr(name).eq(to_dynamo(value))
-        for name, value in expect.items()
-    ]
-    condition = parts[0]
-    for part in parts[1:]:
-        condition = condition & part
-    return condition
+def _number(value: int | Decimal) -> str:
+    text = str(DYNAMODB_CONTEXT.create_decimal(value))  # raises past DynamoDB's 38 digits
+    if text in ("Infinity", "-Infinity", "NaN", "-NaN", "sNaN"):
+        raise TypeError(f"DynamoDB cannot store the number {text}")
+    return text
 
 
-def _where(name: str, value: Any) -> ConditionBase:
-    if isinstance(value, Between):
-        return Attr(name).between(to_dynamo(value.low), to_dynamo(value.high))
+def serialize(value: Any) -> dict[str, Any]:
+    """One attribute value in DynamoDB's typed JSON, as boto3's TypeSerializer writes it (floats
+    are refused: to_dynamo makes them Decimals first)."""
     if value is None:
-        return Attr(name).not_exists() | Attr(name).attribute_type("NULL")
-    return Attr(name).eq(to_dynamo(value))
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        return {"N": _number(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
+    if isinstance(value, set | frozenset):  # boto3's order: an empty set is a number set
+        if all(isinstance(v, int | Decimal) for v in value):
+            return {"NS": [_number(v) for v in value]}
+        if all(isinstance(v, str) for v in value):
+            return {"SS": list(value)}
+        if all(isinstance(v, bytes | bytearray) for v in value):
+            return {"BS": [bytes(v) for v in value]}
+    elif isinstance(value, Mapping):
+        return {"M": {str(k): serialize(v) for k, v in value.items()}}
+    elif isinstance(value, list | tuple):
+        return {"L": [serialize(v) for v in value]}
+    raise TypeError(f"DynamoDB cannot store {type(value).__name__} value {value!r}")
 
 
-def _range_condition(query: Query, range_attr: str) -> tuple[ConditionBase | None, bool]:
+_deserializer = TypeDeserializer()
+
+
+def _wire(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: serialize(to_dynamo(value)) for name, value in item.items()}
+
+
+def _python(raw: Mapping[str, Any]) -> Item:
+    return {name: to_python(_deserializer.deserialize(value)) for name, value in raw.items()}
+
+
+class _Expression:
+    """Placeholders for one request's expressions: ``name("pk")`` is ``#n0``, ``value(3)`` is
+    ``:v0``; ``params()`` gives the ExpressionAttributeNames/Values they stand for."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = serialize(to_dynamo(value))
+        return placeholder
+
+    def equals(self, attribute: str, value: Any) -> str:
+        return f"{self.name(attribute)} = {self.value(value)}"
+
+    def exists(self, attribute: str) -> str:
+        return f"attribute_exists({self.name(attribute)})"
+
+    def absent(self, attribute: str) -> str:
+        return f"attribute_not_exists({self.name(attribute)})"
+
+    def expected(self, expect: Mapping[str, Any]) -> str:
+        """Every attribute as expected: None means absent."""
+        return _all(
+            self.absent(name) if value is None else self.equals(name, value)
+            for name, value in expect.items()
+        )
+
+    def where(self, attribute: str, value: Any) -> str:
+        if isinstance(value, Between):
+            low, high = self.value(value.low), self.value(value.high)
+            return f"{self.name(attribute)} BETWEEN {low} AND {high}"
+        if value is None:
+            placeholder = self.name(attribute)
+            return (
+                f"(attribute_not_exists({placeholder}) OR "
+                f"attribute_type({placeholder}, {self.value('NULL')}))"
+            )
+        return self.equals(attribute, value)
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.names:
+            params["ExpressionAttributeNames"] = self.names
+        if self.values:
+            params["ExpressionAttributeValues"] = self.values
+        return params
+
+
+def _all(conditions: Any) -> str:
+    parts = list(conditions)
+    return parts[0] if len(parts) == 1 else " AND ".join(f"({part})" for part in parts)
+
+
+def _range_condition(expr: _Expression, query: Query, range_attr: str) -> tuple[str | None, bool]:
     """The key condition on the range key, and whether after/before still need a filter
     (a key condition takes one of begins_with, between, >, <)."""
-    key = Key(range_attr)
     if query.prefix is not None:
-        return key.begins_with(query.prefix), query.after is not None or query.before is not None
+        condition = f"begins_with({expr.name(range_attr)}, {expr.value(query.prefix)})"
+        return condition, query.after is not None or query.before is not None
     if query.after is not None and query.before is not None:
         # between is inclusive: the filter keeps the bounds exclusive.
-        return key.between(query.after, query.before), True
+        low, high = expr.value(query.after), expr.value(query.before)
+        return f"{expr.name(range_attr)} BETWEEN {low} AND {high}", True
     if query.after is not None:
-        return key.gt(query.after), False
+        return f"{expr.name(range_attr)} > {expr.value(query.after)}", False
     if query.before is not None:
-        return key.lt(query.before), False
+        return f"{expr.name(range_attr)} < {expr.value(query.before)}", False
     return None, False
 
 
@@ -106,21 +192,24 @@ class DynamoTable:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    @cached_property
-    def _table(self) -> Any:
-        return resource().Table(self.name)
+    @staticmethod
+    def _key(pk: str, sk: str) -> dict[str, Any]:
+        return {"pk": {"S": pk}, "sk": {"S": sk}}
 
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
-        response = self._table.get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=consistent)
+        response = client().get_item(
+            TableName=self.name, Key=self._key(pk, sk), ConsistentRead=consistent
+        )
         item = response.get("Item")
-        return to_python(item) if item is not None else None
+        return _python(item) if item is not None else None
 
     def put(self, item: Item, *, if_absent: bool = False) -> None:
-        kwargs: dict[str, Any] = {"Item": to_dynamo(item)}
+        kwargs: dict[str, Any] = {"TableName": self.name, "Item": _wire(item)}
         if if_absent:
-            kwargs["ConditionExpression"] = Attr("pk").not_exists()
+            expr = _Expression()
+            kwargs.update(ConditionExpression=expr.absent("pk"), **expr.params())
         try:
-            self._table.put_item(**kwargs)
+            client().put_item(**kwargs)
         except ClientError as exc:
             if _is_condition_failure(exc):
                 raise ConditionFailed(f"{item['pk']}/{item['sk']} exists") from exc
@@ -137,55 +226,42 @@ class DynamoTable:
         if_exists: bool = True,
         expect: Mapping[str, Any] | None = None,
     ) -> Item:
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
+        expr = _Expression()
         clauses: list[str] = []
-        sets = []
-        for i, (name, value) in enumerate((set or {}).items()):
-            names[f"#s{i}"] = name
-            values[f":s{i}"] = to_dynamo(value)
-            sets.append(f"#s{i} = :s{i}")
+        sets = [f"{expr.name(name)} = {expr.value(value)}" for name, value in (set or {}).items()]
         if sets:
             clauses.append("SET " + ", ".join(sets))
         if remove:
-            for i, name in enumerate(remove):
-                names[f"#r{i}"] = name
-            clauses.append("REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove))))
+            clauses.append("REMOVE " + ", ".join(expr.name(name) for name in remove))
         if add:
-            adds = []
-            for i, (name, delta) in enumerate(add.items()):
-                names[f"#a{i}"] = name
-                values[f":a{i}"] = delta
-                adds.append(f"#a{i} :a{i}")
+            adds = [f"{expr.name(name)} {expr.value(delta)}" for name, delta in add.items()]
             clauses.append("ADD " + ", ".join(adds))
+        conditions = [expr.exists("pk")] if if_exists else []
+        if expect:
+            conditions.append(expr.expected(expect))
         kwargs: dict[str, Any] = {
-            "Key": {"pk": pk, "sk": sk},
+            "TableName": self.name,
+            "Key": self._key(pk, sk),
             "UpdateExpression": " ".join(clauses),
             "ReturnValues": "ALL_NEW",
         }
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
-        condition: ConditionBase | None = Attr("pk").exists() if if_exists else None
-        if expect:
-            condition = _condition(expect) if condition is None else condition & _condition(expect)
-        if condition is not None:
-            kwargs["ConditionExpression"] = condition
+        if conditions:
+            kwargs["ConditionExpression"] = _all(conditions)
         try:
-            response = self._table.update_item(**kwargs)
+            response = client().update_item(**kwargs, **expr.params())
         except ClientError as exc:
             if _is_condition_failure(exc):
                 raise ConditionFailed(f"{pk}/{sk} condition failed") from exc
             raise
-        return to_python(response["Attributes"])
+        return _python(response["Attributes"])
 
     def delete(self, pk: str, sk: str, *, expect: Mapping[str, Any] | None = None) -> None:
-        kwargs: dict[str, Any] = {"Key": {"pk": pk, "sk": sk}}
+        kwargs: dict[str, Any] = {"TableName": self.name, "Key": self._key(pk, sk)}
         if expect:
-            kwargs["ConditionExpression"] = _condition(expect)
+            expr = _Expression()
+            kwargs.update(ConditionExpression=expr.expected(expect), **expr.params())
         try:
-            self._table.delete_item(**kwargs)
+            client().delete_item(**kwargs)
         except ClientError as exc:
             if _is_condition_failure(exc):
                 raise ConditionFailed(f"{pk}/{sk} condition failed") from exc
@@ -195,31 +271,31 @@ class DynamoTable:
         hash_attr, range_attr = INDEXES[query.index] if query.index else ("pk", "sk")
         if query.after is not None and query.before is not None and query.after >= query.before:
             return Page([])
-        condition: ConditionBase = Key(hash_attr).eq(query.partition)
-        range_condition, filter_bounds = _range_condition(query, range_attr)
+        expr = _Expression()
+        key_conditions = [expr.equals(hash_attr, query.partition)]
+        range_condition, filter_bounds = _range_condition(expr, query, range_attr)
         if range_condition is not None:
-            condition = condition & range_condition
+            key_conditions.append(range_condition)
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": condition,
+            "TableName": self.name,
+            "KeyConditionExpression": _all(key_conditions),
             "ScanIndexForward": not query.descending,
         }
         if query.index:
             kwargs["IndexName"] = query.index
         else:
             kwargs["ConsistentRead"] = True
-        filters: list[ConditionBase] = []
+        filters: list[str] = []
         if filter_bounds and query.after is not None:
-            filters.append(Attr(range_attr).gt(query.after))
+            filters.append(f"{expr.name(range_attr)} > {expr.value(query.after)}")
         if filter_bounds and query.before is not None:
-            filters.append(Attr(range_attr).lt(query.before))
-        filters.extend(_where(k, v) for k, v in query.where.items())
+            filters.append(f"{expr.name(range_attr)} < {expr.value(query.before)}")
+        filters.extend(expr.where(k, v) for k, v in query.where.items())
         if filters:
-            combined: ConditionBase = filters[0]
-            for f in filters[1:]:
-                combined = combined & f
-            kwargs["FilterExpression"] = combined
+            kwargs["FilterExpression"] = _all(filters)
+        kwargs.update(expr.params())
         if query.cursor:
-            kwargs["ExclusiveStartKey"] = cursors.decode(
+            start = cursors.decode(
                 query.cursor,
                 partition_attr=hash_attr,
                 partition=query.partition,
@@ -228,18 +304,19 @@ class DynamoTable:
                 after=query.after,
                 before=query.before,
             )
+            kwargs["ExclusiveStartKey"] = _wire(start)
         selected: list[Item] = []
         more = False
         while True:
             if query.limit is not None:
                 # Ask for one more than needed so we know whether another page exists.
                 kwargs["Limit"] = max(query.limit + 1 - len(selected), 1) if not filters else 100
-            response = self._table.query(**kwargs)
+            response = client().query(**kwargs)
             for raw in response.get("Items", []):
                 if query.limit is not None and len(selected) >= query.limit:
                     more = True
                     break
-                selected.append(to_python(raw))
+                selected.append(_python(raw))
             if more or "LastEvaluatedKey" not in response:
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -252,13 +329,13 @@ class DynamoTable:
         for start in range(0, len(unique), 100):
             request: dict[str, Any] = {
                 self.name: {
-                    "Keys": [{"pk": pk, "sk": sk} for pk, sk in unique[start : start + 100]],
+                    "Keys": [self._key(pk, sk) for pk, sk in unique[start : start + 100]],
                     "ConsistentRead": True,
                 }
             }
             while request:
-                response = resource().batch_get_item(RequestItems=request)
-                items.extend(to_python(i) for i in response["Responses"].get(self.name, []))
+                response = client().batch_get_item(RequestItems=request)
+                items.extend(_python(i) for i in response["Responses"].get(self.name, []))
                 request = response.get("UnprocessedKeys") or {}
         return items
 

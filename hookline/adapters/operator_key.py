@@ -6,8 +6,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-import boto3
-
+from hookline.adapters import aws
 from hookline.config import Settings
 
 _CACHE_SECONDS = 300
@@ -16,7 +15,7 @@ _cached: tuple[float, str] | None = None
 
 @lru_cache(maxsize=1)
 def _ssm() -> Any:
-    return boto3.client("ssm")
+    return aws.client("ssm")
 
 
 def operator_key(settings: Settings) -> str:

@@ -9,12 +9,11 @@ so dispatchers and attempt functions running at once share the pace.
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hookline.adapters.dynamodb import _is_condition_failure, resource
+from hookline.adapters.dynamodb import _is_condition_failure, client, serialize
 from hookline.ports import Slot
 
 #: A pacing item outlives its last slot by this long (then the TTL removes it).
@@ -28,14 +27,11 @@ class DynamoRateLimiter:
     def __init__(self, table_name: str) -> None:
         self._table_name = table_name
 
-    @cached_property
-    def _table(self) -> Any:
-        # Created on first use: building the client is the dearest part of a cold start.
-        return resource().Table(self._table_name)
-
-    @staticmethod
-    def _key(key: str) -> dict[str, str]:
-        return {"pk": f"RATE#{key}", "sk": "RATE"}
+    def _key(self, key: str) -> dict[str, Any]:
+        return {
+            "TableName": self._table_name,
+            "Key": {"pk": {"S": f"RATE#{key}"}, "sk": {"S": "RATE"}},
+        }
 
     def reserve(self, key: str, interval_ms: int, *, now_ms: int, horizon_ms: int) -> Slot:
         expires_at = now_ms // 1000 + KEEP_SECONDS
@@ -49,15 +45,13 @@ class DynamoRateLimiter:
             return Slot(now_ms)
         # Busy: take the next slot in line, atomically, unless it lies beyond the horizon.
         try:
-            attributes = self._table.update_item(
-                Key=self._key(key),
+            attributes = client().update_item(
+                **self._key(key),
                 UpdateExpression="ADD next_ms :interval SET expires_at = :ttl",
                 ConditionExpression="next_ms < :ceiling",
-                ExpressionAttributeValues={
-                    ":interval": interval_ms,
-                    ":ttl": expires_at,
-                    ":ceiling": now_ms + horizon_ms,
-                },
+                ExpressionAttributeValues=_values(
+                    {":interval": interval_ms, ":ttl": expires_at, ":ceiling": now_ms + horizon_ms}
+                ),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )["Attributes"]
@@ -67,7 +61,7 @@ class DynamoRateLimiter:
             old: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
             current = old.get("next_ms", {}).get("N")
             return Slot(int(current) if current else now_ms, taken=False)
-        return Slot(max(int(attributes["next_ms"]) - interval_ms, now_ms))
+        return Slot(max(int(attributes["next_ms"]["N"]) - interval_ms, now_ms))
 
     def hold(self, key: str, until_ms: int) -> None:
         self._update(
@@ -80,14 +74,18 @@ class DynamoRateLimiter:
     def _update(self, key: str, expression: str, values: dict[str, Any], *, condition: str) -> bool:
         """One conditional update; False when its condition did not hold."""
         try:
-            self._table.update_item(
-                Key=self._key(key),
+            client().update_item(
+                **self._key(key),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues=_values(values),
             )
         except ClientError as exc:
             if _is_condition_failure(exc):
                 return False
             raise
         return True
+
+
+def _values(values: dict[str, int]) -> dict[str, Any]:
+    return {name: serialize(value) for name, value in values.items()}

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import boto3
+from hookline.adapters import aws
 
 
 class MailNotConfigured(RuntimeError):
@@ -18,7 +18,7 @@ class MailNotConfigured(RuntimeError):
 
 @lru_cache(maxsize=1)
 def _client() -> Any:
-    return boto3.client("ses")
+    return aws.client("ses")
 
 
 def clear_client_cache() -> None:

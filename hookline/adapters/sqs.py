@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
+
+from hookline.adapters import aws
 
 #: SendMessageBatch takes at most ten messages.
 _BATCH = 10
@@ -16,7 +17,7 @@ _BATCH = 10
 
 @lru_cache(maxsize=1)
 def _client() -> Any:
-    return boto3.client("sqs", config=Config(retries={"mode": "standard"}))
+    return aws.client("sqs", config=Config(retries={"mode": "standard"}))
 
 
 class SqsDeliveryQueue:

@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
+
+from hookline.adapters import aws
 
 
 @lru_cache(maxsize=1)
 def _client() -> Any:
-    return boto3.client("stepfunctions", config=Config(retries={"mode": "standard"}))
+    return aws.client("stepfunctions", config=Config(retries={"mode": "standard"}))
 
 
 class StepFunctionsScheduler:

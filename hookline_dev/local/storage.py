@@ -21,9 +21,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
-
-from hookline.adapters.dynamodb import to_dynamo, to_python
+from hookline.adapters.dynamodb import serialize, to_dynamo, to_python
 from hookline.ports import Item
 from hookline_dev import template
 from hookline_dev.local.lambdas import ACCOUNT_ID, REGION
@@ -34,7 +32,6 @@ from hookline_dev.memory import MemoryRateLimiter, MemoryTable
 #: every write, with the table's lock held (so in the order the writes happened).
 WriteHook = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
 
-_serializer = TypeSerializer()
 #: DynamoDB's stream sequence numbers are 21 digits and grow across the whole stream.
 _sequence = itertools.count(100_000_000_000_000_000_000)
 
@@ -42,15 +39,15 @@ _sequence = itertools.count(100_000_000_000_000_000_000)
 def _number(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
-    # floats as the DynamoDB adapter writes them (Decimal(str(f))), formatted as boto3 does
-    number: str = _serializer.serialize(to_dynamo(value))["N"]
+    # floats as the DynamoDB adapter writes them (Decimal(str(f)), then its serializer)
+    number: str = serialize(to_dynamo(value))["N"]
     return number
 
 
 def _attribute(value: Any) -> dict[str, Any]:
-    """One value as a typed attribute in Lambda's JSON form (binary as base64 text): what
-    boto3's TypeSerializer makes of what the DynamoDB adapter writes, without its generic
-    type probing (this runs on every write)."""
+    """One value as a typed attribute in Lambda's JSON form (binary as base64 text): what the
+    DynamoDB adapter's serializer makes of what it writes, without its generic type probing
+    (this runs on every write)."""
     if isinstance(value, str):
         return {"S": value}
     if isinstance(value, bool):

@@ -364,7 +364,7 @@ def aws_services(memory_services: wiring.Services) -> Iterator[wiring.Services]:
     from hookline_dev import template
 
     with mock_aws():
-        dynamodb.resource.cache_clear()
+        dynamodb.client.cache_clear()
         client = boto3.client("dynamodb", region_name="us-east-1")
         env = template.table_environment(template.create_tables(client, "e2e"))
         settings = Settings(
@@ -381,7 +381,7 @@ def aws_services(memory_services: wiring.Services) -> Iterator[wiring.Services]:
         try:
             yield wiring.services()
         finally:
-            dynamodb.resource.cache_clear()
+            dynamodb.client.cache_clear()
 
 
 def _stream_batch_since(table: str, iterators: dict[str, str]) -> dict[str, Any]:

@@ -110,7 +110,14 @@ def test_b4_coldstart_smoke() -> None:
     assert dispatch["modules"] > result["functions"]["boto3"]["modules"]
     assert dispatch["rss_mb"]["median"] > 0
     assert dispatch["heavy"] == {}
-    assert "## B4" in _render("b4", result)
+    # The floor imports the stack alone: more than boto3, less with no event handler.
+    floor = result["floor"]
+    assert floor["floor"]["modules"] > floor["floor without event handler"]["modules"]
+    assert floor["floor without event handler"]["modules"] > result["functions"]["boto3"]["modules"]
+    assert floor["floor"]["ready_ratio"] > floor["floor"]["wall_ratio"]
+    rendered = _render("b4", result)
+    assert "## B4" in rendered
+    assert "| *floor* |" in rendered
 
 
 def test_b4_names_the_import_chain_of_a_heavy_module() -> None:

@@ -55,7 +55,7 @@ built = sorted(
     if isinstance(value, type) and issubclass(value, models.Record)
     and value.__pydantic_complete__
 )
-clients = dynamodb.resource.cache_info().currsize
+clients = dynamodb.client.cache_info().currsize
 event = models.Event.model_validate(
     {"id": "evt_1", "community_id": "com_1", "event": "member.created", "data": {},
      "timestamp": "2026-01-01T00:00:00Z"}
@@ -74,6 +74,42 @@ def test_a_cold_start_builds_no_client_and_no_validator(function: str, tmp_path:
     validator; the first request that needs one builds it."""
     probe = _in_lambda(function, _BUILT, tmp_path)
     assert probe == {"built": [], "clients": 0, "event_built_on_use": True}
+
+
+_UNNEEDED = ("boto3", "s3transfer", "aws_lambda_powertools.utilities.parser")
+
+
+@pytest.mark.parametrize("function", HANDLERS)
+def test_no_function_imports_what_no_request_uses(function: str, tmp_path: Path) -> None:
+    """Neither the cold start nor the first DynamoDB client imports:
+
+    * boto3: every adapter uses botocore's own clients, so boto3's resource layer and
+      s3transfer (with multiprocessing) stay out;
+    * powertools' parser models: the batch utility builds dozens of pydantic models at import
+      when pydantic is already imported (``utilities.batch.types``), so a function that uses it
+      imports it before anything imports pydantic."""
+    probe = _in_lambda(
+        function,
+        "import json, sys\nfrom hookline import wiring\nfrom hookline.adapters import dynamodb\n"
+        "wiring.services()\ndynamodb.client()\n"
+        f"print(json.dumps(sorted(m for m in {_UNNEEDED!r} if m in sys.modules)))",
+        tmp_path,
+    )
+    assert probe == []
+
+
+@pytest.mark.parametrize("function", HANDLERS)
+def test_a_handler_imports_with_the_collector_paused_then_resumed(
+    function: str, tmp_path: Path
+) -> None:
+    """The imports run with the cyclic collector paused (hookline.coldstart); afterwards it is
+    running again, with what the imports made frozen out of its way."""
+    probe = _in_lambda(
+        function,
+        "import gc, json\nprint(json.dumps([gc.isenabled(), gc.get_freeze_count() > 10_000]))",
+        tmp_path,
+    )
+    assert probe == [True, True]
 
 
 _PATCHED = """

@@ -575,12 +575,12 @@ def dynamo(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.0
     )
     with mock_aws():
-        dynamodb.resource.cache_clear()
+        dynamodb.client.cache_clear()
         names = create_tables(boto3.client("dynamodb", region_name="us-east-1"), "hookline-faults")
         try:
             yield table_environment(names)
         finally:
-            dynamodb.resource.cache_clear()
+            dynamodb.client.cache_clear()
 
 
 def _dynamo_pipeline(env: dict[str, str]) -> Pipeline:
@@ -598,14 +598,14 @@ def _dynamo_pipeline(env: dict[str, str]) -> Pipeline:
 
 def _throttle(operations: set[str], table: str, remaining: int) -> Throttle:
     hook = Throttle(operations, table, remaining)
-    dynamodb.resource().meta.client.meta.events.register_first(
+    dynamodb.client().meta.events.register_first(
         "before-send.dynamodb", hook, unique_id="reliability-throttle"
     )
     return hook
 
 
 def _unthrottle() -> None:
-    dynamodb.resource().meta.client.meta.events.unregister(
+    dynamodb.client().meta.events.unregister(
         "before-send.dynamodb", unique_id="reliability-throttle"
     )
 

@@ -112,7 +112,7 @@ def aws() -> Iterator[Aws]:
     """One moto account per module: tables, AttemptFunction and the state machine. Tests keep
     apart by using their own community, webhooks and deliveries."""
     with mock_aws(config=MOTO_CONFIG):
-        dynamodb.resource.cache_clear()
+        dynamodb.client.cache_clear()
         stepfunctions._client.cache_clear()
         names = create_tables(boto3.client("dynamodb", region_name=REGION), "hookline-e2e")
         workflow = MotoWorkflow.create()
@@ -128,7 +128,7 @@ def aws() -> Iterator[Aws]:
         try:
             yield Aws(sfn=workflow.sfn, state_machine_arn=arn, settings=settings)
         finally:
-            dynamodb.resource.cache_clear()
+            dynamodb.client.cache_clear()
             stepfunctions._client.cache_clear()
 
 
