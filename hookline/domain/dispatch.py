@@ -43,8 +43,11 @@ MAX_QUEUE_DELAY_SECONDS = 900
 Result = Literal["delivered", "failed", "resumed", "skipped", "deferred"]
 
 #: A first attempt still running after this long puts its endpoint in the slow lane for
-#: ``SLOW_LANE_SECONDS`` (renewed while its attempts stay slow).
-SLOW_ATTEMPT_SECONDS = 2.0
+#: ``SLOW_LANE_SECONDS`` (renewed while its attempts stay slow). Half the production timeout:
+#: receivers such as Zapier or a CRM answer in 2-5 s at times, and a loaded invocation stretches
+#: healthy attempts too; the lane's spacing (timeout / SLOW_LANE_CAP) would cap those at a
+#: fraction of what they take.
+SLOW_ATTEMPT_SECONDS = 5.0
 SLOW_LANE_SECONDS = 60
 #: A slow lane's turn nearer than this is waited for in process; a later one on the queue.
 SLOW_LANE_WAIT_IN_PROCESS_SECONDS = 1.0
