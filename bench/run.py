@@ -37,7 +37,7 @@ FULL: dict[str, dict[str, Any]] = {
         "timeout": 10.0,
         "rounds": 2,
         "sequential_events": 2,
-        "local_events": 200,
+        "local_events": 40,
     },
     "b3": {"events": 20, "rounds": 3},
     "b4": {"repeats": 10},

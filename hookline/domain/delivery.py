@@ -201,7 +201,6 @@ def attempt_and_record(
     stored: bool = True,
     paced: bool = True,
     wait_at_most: float | None = None,
-    slot_ms: int | None = None,
     on_failure: OnFailure | None = None,
 ) -> AttemptResult:
     """``attempt_delivery``, also returning the delivery as stored after the attempt.
@@ -211,23 +210,16 @@ def attempt_and_record(
 
     A paced attempt first waits for the webhook's turn (its rate limit, or a Retry-After it was
     given), and records that wait; a turn more than ``wait_at_most`` seconds off raises
-    pacing.NotYet before anything is sent or written. ``paced=False`` sends at once;
-    ``slot_ms``, a turn claimed earlier, sends at it.
+    pacing.NotYet before anything is sent or written. ``paced=False`` sends at once.
     ``on_failure(outcome)`` gives the fields a failed attempt also writes into the delivery.
     """
-    stage = ctx.settings.stage
-    if slot_ms is not None:
-        waited_ms = pacing.sleep_until(slot_ms, stage=stage)
-    elif paced:
-        waited_ms = pacing.wait_turn(
-            ctx.rate_limiter,
-            webhook,
-            stage=stage,
-            horizon_seconds=wait_at_most,
-            timeout_seconds=ctx.timeout,
+    waited_ms = (
+        pacing.wait_turn(
+            ctx.rate_limiter, webhook, stage=ctx.settings.stage, horizon_seconds=wait_at_most
         )
-    else:
-        waited_ms = 0
+        if paced
+        else 0
+    )
     started = clock.now()
     try:
         body, headers = build_request(

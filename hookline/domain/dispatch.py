@@ -6,10 +6,7 @@
 * ``deliver_orders`` (DeliverFunction, the delivery queue): the first attempt of each order,
   concurrently, each in its webhook's turn (hookline.domain.pacing). A failed first attempt
   goes to the retry policy; an order whose turn is more than a few seconds off goes back on the
-  queue, delayed, rather than holding the invocation. An endpoint whose attempt is still
-  running after SLOW_ATTEMPT_SECONDS enters the slow lane (pacing): its orders claim turns
-  spaced so that at most pacing.SLOW_LANE_CAP attempts run at once, and wait for them on the
-  queue, carrying the claimed slot.
+  queue, delayed, rather than holding the invocation.
 
 Delivery ids are deterministic per (event, webhook) and a delivery is written only with its
 first attempt, so an order handed over twice (a redelivered stream record or queue message)
@@ -18,11 +15,9 @@ attempts nothing that is already recorded.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -42,15 +37,11 @@ MAX_QUEUE_DELAY_SECONDS = 900
 
 Result = Literal["delivered", "failed", "resumed", "skipped", "deferred"]
 
-#: A first attempt still running after this long puts its endpoint in the slow lane for
-#: ``SLOW_LANE_SECONDS`` (renewed while its attempts stay slow). Half the production timeout:
-#: receivers such as Zapier or a CRM answer in 2-5 s at times, and a loaded invocation stretches
-#: healthy attempts too; the lane's spacing (timeout / SLOW_LANE_CAP) would cap those at a
-#: fraction of what they take.
-SLOW_ATTEMPT_SECONDS = 5.0
-SLOW_LANE_SECONDS = 60
-#: A slow lane's turn nearer than this is waited for in process; a later one on the queue.
-SLOW_LANE_WAIT_IN_PROCESS_SECONDS = 1.0
+#: A first attempt still running after this long marks its endpoint slow: the webhook's next
+#: deliveries are deferred (back on the queue, delayed) for ``SLOW_ENDPOINT_HOLD_SECONDS``,
+#: longer than pacing's in-process horizon so that they do not wait in an invocation.
+SLOW_ATTEMPT_SECONDS = 2.0
+SLOW_ENDPOINT_HOLD_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -62,8 +53,6 @@ class DeliveryOrder:
     event: Event
     #: Queued by a replay, which wrote the delivery as pending first: only this order makes it.
     replayed: bool = False
-    #: The slow lane's send slot (epoch ms) this order claimed before it went back on the queue.
-    slot_ms: int | None = None
 
     @property
     def community_id(self) -> str:
@@ -74,12 +63,8 @@ class DeliveryOrder:
         return delivery_id_for(self.event, self.webhook_id)
 
     def to_message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"webhook_id": self.webhook_id, "event": self.event.model_dump()}
-        if self.replayed:
-            message["replayed"] = True
-        if self.slot_ms is not None:
-            message["slot_ms"] = self.slot_ms
-        return message
+        message = {"webhook_id": self.webhook_id, "event": self.event.model_dump()}
+        return {**message, "replayed": True} if self.replayed else message
 
     @classmethod
     def from_message(cls, message: Mapping[str, Any]) -> DeliveryOrder:
@@ -87,14 +72,10 @@ class DeliveryOrder:
         webhook_id = message.get("webhook_id")
         if not isinstance(webhook_id, str) or not webhook_id:
             raise ValueError("a delivery order needs a webhook_id")
-        slot_ms = message.get("slot_ms")
-        if slot_ms is not None and (not isinstance(slot_ms, int) or isinstance(slot_ms, bool)):
-            raise ValueError("a delivery order's slot_ms must be an integer")
         return cls(
             webhook_id,
             Event.model_validate(message.get("event")),
             replayed=message.get("replayed") is True,
-            slot_ms=slot_ms,
         )
 
 
@@ -175,17 +156,14 @@ def deliver_orders(
     thread; an order whose processing raised gets its exception back (hand it over again).
 
     The per-endpoint cap: an endpoint whose attempt is still running after
-    SLOW_ATTEMPT_SECONDS enters the slow lane, so its next orders take spaced turns and wait
-    for them on the queue instead of each holding an invocation for the whole timeout.
+    SLOW_ATTEMPT_SECONDS is held (pacing's hold, the seam rate limits use), so its next orders
+    are deferred (back on the queue, delayed) instead of each holding an invocation for the
+    whole timeout.
     """
     if not orders:
         return []
-    began = time.monotonic()
-    #: When each order's thread took it up (one waiting for a worker is not slow).
-    taken_up: dict[str, float] = {}
 
     def run(order: DeliveryOrder) -> Result | BaseException:
-        taken_up[order.delivery_id] = time.monotonic()
         try:
             return deliver_order(ctx, order)
         except Exception as exc:
@@ -199,42 +177,26 @@ def deliver_orders(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hookline-deliver") as pool:
         futures = [pool.submit(carry(run), order) for order in orders]
         _, running = wait(futures, timeout=SLOW_ATTEMPT_SECONDS)
-        # Running for most of SLOW_ATTEMPT_SECONDS, not waiting for a worker most of it.
-        late = began + SLOW_ATTEMPT_SECONDS / 2
-        slow = {
-            (o.community_id, o.webhook_id)
-            for o, f in zip(orders, futures, strict=True)
-            if f in running and taken_up.get(o.delivery_id, late + 1) <= late
-        }
+        pairs = zip(orders, futures, strict=True)
+        slow = {(o.community_id, o.webhook_id) for o, f in pairs if f in running}
         for community_id, webhook_id in slow:
-            _mark_slow(ctx, community_id, webhook_id)
+            _hold_slow_endpoint(ctx, community_id, webhook_id)
         return [future.result() for future in futures]
 
 
-def _mark_slow(ctx: DeliveryContext, community_id: str, webhook_id: str) -> None:
-    """Put the webhook in the slow lane, or keep it there (one write per half lane period)."""
+def _hold_slow_endpoint(ctx: DeliveryContext, community_id: str, webhook_id: str) -> None:
     now = clock.now()
-    until = now + timedelta(seconds=SLOW_LANE_SECONDS)
+    until = now + timedelta(seconds=SLOW_ENDPOINT_HOLD_SECONDS)
     try:
         webhook = ctx.webhooks.find(community_id, webhook_id)
-        if webhook is None:
-            return
-        if pacing.is_slow(webhook, now):
-            left = clock.parse_iso(webhook.slow_until or "") - now
-            if left > timedelta(seconds=SLOW_LANE_SECONDS / 2):
-                return
-        elif pacing.is_paced(webhook, now):
-            return  # its attempts may only be waiting for their turn
-        else:
-            # The attempts running now count against the cap: the lane's first turn comes when
-            # they have timed out.
-            running_until = now + timedelta(seconds=ctx.timeout - SLOW_ATTEMPT_SECONDS)
-            ctx.rate_limiter.hold(webhook_id, clock.epoch_millis(running_until))
-        ctx.webhooks.update(community_id, webhook_id, {"slow_until": clock.iso(until)})
+        if webhook is None or pacing.is_paced(webhook, now):
+            return  # gone, or paced already: its attempts may be waiting for their turn
+        ctx.rate_limiter.hold(webhook_id, int(until.timestamp() * 1000))
+        ctx.webhooks.update(community_id, webhook_id, {"throttled_until": clock.iso(until)})
     except Exception:  # a webhook deleted meanwhile, or storage trouble: the attempt goes on
-        logger.exception("could not mark a slow endpoint", extra={"webhook_id": webhook_id})
+        logger.exception("could not hold a slow endpoint", extra={"webhook_id": webhook_id})
         return
-    logger.info("slow endpoint", extra={"webhook_id": webhook_id, "until": clock.iso(until)})
+    logger.info("slow endpoint held", extra={"webhook_id": webhook_id, "until": clock.iso(until)})
 
 
 def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
@@ -277,15 +239,6 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
             delivery, stored = existing, True
         else:
             delivery, stored = new_delivery(event, webhook), False
-        slot_ms = order.slot_ms
-        if slot_ms is None and pacing.is_slow(webhook, clock.now()):
-            turn = pacing.take_turn(ctx.rate_limiter, webhook, timeout_seconds=ctx.timeout)
-            slot_ms = turn.slot_ms if turn is not None else None
-        if slot_ms is not None:
-            ahead_ms = slot_ms - clock.epoch_millis(clock.now())
-            if ahead_ms > SLOW_LANE_WAIT_IN_PROCESS_SECONDS * 1000:
-                # The slot is this order's: it comes back for it (SQS delays whole seconds).
-                return _defer(ctx, replace(order, slot_ms=slot_ms), math.ceil(ahead_ms / 1000))
         try:
             result = attempt_and_record(
                 ctx,
@@ -295,7 +248,6 @@ def deliver_order(ctx: DeliveryContext, order: DeliveryOrder) -> Result:
                 1,
                 stored=stored,
                 wait_at_most=pacing.MAX_WAIT_IN_PROCESS_SECONDS,
-                slot_ms=slot_ms,
                 on_failure=retry.joining(ctx, delivery, webhook),
             )
         except pacing.NotYet as later:

@@ -71,9 +71,6 @@ class Webhook(Record):
     rate_limit: float | None = None
     #: Until when a receiver's Retry-After holds this webhook's sends (ISO time).
     throttled_until: str | None = None
-    #: Until when this endpoint is in the slow lane: an attempt was still running after
-    #: dispatch.SLOW_ATTEMPT_SECONDS, so its attempts are spaced (hookline.domain.pacing).
-    slow_until: str | None = None
     last_triggered_at: str | None = None
     last_error: str | None = None
     disabled_reason: str | None = None

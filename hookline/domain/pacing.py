@@ -1,21 +1,15 @@
-"""Rate limits per webhook: the turn a delivery waits for, slowing a webhook down when its
-receiver answers 429 (or 503) with Retry-After, and the slow lane.
+"""Rate limits per webhook: the turn a delivery waits for, and slowing a webhook down when its
+receiver answers 429 (or 503) with Retry-After.
 
 A webhook's ``rate_limit`` is deliveries per second; its sends are spaced 1/rate_limit apart
 across every process, with the slots kept by the RateLimiter port (DynamoDB in AWS). A
 Retry-After holds the webhook's next slots, limited or not. Waiting for a turn is not an
 attempt: nothing fails, no retry is used, and it is logged at INFO ("waiting for the rate
 limit"); the attempt that follows records the wait as ``rate_limit_wait_ms``.
-
-The slow lane is the per-endpoint cap on concurrent attempts: while a webhook is marked slow
-(``slow_until``), its sends are spaced ``timeout / SLOW_LANE_CAP`` apart. An attempt lasts at
-most the timeout, so at most SLOW_LANE_CAP of them run at once, whatever the publish rate, and
-a healthy webhook pays nothing for it (the mark is in the webhook item every attempt reads).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,36 +37,11 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-#: At most this many attempts to a webhook in the slow lane run at once.
-SLOW_LANE_CAP = 4
-
-
-def _until(moment: str | None, now: datetime) -> bool:
-    return moment is not None and clock.parse_iso(moment) > now
-
-
-def is_slow(webhook: Webhook, now: datetime) -> bool:
-    """Is the webhook in the slow lane?"""
-    return _until(webhook.slow_until, now)
-
-
 def is_paced(webhook: Webhook, now: datetime) -> bool:
-    """Does a send to this webhook take a turn? (A rate limit, a Retry-After still on, or the
-    slow lane.)"""
-    return (
-        webhook.rate_limit is not None
-        or _until(webhook.throttled_until, now)
-        or is_slow(webhook, now)
-    )
-
-
-def spacing_ms(webhook: Webhook, now: datetime, timeout_seconds: float | None) -> int:
-    """Milliseconds between two sends to the webhook: its rate limit's, or the slow lane's
-    (``timeout_seconds`` / SLOW_LANE_CAP) when that is longer."""
-    spacing = interval_ms(webhook.rate_limit)
-    if timeout_seconds and is_slow(webhook, now):
-        spacing = max(spacing, math.ceil(timeout_seconds * 1000 / SLOW_LANE_CAP))
-    return spacing
+    """Does a send to this webhook take a turn? (A rate limit, or a Retry-After still on.)"""
+    if webhook.rate_limit is not None:
+        return True
+    return webhook.throttled_until is not None and clock.parse_iso(webhook.throttled_until) > now
 
 
 #: Turns nearer than this are waited for in process; further ones are handed back (NotYet).
@@ -115,18 +84,17 @@ def take_turn(
     now: datetime | None = None,
     *,
     horizon_seconds: float | None = None,
-    timeout_seconds: float | None = None,
 ) -> Turn | None:
     """Claim the webhook's next slot, if it is nearer than ``horizon_seconds`` (None: any);
-    None, without asking the limiter, when the webhook is unpaced. ``timeout_seconds`` (the
-    attempt timeout) spaces the slow lane's slots."""
+    None, without asking the limiter, when the webhook is unpaced."""
     moment = now or clock.now()
     if not is_paced(webhook, moment):
         return None
     now_ms = _ms(moment)
     horizon_ms = _UNBOUNDED_MS if horizon_seconds is None else int(horizon_seconds * 1000)
-    spacing = spacing_ms(webhook, moment, timeout_seconds)
-    slot = limiter.reserve(webhook.id, spacing, now_ms=now_ms, horizon_ms=horizon_ms)
+    slot = limiter.reserve(
+        webhook.id, interval_ms(webhook.rate_limit), now_ms=now_ms, horizon_ms=horizon_ms
+    )
     return Turn(slot_ms=slot.at_ms, reserved_at_ms=now_ms, taken=slot.taken)
 
 
@@ -136,12 +104,7 @@ def _tolerance_ms(rate_limit: float | None) -> int | None:
 
 
 def wait_turn(
-    limiter: RateLimiter,
-    webhook: Webhook,
-    *,
-    stage: str,
-    horizon_seconds: float | None = None,
-    timeout_seconds: float | None = None,
+    limiter: RateLimiter, webhook: Webhook, *, stage: str, horizon_seconds: float | None = None
 ) -> int:
     """Take the webhook's turn and sleep until it comes; returns the milliseconds waited (0 for
     an unpaced webhook). Raises NotYet, having claimed nothing, for a turn beyond the horizon.
@@ -151,9 +114,7 @@ def wait_turn(
     """
     waited = 0
     for _ in range(MAX_TURNS):
-        turn = take_turn(
-            limiter, webhook, horizon_seconds=horizon_seconds, timeout_seconds=timeout_seconds
-        )
+        turn = take_turn(limiter, webhook, horizon_seconds=horizon_seconds)
         if turn is None:
             return 0
         if not turn.taken:
@@ -167,19 +128,6 @@ def wait_turn(
         tolerance = _tolerance_ms(webhook.rate_limit)
         if tolerance is None or _ms(clock.now()) - turn.slot_ms <= tolerance:
             break
-    _count_wait(waited, stage)
-    return waited
-
-
-def sleep_until(slot_ms: int, *, stage: str) -> int:
-    """Sleep until a slot claimed earlier; returns the milliseconds waited."""
-    remaining = max(0, slot_ms - _ms(clock.now()))
-    time.sleep(remaining / 1000)
-    _count_wait(remaining, stage)
-    return remaining
-
-
-def _count_wait(waited: int, stage: str) -> None:
     if waited:
         emit(
             {
@@ -188,6 +136,7 @@ def _count_wait(waited: int, stage: str) -> None:
             },
             stage=stage,
         )
+    return waited
 
 
 def _log_wait(webhook: Webhook, wait_ms: int, *, handed_back: bool = False) -> None:

@@ -278,7 +278,6 @@ def public_view(webhook: Webhook, *, reveal_secret: bool = False) -> dict[str, A
             "failing_since",
             "permanent_failures",
             "throttled_until",
-            "slow_until",
         }
     )
     view["community_id"] = webhook.community_id

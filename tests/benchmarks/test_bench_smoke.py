@@ -84,12 +84,6 @@ def test_b2_isolation_smoke() -> None:
         "local stack",
         "sequential",
     }
-    # The local stack's ratio is that of the pooled p99s; the raw latencies are not kept.
-    pooled = result["local_pooled_p99_ms"]
-    assert result["p99_ratio"]["local stack"]["pooled"] == pytest.approx(
-        pooled["with slow"] / pooled["without slow"]
-    )
-    assert all("latencies_ms" not in run for runs in result["runs"].values() for run in runs)
     assert "## B2" in _render("b2", result)
     assert "through `hookline local`" in _render("b2", result)
 

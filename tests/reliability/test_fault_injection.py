@@ -14,7 +14,6 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -28,7 +27,7 @@ from hookline import clock
 from hookline.adapters import dynamodb
 from hookline.adapters.dynamodb import DynamoTables
 from hookline.config import Settings
-from hookline.domain import dispatch, policy
+from hookline.domain import policy
 from hookline.domain.delivery import delivery_id_for, new_delivery
 from hookline.domain.dispatch import DeliveryOrder
 from hookline.ports import Sender
@@ -41,7 +40,6 @@ from tests.delivery_helpers import closed_port
 from tests.receivers import Receiver, Reply
 from tests.reliability_harness import (
     TIME_SCALE,
-    Crash,
     FlakyTable,
     FlakyTables,
     Pipeline,
@@ -265,45 +263,6 @@ def test_a_crash_after_the_post_resends_with_the_same_webhook_id(pipeline: Pipel
     assert first.body == second.body
     assert json.loads(second.body)["id"] == event.id
     assert _log(pipeline, delivery_id) == [(1, True, 200)]
-
-
-@pytest.mark.parametrize("dies", ["before", "after"])
-def test_a_slow_lane_order_dying_around_its_deferral_is_sent_once(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, dies: str
-) -> None:
-    """The slow lane's steps: claim a slot, queue the order again with it, come back and send at
-    it. The invocation dies just before (the slot is lost; the order comes back and claims
-    another) or just after (the order is on the queue twice) queueing a deferred order."""
-    monkeypatch.setattr(dispatch, "SLOW_LANE_WAIT_IN_PROCESS_SECONDS", 0.1)
-    queued = pipeline.queue.send
-    deaths: list[int] = []
-
-    def send(messages: Any, *, delay_seconds: int = 0) -> list[int]:
-        deferred = any("slot_ms" in m for m in messages)
-        if deferred and not deaths and dies == "before":
-            deaths.append(1)
-            raise Crash
-        unsent = queued(messages, delay_seconds=delay_seconds)
-        if deferred and not deaths:
-            deaths.append(1)
-            raise Crash
-        return unsent
-
-    monkeypatch.setattr(pipeline.queue, "send", send)
-    with Receiver() as rx:
-        hook = pipeline.webhook(rx.url_for("/lane"), retry_count=1)
-        lane_until = clock.iso(clock.now() + timedelta(seconds=60))
-        pipeline.ctx.webhooks.update(pipeline.community.id, hook.id, {"slow_until": lane_until})
-        events = [pipeline.publish(post_id=i)[0] for i in range(4)]
-        pipeline.stream.deliver(events)
-        pipeline.retries.run()
-        requests = rx.requests
-
-    assert deaths and pipeline.queue.crashes == 1
-    received = Counter(r.header("webhook-id") for r in requests)
-    assert received == Counter({delivery_id_for(e, hook.id): 1 for e in events})
-    for event in events:
-        assert _log(pipeline, delivery_id_for(event, hook.id)) == [(1, True, 200)]
 
 
 # -- the retry state machine ------------------------------------------------------------------
