@@ -657,7 +657,8 @@ def summary_rows(results: Mapping[str, Any]) -> list[str]:
         )
         if "local stack" in b2["p99_ratio"]:
             rows.append(
-                f"| B2 same, through `hookline local` (fresh stack per run) | "
+                "| B2 same, through `hookline local` (fresh stack per run; short runs that end "
+                "before the 30 s slow-endpoint hold, which breaks isolation when it ends) | "
                 f"{spread(v['local stack, with slow']['p99_ms'])} ms | "
                 f"{spread(v['local stack, without slow']['p99_ms'])} ms without it | "
                 f"{spread(b2['p99_ratio']['local stack'], 2)} | ≤ 1.2 "
