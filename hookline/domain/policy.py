@@ -179,6 +179,28 @@ def generation_of(name: str | None) -> int | None:
     return None if found is None else int(found.group(1) or 0)
 
 
+def window_generation(
+    name: str | None,
+    *,
+    webhook_id: str,
+    created_at: str,
+    window_seconds: int,
+    time_scale: float,
+) -> int | None:
+    """The generation of ``name`` if it is a window group of the webhook's delivery created at
+    ``created_at`` (one it was written into); None for any other name."""
+    generation = generation_of(name)
+    if generation is None:
+        return None
+    begin, _ = window(created_at, window_seconds, time_scale)
+    return generation if name == _window_name(webhook_id, begin, generation) else None
+
+
+def _window_name(webhook_id: str, begin: datetime, generation: int) -> str:
+    tag = f"w{int(begin.timestamp() * 1000)}" + (f"-g{generation}" if generation > 0 else "")
+    return group_name(webhook_id, tag)
+
+
 def group_name(webhook_id: str, tag: str) -> str:
     """An execution name (unique per state machine for 90 days): the same group always gets
     the same name, so every member's start of it is idempotent."""
@@ -203,8 +225,7 @@ def window_group(
     generations = _Generations.of(created_at, window_seconds, schedule, time_scale)
     first_retry = clock.iso(generations.first_retry(generation))
     begin, end = generations.begin, generations.end
-    tag = f"w{int(begin.timestamp() * 1000)}" + (f"-g{generation}" if generation > 0 else "")
-    name = group_name(webhook_id, tag)
+    name = _window_name(webhook_id, begin, generation)
     document = workflow_document(
         community_id=community_id,
         webhook_id=webhook_id,

@@ -122,13 +122,17 @@ def rejoin(ctx: DeliveryContext, delivery: Delivery) -> bool:
     may have died between the write and the start); False when it is not in a window group."""
     if delivery.state != "retrying" or delivery.attempts != 1:
         return False
-    generation = policy.generation_of(delivery.retry_group)
+    settings = ctx.settings
+    generation = policy.window_generation(
+        delivery.retry_group,
+        webhook_id=delivery.webhook_id,
+        created_at=delivery.created_at,
+        window_seconds=settings.retry_group_window_seconds,
+        time_scale=settings.retry_time_scale,
+    )
     if generation is None:
         return False
-    group = window_group(ctx, delivery, generation)
-    if group.name != delivery.retry_group:
-        return False
-    join(ctx, group)
+    join(ctx, window_group(ctx, delivery, generation))
     return True
 
 

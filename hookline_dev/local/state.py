@@ -293,9 +293,15 @@ def _resumed_document(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     wait = min((policy.seconds_until(str(d), scale) for d in dues if d), default=0)
     since = created[0]
     until = clock.iso(clock.parse_iso(created[-1]) + timedelta(milliseconds=1))
-    generation = policy.generation_of(name)
+    generation = policy.window_generation(
+        name,
+        webhook_id=webhook_id,
+        created_at=created[0],
+        window_seconds=config.retry_group_window_seconds,
+        time_scale=scale,
+    )
     if generation is not None:
-        window_name, window, _ = policy.window_group(
+        _, window, _ = policy.window_group(
             community_id=community_id,
             webhook_id=webhook_id,
             created_at=created[0],
@@ -304,9 +310,8 @@ def _resumed_document(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
             time_scale=scale,
             generation=generation,
         )
-        if window_name == name:
-            since, until = window["since"], window["until"]
-            wait = min(wait, window["wait_seconds"])
+        since, until = window["since"], window["until"]
+        wait = min(wait, window["wait_seconds"])
     return policy.workflow_document(
         community_id=community_id,
         webhook_id=webhook_id,
