@@ -68,7 +68,7 @@ def refuse_unknown_query(app: APIGatewayRestResolver, next_middleware: NextMiddl
     route = app.context.get("_route")
     # An unmatched request runs the middlewares through powertools' stand-in route (no query
     # parameters of its own): its answer is the 404 or 405, whatever the query says.
-    if route is not None and any(route is known for known in _routes(app)):
+    if route is not None and id(route) in _shadows(app):
         event = app.current_event
         given = {
             *(event.multi_value_query_string_parameters or {}),
@@ -207,8 +207,9 @@ _SHADOWS: weakref.WeakKeyDictionary[APIGatewayRestResolver, dict[int, list[Any]]
 
 
 def _shadows(app: APIGatewayRestResolver) -> dict[int, list[Any]]:
-    """Per registered route (by id): the more literal routes that may shadow it, worked out
-    once per resolver (its routes are all registered before its first request)."""
+    """Per registered route (by id, so also the test of whether a route is one of them): the
+    more literal routes that may shadow it, worked out once per resolver (its routes are all
+    registered before its first request)."""
     found = _SHADOWS.get(app)
     if found is None:
         routes = _routes(app)
